@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` serves, `make test` tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PORT ?= 3000
+
+.PHONY: install migrate run test lint clean
+
+install: $(VENV)/.installed
+
+# Editable install: keeps Flask's instance folder at ./instance (see README).
+$(VENV)/.installed: requirements.txt setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -e .
+	touch $@
+
+migrate: install
+	$(BIN)/flask --app uploadsvc db upgrade
+
+run: migrate
+	exec $(BIN)/gunicorn -c gunicorn.conf.py
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check uploadsvc tests wsgi.py gunicorn.conf.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

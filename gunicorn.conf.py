@@ -1,0 +1,22 @@
+"""gunicorn settings for uploadsvc; every value can be overridden from the environment."""
+import multiprocessing
+import os
+
+wsgi_app = "wsgi:app"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '3000')}"
+
+# Threads let one worker keep several slow uploads moving; processes use every core.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+
+# A worker that stops heart-beating for this long is restarted. With gthread the heartbeat
+# runs beside requests, so a slow 100 MiB chunk does not trip it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 60))
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'

@@ -1,0 +1,52 @@
+"""Building test files and driving the API the way front ends do."""
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class TestFile:
+    """A file cut into chunks as the front ends cut it."""
+
+    __test__ = False
+    data: bytes
+    chunk_size: int
+    name: str = "test.bin"
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+    @property
+    def total(self) -> int:
+        return max(1, -(-len(self.data) // self.chunk_size))
+
+    def chunk(self, index: int) -> bytes:
+        return self.data[index * self.chunk_size:(index + 1) * self.chunk_size]
+
+    def ident(self, **overrides) -> dict:
+        return {"md5": self.md5, "fileName": self.name, "totalChunks": self.total, **overrides}
+
+    def form(self, index: int, body: bytes | None = None, **overrides) -> dict:
+        """Multipart fields for the test client."""
+        fields = {"chunkIndex": str(index), "md5": self.md5, "fileName": self.name,
+                  "totalChunks": str(self.total), **overrides}
+        fields["chunk"] = (io.BytesIO(self.chunk(index) if body is None else body), "blob")
+        return fields
+
+
+def random_file(size: int, chunk_size: int, name: str = "test.bin") -> TestFile:
+    return TestFile(os.urandom(size), chunk_size, name)
+
+
+def send_chunk(client, test_file: TestFile, index: int, **overrides):
+    return client.post("/api/upload-chunk", data=test_file.form(index, **overrides),
+                       content_type="multipart/form-data")
+
+
+def upload_all(client, test_file: TestFile, order=None):
+    for index in order if order is not None else range(test_file.total):
+        response = send_chunk(client, test_file, index)
+        assert response.status_code == 200, response.json
+    return client.post("/api/complete-upload", json=test_file.ident())

@@ -1,0 +1,77 @@
+"""Real servers for tests: gunicorn serving uploadsvc on 127.0.0.1, started and stopped."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GunicornServer:
+    """uploadsvc under gunicorn with its own data directory (and database, by default)."""
+
+    def __init__(self, data_dir: Path, workers: int = 4, threads: int = 4,
+                 env: dict | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "UPLOADSVC_DATA_DIR": str(self.data_dir), "HOST": "127.0.0.1",
+                    "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
+                    "GUNICORN_THREADS": str(threads), **(env or {})}
+        self.log_path = self.data_dir.parent / f"gunicorn-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def migrate(self) -> None:
+        subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "db", "upgrade"],
+                       cwd=PROJECT, env=self.env, check=True, capture_output=True)
+
+    def start(self, timeout: float = 30) -> "GunicornServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=PROJECT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(self.url + "/api/health", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not become ready")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Stop the server and every process of its session."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

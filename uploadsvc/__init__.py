@@ -1,0 +1,28 @@
+"""uploadsvc: resumable chunked uploads of very large files, with verified results."""
+import os
+
+from flask import Flask
+
+__version__ = "1.0.0"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application; each step below wires one part in."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=os.environ.get("UPLOADSVC_INSTANCE_PATH") or None,
+    )
+    # Imported here, not at module top: these modules import __version__ from this package.
+    from . import api, cli, database, errors, settings, spooling, storage
+    from .extensions import cors
+
+    settings.load(app, test_config)
+    database.init_app(app)
+    storage.init_app(app)
+    spooling.init_app(app)
+    cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
+    app.register_blueprint(api.bp)
+    errors.register_error_handlers(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,120 @@
+"""The upload API of API.md, under /api. Views parse input, call the service, shape JSON."""
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+
+import psutil
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from . import __version__, service
+from .errors import InvalidInput
+from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+_started = time.monotonic()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 in UTC with milliseconds, as the original server wrote them."""
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def runtime() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def json_body(schema) -> dict:
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send a JSON body with Content-Type: application/json.")
+    request.max_content_length = current_app.config["MAX_JSON_BODY"]
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("The body must be a JSON object.")
+    return load(schema, data)
+
+
+def completion(upload) -> dict:
+    return {"success": True, "fileName": upload.file_name, "size": upload.size,
+            "md5": upload.md5, "path": upload.path, "uploadTime": upload.upload_time_ms}
+
+
+@bp.get("/health")
+def health():
+    """Liveness, version and runtime."""
+    return {"status": "ok", "message": "Upload service is running",
+            "timestamp": iso(datetime.now(UTC)), "version": __version__,
+            "node": runtime(), "python": platform.python_version()}
+
+
+@bp.post("/check-chunks")
+def check_chunks():
+    """Which chunks of an upload are stored; completes known files at once."""
+    args = json_body(UploadIdentitySchema())
+    total = args["totalChunks"]
+    upload, indices = service.check_chunks(args["md5"], args["fileName"], total)
+    body = {"success": True, "uploadedChunks": indices,
+            "progress": service.Progress(len(indices), total).percent}
+    if upload is not None and upload.is_completed:
+        body.update(completed=True, path=upload.path)
+    return body
+
+
+@bp.post("/upload-chunk")
+def upload_chunk():
+    """Store one chunk (multipart: file part `chunk` plus its fields)."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("Send the chunk as multipart/form-data.")
+    args = load(ChunkFormSchema(), request.form)
+    chunk = request.files.get("chunk")
+    if chunk is None:
+        raise InvalidInput("The file part 'chunk' is missing.")
+    progress = service.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
+                                   args["chunkIndex"], chunk.stream)
+    return {"success": True, "uploaded": progress.uploaded, "total": progress.total,
+            "progress": progress.percent, "chunkIndex": args["chunkIndex"]}
+
+
+@bp.post("/complete-upload")
+def complete_upload():
+    """Merge the chunks, verify the md5 and place the file under uploads/."""
+    args = json_body(UploadIdentitySchema())
+    return completion(service.complete(args["md5"], args["fileName"], args["totalChunks"]))
+
+
+@bp.get("/upload-status/<md5>/<fileName>")
+def upload_status(md5: str, fileName: str):  # noqa: N803 - the route's own names
+    """Progress of one upload."""
+    args = load(PathIdentitySchema(), {"md5": md5, "fileName": fileName})
+    upload, indices = service.status(args["md5"], args["fileName"])
+    uploaded = upload.total_chunks if upload.is_completed else len(indices)
+    body = {"uploaded": uploaded, "total": upload.total_chunks,
+            "percentage": service.Progress(uploaded, upload.total_chunks).percent,
+            "status": upload.status, "startTime": iso(upload.started_at),
+            "lastUpdate": iso(upload.updated_at)}
+    if upload.is_completed:
+        body.update(size=upload.size, path=upload.path, md5=upload.md5)
+    return body
+
+
+@bp.delete("/upload/<md5>/<fileName>")
+def delete_upload(md5: str, fileName: str):  # noqa: N803
+    """Remove an upload, its chunks and, once completed, its file."""
+    args = load(PathIdentitySchema(), {"md5": md5, "fileName": fileName})
+    service.delete_upload(args["md5"], args["fileName"])
+    return {"success": True}
+
+
+@bp.get("/stats")
+def stats():
+    """Figures of the answering worker, and unfinished uploads across all workers."""
+    memory = psutil.Process().memory_info()
+    return {"activeUploads": service.active_count(),
+            "totalMemoryUsage": {"rss": memory.rss, "heapTotal": getattr(memory, "data", memory.vms),
+                                 "heapUsed": memory.rss - getattr(memory, "shared", 0),
+                                 "external": getattr(memory, "shared", 0)},
+            "uptime": round(time.monotonic() - _started, 3),
+            "nodeVersion": runtime(), "platform": sys.platform}

@@ -1,0 +1,81 @@
+"""`flask cleanup` and `flask stats`: housekeeping for cron and a look for people."""
+import json
+
+import click
+from flask import Flask, current_app
+
+from . import housekeeping
+from .units import parse_duration
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@click.command("cleanup")
+@click.option("--older-than", type=Duration(), default=None,
+              help="Idle time after which an unfinished upload is removed "
+                   "(default: UPLOAD_EXPIRY, 24h). Examples: 90m, 24h, 7d.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+def cleanup_command(older_than, dry_run):
+    """Remove expired unfinished uploads, orphaned chunk directories and stale temp files."""
+    older_than = older_than or current_app.config["UPLOAD_EXPIRY"]
+    report = housekeeping.cleanup(older_than, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for upload in report.expired:
+        click.echo(f"{verb} expired upload {upload.md5} {upload.file_name!r} "
+                   f"(idle since {upload.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+    for path in report.orphan_dirs:
+        click.echo(f"{verb} orphaned chunk directory {path}")
+    for path in report.temp_files:
+        click.echo(f"{verb} stale temp file {path}")
+    click.echo(f"{verb} {len(report.expired)} expired uploads, {len(report.orphan_dirs)} "
+               f"orphaned chunk directories, {len(report.temp_files)} temp files")
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def stats_command(as_json):
+    """Print upload statistics: counts, bytes, success rate, throughput, last 24 hours."""
+    stats = housekeeping.collect_stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    rate = stats["successRate"]
+    speed = stats["meanThroughputBytesPerSecond"]
+    rows = [
+        ("Uploads in progress", stats["uploads"]["uploading"], stats["last24h"]["created"]),
+        ("Uploads completed", stats["uploads"]["completed"], stats["last24h"]["completed"]),
+        ("Verification failures", stats["events"]["verification_failed"],
+         stats["last24h"]["verification_failed"]),
+        ("Deleted", stats["events"]["deleted"], stats["last24h"]["deleted"]),
+        ("Expired", stats["events"]["expired"], stats["last24h"]["expired"]),
+        ("Chunks stored", stats["events"]["chunks_stored"], stats["last24h"]["chunks_stored"]),
+        ("Bytes received", _size(stats["bytesReceived"]), _size(stats["last24h"]["bytes_received"])),
+    ]
+    click.echo(f"{'':24}{'all time':>14}{'last 24 h':>14}")
+    for label, total, recent in rows:
+        click.echo(f"{label:24}{total!s:>14}{recent!s:>14}")
+    click.echo(f"{'Success rate':24}{'-' if rate is None else f'{rate:.1%}':>14}")
+    click.echo(f"{'Mean throughput':24}{'-' if speed is None else _size(speed) + '/s':>14}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(cleanup_command)
+    app.cli.add_command(stats_command)

@@ -1,0 +1,23 @@
+"""Default configuration; every key can be overridden, see README's configuration table."""
+
+GiB = 1024**3
+
+
+class DefaultConfig:
+    # Where temp/, chunks/ and uploads/ live; None means the instance folder.
+    DATA_DIR = None
+    # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
+    DATABASE_URL = None
+    CORS_ORIGINS = "http://localhost:5173,http://localhost:4174,http://localhost:3000"
+    # An unfinished upload with no new chunk for this long is removed by `flask cleanup`.
+    UPLOAD_EXPIRY = "24h"
+    MAX_FILE_SIZE = 10 * GiB
+    MAX_TOTAL_CHUNKS = 100_000
+    # How long complete-upload, a chunk or DELETE waits for a running merge of the same
+    # upload before answering 409 merge_in_progress.
+    LOCK_WAIT_SECONDS = 10.0
+    # fsync chunks and merged files before recording them; only turn off on throw-away data.
+    FSYNC = True
+    # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
+    MAX_JSON_BODY = 64 * 1024
+    JSON_SORT_KEYS = False

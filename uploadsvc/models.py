@@ -1,0 +1,117 @@
+"""Upload state and its rules. Models never commit and never touch files."""
+import hashlib
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+UPLOADING = "uploading"
+COMPLETED = "completed"
+
+# MySQL's DATETIME drops fractions unless asked; the API reports milliseconds.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: what the columns store on every backend."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def name_digest(file_name: str) -> str:
+    """Fixed-width key for a file name, so uniqueness is exact (binary) on every backend."""
+    return hashlib.sha256(file_name.encode("utf-8")).hexdigest()
+
+
+class Upload(db.Model):
+    """One file being uploaded, or uploaded, under one (md5, file name)."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("md5", "name_digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Server-made storage key: the only thing chunk paths are built from.
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    name_digest: Mapped[str] = mapped_column(String(64))
+    total_chunks: Mapped[int]
+    # Size of every chunk but the last, once a non-last chunk has been seen.
+    chunk_size: Mapped[int | None] = mapped_column(BigInteger)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default=UPLOADING, index=True)
+    # Name under uploads/, reserved before the merge places the file there.
+    stored_name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    chunks: Mapped[list["Chunk"]] = relationship(
+        back_populates="upload", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def path(self) -> str | None:
+        """The file's URL path, also its place under the data directory."""
+        return f"/uploads/{self.stored_name}" if self.is_completed else None
+
+    @property
+    def upload_time_ms(self) -> int:
+        end = self.completed_at or utcnow()
+        return int((end - self.started_at).total_seconds() * 1000)
+
+    def touch(self) -> None:
+        self.updated_at = utcnow()
+
+    def mark_completed(self, size: int) -> None:
+        self.status = COMPLETED
+        self.size = size
+        self.completed_at = self.updated_at = utcnow()
+
+
+class Chunk(db.Model):
+    """A chunk whose bytes are durably stored; the row is the truth about what is stored."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("upload_id", "chunk_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int]
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    upload: Mapped[Upload] = relationship(back_populates="chunks")
+
+
+class UploadEvent(db.Model):
+    """What happened to uploads, kept after the upload itself is gone; stats read it."""
+
+    __tablename__ = "upload_events"
+
+    CREATED = "created"
+    CHUNK_STORED = "chunk_stored"
+    COMPLETED = "completed"
+    VERIFICATION_FAILED = "verification_failed"
+    DELETED = "deleted"
+    EXPIRED = "expired"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    upload_key: Mapped[str] = mapped_column(String(32), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+    @classmethod
+    def of(cls, kind: str, upload: Upload, **fields) -> "UploadEvent":
+        return cls(kind=kind, upload_key=upload.key, md5=upload.md5,
+                   file_name=upload.file_name, **fields)

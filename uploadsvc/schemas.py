@@ -1,0 +1,94 @@
+"""Validation of client input, with the rules API.md decides."""
+import re
+import unicodedata
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+
+from .errors import InvalidInput
+
+MD5_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
+MAX_NAME_BYTES = 255
+
+
+def validate_md5(value: str) -> None:
+    if not MD5_PATTERN.fullmatch(value):
+        raise ValidationError("must be 32 hexadecimal characters.")
+
+
+def validate_file_name(value: str) -> None:
+    """A plain name, as a browser's File.name is: no path, no control characters."""
+    if value in ("", ".", ".."):
+        raise ValidationError("must be a file name, not empty, '.' or '..'.")
+    if "/" in value or "\\" in value:
+        raise ValidationError("must be a plain file name without '/' or '\\'.")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("must not contain NUL or other control characters.")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("must be valid Unicode text.") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise ValidationError(f"must be at most {MAX_NAME_BYTES} bytes in UTF-8.")
+
+
+def validate_total_chunks(value: int) -> None:
+    limit = current_app.config["MAX_TOTAL_CHUNKS"]
+    if not 1 <= value <= limit:
+        raise ValidationError(f"must be between 1 and {limit}.")
+
+
+class FormInteger(fields.Integer):
+    """An integer sent as form text: ASCII digits only (no signs, spaces or exponents)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,18}", value):
+            raise ValidationError("must be a whole number written in digits.")
+        return int(value)
+
+
+class UploadIdentitySchema(Schema):
+    """The JSON body of check-chunks and complete-upload."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    md5 = fields.String(required=True, validate=validate_md5)
+    fileName = fields.String(required=True, validate=validate_file_name)
+    totalChunks = fields.Integer(strict=True, required=True, validate=validate_total_chunks)
+
+
+class ChunkFormSchema(Schema):
+    """The text fields of an upload-chunk request."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    md5 = fields.String(required=True, validate=validate_md5)
+    fileName = fields.String(required=True, validate=validate_file_name)
+    totalChunks = FormInteger(required=True, validate=validate_total_chunks)
+    chunkIndex = FormInteger(required=True)
+
+    @validates_schema
+    def index_in_range(self, data, **kwargs):
+        if "chunkIndex" in data and "totalChunks" in data:
+            if not data["chunkIndex"] < data["totalChunks"]:
+                raise ValidationError("must be less than totalChunks.", "chunkIndex")
+
+
+class PathIdentitySchema(Schema):
+    md5 = fields.String(required=True, validate=validate_md5)
+    fileName = fields.String(required=True, validate=validate_file_name)
+
+
+def load(schema: Schema, data) -> dict:
+    """Validate data against schema; bad input becomes a 400 naming every bad field."""
+    try:
+        result = schema.load(data)
+    except ValidationError as exc:
+        problems = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+        text = " ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in problems.items())
+        raise InvalidInput(f"Invalid input. {text}", fields=problems) from None
+    if "md5" in result:
+        result["md5"] = result["md5"].lower()
+    return result

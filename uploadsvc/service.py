@@ -1,0 +1,345 @@
+"""Upload flows: the one place that opens and commits transactions.
+
+Order of durability: bytes are written and fsync'd first, then the row that says they exist
+is committed. Transactions are ended before any long file I/O or lock wait, so a slow disk
+never holds a database lock. Requests for the same upload coordinate through the store's
+per-upload lock (shared for chunk writes, exclusive for merge and delete) and through unique
+constraints, never through process memory.
+"""
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import naming
+from .errors import (ChunkSizeConflict, FileTooLarge, Md5Mismatch, MergeInProgress,
+                     MissingChunks, TotalChunksConflict, UploadNotFound)
+from .extensions import db
+from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
+from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How many of an upload's chunks are stored."""
+
+    uploaded: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.uploaded // self.total if self.total else 100
+
+
+def chunk_store() -> ChunkStore:
+    return current_app.extensions["chunk_store"]
+
+
+def find(md5: str, file_name: str) -> Upload | None:
+    """The upload with this identity, if any."""
+    query = select(Upload).filter_by(md5=md5, name_digest=name_digest(file_name))
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def stored_indices(upload: Upload) -> list[int]:
+    query = select(Chunk.chunk_index).filter_by(upload_id=upload.id).order_by(Chunk.chunk_index)
+    return list(db.session.execute(query).scalars())
+
+
+def status(md5: str, file_name: str) -> tuple[Upload, list[int]]:
+    """An upload and its stored chunk indices; 404 if never seen or deleted."""
+    upload = find(md5, file_name)
+    if upload is None:
+        raise UploadNotFound()
+    return upload, [] if upload.is_completed else stored_indices(upload)
+
+
+def active_count() -> int:
+    query = select(func.count()).select_from(Upload).filter_by(status="uploading")
+    return db.session.execute(query).scalar_one()
+
+
+def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, list[int]]:
+    """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
+    already completed under any name is completed here at once from that copy."""
+    upload = find(md5, file_name)
+    if upload is None or not upload.is_completed:
+        source = _completed_copy(md5)
+        if source is not None:
+            upload = _complete_from_copy(upload or _get_or_create(md5, file_name, total), source)
+    if upload is None or upload.is_completed:
+        db.session.commit()
+        return upload, list(range(total)) if upload else []
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    indices = stored_indices(upload)
+    db.session.commit()
+    return upload, indices
+
+
+def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO) -> Progress:
+    """Store one chunk durably; re-sending a stored chunk replaces it harmlessly."""
+    size = chunk_store().stream_size(src)
+    _check_declared_size(total, index, size, None)
+    upload = _get_or_create(md5, file_name, total)
+    if upload.is_completed:
+        return Progress(total, total)
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    started = time.monotonic()
+    try:
+        with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
+            upload = _reload(upload)
+            if upload.is_completed:
+                return Progress(total, total)
+            _fix_chunk_size(upload, index, size)
+            chunk_store().put_chunk(upload.key, index, src)
+            return _record_chunk(upload, index, size, time.monotonic() - started)
+    except LockBusy:
+        raise MergeInProgress() from None
+    except UploadGone:
+        upload = _reload(upload)
+        if upload.is_completed:
+            return Progress(total, total)
+        raise MergeInProgress("This upload changed meanwhile; retry.") from None
+
+
+def complete(md5: str, file_name: str, total: int) -> Upload:
+    """Merge and verify the upload; exactly one of concurrent callers merges."""
+    upload = find(md5, file_name)
+    if upload is None:
+        raise UploadNotFound()
+    if upload.is_completed:
+        return upload
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    try:
+        with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
+            upload = _reload(upload)
+            if upload.is_completed:
+                return upload
+            return _merge(upload)
+    except LockBusy:
+        raise MergeInProgress() from None
+    except UploadGone:
+        upload = _reload(upload)
+        if upload.is_completed:
+            return upload
+        raise MergeInProgress("This upload changed meanwhile; retry.") from None
+
+
+def delete_upload(md5: str, file_name: str) -> None:
+    """Remove an upload's chunks, state and, once completed, its file under this name."""
+    upload = find(md5, file_name)
+    if upload is None:
+        raise UploadNotFound()
+    db.session.commit()
+    try:
+        with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
+            remove(_reload(upload), UploadEvent.DELETED)
+    except LockBusy:
+        raise MergeInProgress() from None
+    except UploadGone:
+        remove(_reload(upload), UploadEvent.DELETED)
+
+
+def remove(upload: Upload, kind: str) -> None:
+    """Delete an upload's rows, then its bytes; the caller holds its lock if it has one."""
+    db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
+    db.session.delete(upload)
+    db.session.add(UploadEvent.of(kind, upload))
+    db.session.commit()
+    chunk_store().delete_chunks(upload.key)
+    if upload.stored_name:
+        chunk_store().delete_file(upload.stored_name)
+    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name)
+
+
+# -- internals ------------------------------------------------------------------------------
+
+
+def _lock_wait() -> float:
+    return float(current_app.config["LOCK_WAIT_SECONDS"])
+
+
+def _reload(upload: Upload) -> Upload:
+    """A fresh copy of the row in a new transaction; 404 if it is gone."""
+    db.session.commit()
+    query = select(Upload).filter_by(id=upload.id).execution_options(populate_existing=True)
+    fresh = db.session.execute(query).scalar_one_or_none()
+    if fresh is None:
+        raise UploadNotFound()
+    return fresh
+
+
+def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
+    for _ in range(3):
+        upload = find(md5, file_name)
+        if upload is not None:
+            return upload
+        # The directory exists before the row does, so every row's directory exists.
+        key = uuid.uuid4().hex
+        chunk_store().create(key)
+        upload = Upload(key=key, md5=md5, file_name=file_name,
+                        name_digest=name_digest(file_name), total_chunks=total)
+        db.session.add(upload)
+        db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
+        try:
+            db.session.commit()
+            log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total)
+            return upload
+        except IntegrityError:  # another request created it first
+            db.session.rollback()
+            chunk_store().delete_chunks(key)
+    raise MergeInProgress("This upload is being created concurrently; retry.")
+
+
+def _check_declared_size(total: int, index: int, size: int, chunk_size: int | None) -> None:
+    limit = current_app.config["MAX_FILE_SIZE"]
+    if index < total - 1:
+        least = (total - 1) * size + 1
+    else:
+        least = (total - 1) * (chunk_size or 0) + size
+    if size > limit or least > limit:
+        raise FileTooLarge(f"The file would be at least {least} bytes; the limit is {limit}.")
+
+
+def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
+    """Record the common chunk size from the first non-last chunk; refuse ones that differ."""
+    last = index == upload.total_chunks - 1
+    if not last and upload.chunk_size is None:
+        db.session.execute(update(Upload).filter_by(id=upload.id, chunk_size=None)
+                           .values(chunk_size=size))
+        upload = _reload(upload)
+    db.session.commit()
+    if upload.chunk_size is not None:
+        if (size != upload.chunk_size) if not last else (size > upload.chunk_size):
+            raise ChunkSizeConflict()
+        _check_declared_size(upload.total_chunks, index, size, upload.chunk_size)
+
+
+def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Progress:
+    row = db.session.execute(
+        select(Chunk).filter_by(upload_id=upload.id, chunk_index=index)
+    ).scalar_one_or_none()
+    if row is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(Chunk(upload_id=upload.id, chunk_index=index, size=size))
+        except IntegrityError:  # the same chunk, stored by a racing request
+            row = db.session.execute(
+                select(Chunk).filter_by(upload_id=upload.id, chunk_index=index)
+            ).scalar_one()
+    if row is not None:
+        row.size, row.stored_at = size, utcnow()
+    upload.touch()
+    db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
+                                  duration_ms=int(seconds * 1000)))
+    count = db.session.execute(
+        select(func.count()).select_from(Chunk).filter_by(upload_id=upload.id)
+    ).scalar_one()
+    db.session.commit()
+    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds)
+    return Progress(count, upload.total_chunks)
+
+
+def _merge(upload: Upload) -> Upload:
+    store = chunk_store()
+    rows = dict(db.session.execute(
+        select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
+    ).all())
+    on_disk = store.chunk_sizes(upload.key, upload.total_chunks)
+    lost = [i for i, size in rows.items() if on_disk.get(i) != size]
+    if lost:  # a row whose bytes vanished is not stored: forget it, so the client re-sends
+        db.session.execute(delete(Chunk).filter_by(upload_id=upload.id)
+                           .where(Chunk.chunk_index.in_(lost)))
+    missing = [i for i in range(upload.total_chunks) if i not in rows or i in lost]
+    db.session.commit()
+    if missing:
+        raise MissingChunks(missingChunks=missing)
+    started = time.monotonic()
+    merged = store.merge(upload.key, upload.total_chunks)
+    if merged.md5 != upload.md5:
+        store.discard(merged)
+        db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=merged.size))
+        db.session.commit()
+        log.warning("upload %s failed verification: md5 %s", upload.key, merged.md5)
+        raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
+    _place_or_discard(upload, merged)
+    seconds = time.monotonic() - started
+    return _finish(upload, merged.size, seconds)
+
+
+def _place_or_discard(upload: Upload, merged: Merged) -> None:
+    try:
+        _place(upload, merged)
+    except BaseException:
+        chunk_store().discard(merged)
+        raise
+
+
+def _place(upload: Upload, merged: Merged) -> None:
+    """Put a verified file under uploads/ at a name reserved for this upload."""
+    recovered = upload.stored_name is not None  # reserved by an attempt that crashed
+    while True:
+        if upload.stored_name is None:
+            _reserve_name(upload)
+        try:
+            chunk_store().place(merged, upload.stored_name, replace=recovered)
+            return
+        except NameTaken:  # a file appeared under that name outside the service
+            upload.stored_name, recovered = None, False
+
+
+def _reserve_name(upload: Upload) -> None:
+    for candidate in naming.candidates(upload.file_name):
+        taken = db.session.execute(select(Upload.id).filter_by(stored_name=candidate)).first()
+        if taken or chunk_store().has_file(candidate):
+            continue
+        upload.stored_name = candidate
+        try:
+            db.session.commit()
+            return
+        except IntegrityError:  # reserved by a racing upload
+            db.session.rollback()
+            upload.stored_name = None
+
+
+def _finish(upload: Upload, size: int, seconds: float) -> Upload:
+    db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
+    upload.mark_completed(size)
+    db.session.add(UploadEvent.of(UploadEvent.COMPLETED, upload, bytes=size,
+                                  duration_ms=upload.upload_time_ms))
+    db.session.commit()
+    chunk_store().delete_chunks(upload.key)
+    log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
+             upload.key, upload.stored_name, size, seconds)
+    return upload
+
+
+def _completed_copy(md5: str) -> Upload | None:
+    query = select(Upload).filter_by(md5=md5, status="completed").order_by(Upload.id)
+    for upload in db.session.execute(query).scalars():
+        if chunk_store().has_file(upload.stored_name):
+            return upload
+    return None
+
+
+def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
+    """Instant upload: the same bytes under this upload's own name, without a transfer."""
+    try:
+        with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
+            upload = _reload(upload)
+            if upload.is_completed:
+                return upload
+            _place_or_discard(upload, chunk_store().snapshot(source.stored_name))
+            return _finish(upload, source.size, 0.0)
+    except LockBusy:
+        raise MergeInProgress() from None

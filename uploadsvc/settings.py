@@ -1,0 +1,39 @@
+"""Configuration loading: defaults, instance file, environment, test overrides."""
+import os
+
+from flask import Flask
+
+from .config import DefaultConfig
+from .units import parse_duration, parse_origins
+
+# The original Node server's environment names, kept for existing deployments.
+SEED_ENV_KEYS = {"MAX_FILE_SIZE": int}
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    """Apply configuration in order, then derive the values other parts read."""
+    app.config.from_object(DefaultConfig)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("UPLOADSVC")
+    for key, cast in SEED_ENV_KEYS.items():
+        if key in os.environ:
+            app.config[key] = cast(os.environ[key])
+    if test_config:
+        app.config.update(test_config)
+    _derive(app)
+    app.json.sort_keys = False  # keep answers in the documented key order
+
+
+def _derive(app: Flask) -> None:
+    config = app.config
+    data_dir = os.path.abspath(str(config["DATA_DIR"] or app.instance_path))
+    config["DATA_DIR"] = data_dir
+    os.makedirs(data_dir, exist_ok=True)
+    url = config["DATABASE_URL"] or "sqlite:///" + os.path.join(data_dir, "uploadsvc.sqlite3")
+    config["DATABASE_URL"] = url
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config["MAX_FILE_SIZE"] = int(config["MAX_FILE_SIZE"])
+    config["UPLOAD_EXPIRY"] = parse_duration(config["UPLOAD_EXPIRY"])
+    config["CORS_ORIGINS"] = parse_origins(config["CORS_ORIGINS"])
+    # A chunk can never be larger than the file; leave room for the multipart envelope.
+    config["MAX_CONTENT_LENGTH"] = config["MAX_FILE_SIZE"] + 1024 * 1024
