@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PORT ?= 3000
 
-.PHONY: install migrate run test lint clean
+.PHONY: install test-deps migrate run test lint clean
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,11 @@ migrate: install
 run: migrate
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
 
-test: install
+# System packages and npm clients the tests drive (installed only when missing).
+test-deps:
+	scripts/test-deps.sh
+
+test: install test-deps
 	$(BIN)/pytest
 
 lint: install

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Python packages, only when it is missing:
+# Debian packages (servers, a browser) and the npm packages of the JavaScript test clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+# need COMMAND PACKAGE: install Debian's PACKAGE unless COMMAND is already on the PATH.
+need() {
+    command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+
+# (one `need` line per system tool the tests use)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages, one folder per JavaScript client, each with its own package.json and lock.
+for dir in $(find . -name package.json -not -path "*/node_modules/*" -not -path "./.venv/*" \
+             -exec dirname {} \; | sort); do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    fi
+done
