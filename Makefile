@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PORT ?= 3000
 
-.PHONY: install test-deps migrate run test lint clean
+.PHONY: install test-deps migrate run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -29,7 +29,13 @@ test: install test-deps
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check uploadsvc tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check uploadsvc tests bench wsgi.py gunicorn.conf.py
+
+# Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
+# (README, Performance). BENCH_SCALE=small finishes in well under a minute.
+BENCH_SCALE ?= full
+bench: install test-deps
+	$(BIN)/python -m bench --scale $(BENCH_SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmark of uploadsvc against its references (python -m bench)."""

@@ -1,0 +1,221 @@
+"""A frugal HTTP/1.1 client for the benchmark: headers from Python, bodies by os.sendfile.
+
+Request bodies are a small preamble, a slice of a file sent by the kernel, and a small
+epilogue, so the client spends almost no CPU of its own on the bytes it sends and the
+figures measure the server.
+"""
+import base64
+import http.client
+import json
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Bytes offset..offset+size of a file on disk, with their md5."""
+
+    path: str
+    offset: int
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def request(port: int, method: str, path: str, headers: dict | None = None,
+            body: list | tuple = (), timeout: float = 600) -> Response:
+    """One request on a fresh connection; body parts are bytes or (fd, offset, count)."""
+    length = sum(len(p) if isinstance(p, bytes) else p[2] for p in body)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: close",
+             f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # blocking: os.sendfile then waits instead of failing
+        pending = head
+        for part in body:
+            if isinstance(part, bytes):
+                pending += part
+                continue
+            if pending:
+                sock.sendall(pending)
+                pending = b""
+            _sendfile(sock, *part)
+        if pending:
+            sock.sendall(pending)
+        sock.settimeout(timeout)
+        response = http.client.HTTPResponse(sock, method=method)
+        response.begin()
+        data = response.read()
+        return Response(response.status, response.headers, data)
+
+
+def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> None:
+    while count:
+        sent = os.sendfile(sock.fileno(), fd, offset, count)
+        if sent == 0:
+            raise ConnectionError("peer closed while sending the body")
+        offset += sent
+        count -= sent
+
+
+def _check(response: Response, *ok: int) -> Response:
+    if response.status not in ok:
+        raise RuntimeError(f"HTTP {response.status}: {response.body[:300]!r}")
+    return response
+
+
+def _json_post(port: int, path: str, data: dict) -> Response:
+    body = json.dumps(data).encode()
+    return request(port, "POST", path, {"Content-Type": "application/json"}, [body])
+
+
+def _run_parallel(jobs: list, in_flight: int, work) -> None:
+    """Run work(job) for each job on in_flight threads, jobs taken in list order."""
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for job in jobs:
+        todo.put(job)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not errors:
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                work(job)
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds from the first byte sent to the last answer, and of the last request alone."""
+
+    total: float
+    last: float
+
+
+def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: int = 1,
+                order: list[int] | None = None) -> Timing:
+    """Upload through the seed API and complete it; the answer's md5 and size are checked."""
+    total = max(1, -(-data.size // chunk_size))
+    ident = {"md5": data.md5, "fileName": name, "totalChunks": total}
+    boundary = uuid.uuid4().hex
+    fd = os.open(data.path, os.O_RDONLY)
+    try:
+        started = time.perf_counter()
+        _check(_json_post(port, "/api/check-chunks", ident), 200)
+
+        def send(index: int) -> None:
+            offset = index * chunk_size
+            count = min(chunk_size, data.size - offset)
+            fields = {"chunkIndex": index, "md5": data.md5, "fileName": name,
+                      "totalChunks": total}
+            pre = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"'
+                          f"\r\n\r\n{v}\r\n" for k, v in fields.items())
+            pre += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
+                    f'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n')
+            epilogue = f"\r\n--{boundary}--\r\n".encode()
+            headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+            _check(request(port, "POST", "/api/upload-chunk", headers,
+                           [pre.encode(), (fd, data.offset + offset, count), epilogue]), 200)
+
+        _run_parallel(list(range(total)) if order is None else order, in_flight, send)
+        complete_started = time.perf_counter()
+        answer = _check(_json_post(port, "/api/complete-upload", ident), 200).json()
+        finished = time.perf_counter()
+    finally:
+        os.close(fd)
+    if answer.get("md5") != data.md5 or answer.get("size") != data.size:
+        raise RuntimeError(f"complete-upload answered {answer}, expected {data.md5}")
+    return Timing(finished - started, finished - complete_started)
+
+
+def seed_delete(port: int, data: Slice, name: str) -> None:
+    """Remove a completed upload and its file, so the next run transfers the bytes again."""
+    _check(request(port, "DELETE", f"/api/upload/{data.md5}/{name}"), 200)
+
+
+def has_tus(port: int) -> bool:
+    """Whether the server answers OPTIONS /files/ as a tus server."""
+    try:
+        response = request(port, "OPTIONS", "/files/", {"Tus-Resumable": "1.0.0"}, timeout=10)
+    except OSError:
+        return False
+    return response.headers.get("Tus-Version") is not None
+
+
+def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timing, str]:
+    """Create a tus upload and PATCH it in chunk_size pieces; returns timing and its path."""
+    metadata = f"filename {base64.b64encode(name.encode()).decode()}"
+    fd = os.open(data.path, os.O_RDONLY)
+    try:
+        started = time.perf_counter()
+        created = _check(request(port, "POST", "/files/", {
+            "Tus-Resumable": "1.0.0", "Upload-Length": data.size,
+            "Upload-Metadata": metadata}), 201)
+        path = urlsplit(created.headers["Location"]).path
+        offset = 0
+        while offset < data.size:
+            count = min(chunk_size, data.size - offset)
+            last_started = time.perf_counter()
+            answer = _check(request(port, "PATCH", path, {
+                "Tus-Resumable": "1.0.0", "Upload-Offset": offset,
+                "Content-Type": "application/offset+octet-stream"},
+                [(fd, data.offset + offset, count)]), 204)
+            offset += count
+            if int(answer.headers["Upload-Offset"]) != offset:
+                raise RuntimeError(f"tus offset {answer.headers['Upload-Offset']} != {offset}")
+        finished = time.perf_counter()
+    finally:
+        os.close(fd)
+    return Timing(finished - started, finished - last_started), path
+
+
+def tus_delete(port: int, path: str) -> None:
+    _check(request(port, "DELETE", path, {"Tus-Resumable": "1.0.0"}), 204, 200)
+
+
+def sink_put(port: int, data: Slice) -> Timing:
+    """PUT the bytes to a discarding sink; it must report having read every one."""
+    fd = os.open(data.path, os.O_RDONLY)
+    try:
+        started = time.perf_counter()
+        answer = _check(request(port, "PUT", "/sink", {
+            "Content-Type": "application/octet-stream"}, [(fd, data.offset, data.size)]),
+            200, 204)
+        finished = time.perf_counter()
+    finally:
+        os.close(fd)
+    received = answer.headers.get("X-Received")
+    if received is not None and int(received) != data.size:
+        raise RuntimeError(f"sink read {received} of {data.size} bytes")
+    return Timing(finished - started, 0.0)
