@@ -17,8 +17,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import naming
-from .errors import (ChunkSizeConflict, FileTooLarge, Md5Mismatch, MergeInProgress,
-                     MissingChunks, TotalChunksConflict, UploadNotFound)
+from .errors import (
+    ChunkSizeConflict,
+    FileTooLarge,
+    Md5Mismatch,
+    MergeInProgress,
+    MissingChunks,
+    TotalChunksConflict,
+    UploadNotFound,
+)
 from .extensions import db
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
 from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone

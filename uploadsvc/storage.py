@@ -273,7 +273,7 @@ class ChunkStore:
         return os.path.join(self._chunk_dir(key), str(int(index)))
 
     def _upload_path(self, stored_name: str) -> str:
-        if not stored_name or stored_name in (".", "..") or "/" in stored_name or "\0" in stored_name:
+        if stored_name in ("", ".", "..") or "/" in stored_name or "\0" in stored_name:
             raise ValueError("invalid stored name")
         return os.path.join(self.uploads_dir, stored_name)
 
