@@ -115,3 +115,28 @@ def test_row_of_each_upload_has_its_directory(ctx, data_dir):
     service.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
     keys = db.session.execute(select(Upload.key)).scalars().all()
     assert [p.name for p in (data_dir / "chunks").iterdir()] == keys
+
+
+def test_chunk_directory_removed_under_a_live_upload_is_made_again(ctx, data_dir):
+    import shutil
+
+    f = random_file(250, 100)
+    store_all(f, [0])
+    upload = service.find(f.md5, f.name)
+    shutil.rmtree(data_dir / "chunks" / upload.key)
+    service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+    assert (data_dir / "chunks" / upload.key / "1").read_bytes() == f.chunk(1)
+    with pytest.raises(MissingChunks) as raised:  # chunk 0's row lost its bytes
+        service.complete(f.md5, f.name, f.total)
+    assert raised.value.extra["missingChunks"] == [0, 2]
+
+
+def test_instant_upload_whose_source_vanished_falls_back_to_uploading(ctx, data_dir):
+    f = random_file(250, 100)
+    store_all(f)
+    service.complete(f.md5, f.name, f.total)
+    upload = service.find(f.md5, f.name)
+    source = service._completed_copy(f.md5)
+    (data_dir / "uploads" / "test.bin").unlink()
+    fresh = service._complete_from_copy(service._get_or_create(f.md5, "b.bin", 3), source)
+    assert fresh.status == "uploading" and upload.status == "completed"

@@ -213,7 +213,7 @@ class ChunkStore:
         a hard link where the filesystem allows, otherwise a real copy."""
         source = self._upload_path(stored_name)
         path = os.path.join(self.temp_dir, f"link-{os.urandom(8).hex()}.part")
-        with _disk_errors():
+        with _disk_errors(), _gone_if_missing():
             try:
                 os.link(source, path)
             except OSError as exc:
