@@ -2,7 +2,7 @@
 import hashlib
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -47,6 +47,10 @@ class Upload(db.Model):
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Chunks 0..hashed_chunks-1 are assembled and hashed into md5_state (a saved MD5 context),
+    # so completing needs no second pass; -1 once a chunk was re-sent: merge in one pass.
+    hashed_chunks: Mapped[int] = mapped_column(default=0, server_default="0")
+    md5_state: Mapped[bytes | None] = mapped_column(LargeBinary(128))
 
     chunks: Mapped[list["Chunk"]] = relationship(
         back_populates="upload", cascade="all, delete-orphan", passive_deletes=True

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .assembly import AssemblyMixin
+
 BUFFER_SIZE = 1024 * 1024
 _KEY = re.compile(r"[0-9a-f]{32}")
 
@@ -69,7 +71,7 @@ class SpoolFile(io.FileIO):
                 self.claimed = True
 
 
-class ChunkStore:
+class ChunkStore(AssemblyMixin):
     """Chunks, merges and finished files of uploads, under one data directory."""
 
     def __init__(self, root: str, fsync: bool = True, buffer_size: int = BUFFER_SIZE) -> None:
@@ -276,6 +278,11 @@ class ChunkStore:
         if stored_name in ("", ".", "..") or "/" in stored_name or "\0" in stored_name:
             raise ValueError("invalid stored name")
         return os.path.join(self.uploads_dir, stored_name)
+
+    @contextmanager
+    def _disk_errors_and_gone(self) -> Iterator[None]:
+        with _disk_errors(), _gone_if_missing():
+            yield
 
     def _write_atomically(self, src: BinaryIO, dest: str) -> int:
         path = self._write_temp(src, os.path.dirname(dest))

@@ -1,0 +1,117 @@
+"""Service steps of incremental hashing: fold chunks into the upload's MD5 as they arrive.
+
+When the chunk that the hash needs next is stored, it and every stored chunk after it are
+appended to the store's assembly and hashed; the MD5 state and the count of folded chunks
+go in the upload's row. Completing an upload whose chunks came in order then only finishes
+the digest and places the assembled file.
+
+Correctness under concurrency: folding happens under the upload's shared lock (so no merge
+or delete runs meanwhile) and the store's hash lock (one folder at a time; a request that
+finds it busy leaves its chunk to the holder, who looks again after letting go). The row
+is updated only if hashed_chunks is still what the fold started from; a chunk recorded a
+second time sets it to -1 first, because its bytes may have been replaced under a fold, so
+that upload is merged in one pass instead.
+"""
+import logging
+
+from sqlalchemy import select, update
+
+from . import md5state
+from .extensions import db
+from .models import Chunk, Upload
+from .storage import ChunkStore, Merged, StorageError
+
+log = logging.getLogger(__name__)
+
+DISABLED = -1
+# Chunks folded per transaction: bounds the time between progress saves.
+FOLD_BATCH = 32
+
+
+def forget(upload: Upload) -> None:
+    """Stop hashing this upload incrementally (in the caller's transaction)."""
+    db.session.execute(update(Upload).filter_by(id=upload.id)
+                       .values(hashed_chunks=DISABLED, md5_state=None))
+
+
+def is_next(upload: Upload, index: int) -> bool:
+    """Whether this just-recorded chunk is the one the hash needs next."""
+    hashed = db.session.execute(
+        select(Upload.hashed_chunks).filter_by(id=upload.id)).scalar_one_or_none()
+    db.session.commit()
+    return md5state.AVAILABLE and hashed == index
+
+
+def advance(store: ChunkStore, upload: Upload) -> None:
+    """Fold every chunk that is ready; the caller holds the upload's shared or exclusive lock."""
+    if not md5state.AVAILABLE:
+        return
+    while True:
+        with store.hash_lock(upload.key) as held:
+            if not held:
+                return  # the holder folds our chunk too: it looks again after letting go
+            _fold_ready(store, upload)
+        if not _next_is_stored(upload):
+            return
+
+
+def assembled(store: ChunkStore, upload: Upload) -> Merged | None:
+    """The upload's file, assembled and hashed as it arrived, if every chunk is folded."""
+    if not md5state.AVAILABLE:
+        return None
+    advance(store, upload)
+    row = db.session.execute(
+        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
+    ).one()
+    db.session.commit()
+    if row.hashed_chunks != upload.total_chunks or row.md5_state is None:
+        return None
+    found = store.assembled(upload.key, row.md5_state)
+    return Merged(*found) if found else None
+
+
+def _fold_ready(store: ChunkStore, upload: Upload) -> None:
+    while True:
+        row = db.session.execute(
+            select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
+        ).one_or_none()
+        if row is None or row.hashed_chunks == DISABLED:
+            db.session.commit()
+            return
+        start = row.hashed_chunks
+        stored = db.session.execute(
+            select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
+            .where(Chunk.chunk_index >= start).order_by(Chunk.chunk_index).limit(FOLD_BATCH)
+        ).all()
+        db.session.commit()  # no transaction stays open over file I/O
+        ready = []
+        for index, size in stored:
+            if index != start + len(ready):
+                break
+            ready.append((index, size))
+        if not ready:
+            return
+        try:
+            state = store.fold(upload.key, row.md5_state, ready)
+        except (StorageError, OSError, ValueError) as exc:
+            log.warning("upload %s: incremental hashing stopped (%s)", upload.key, exc)
+            forget(upload)
+            db.session.commit()
+            return
+        saved = db.session.execute(
+            update(Upload).filter_by(id=upload.id, hashed_chunks=start)
+            .values(hashed_chunks=start + len(ready), md5_state=state)
+        ).rowcount
+        db.session.commit()
+        if not saved:
+            return
+
+
+def _next_is_stored(upload: Upload) -> bool:
+    """Whether the chunk the hash needs next is stored (it may have come while we held it)."""
+    hashed = db.session.execute(
+        select(Upload.hashed_chunks).filter_by(id=upload.id)).scalar_one_or_none()
+    found = hashed is not None and hashed >= 0 and db.session.execute(
+        select(Chunk.id).filter_by(upload_id=upload.id, chunk_index=hashed)).first() is not None
+    db.session.commit()
+    return found
