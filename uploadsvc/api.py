@@ -1,17 +1,19 @@
 """The upload API of API.md, under /api. Views parse input, call the service, shape JSON."""
+import logging
 import platform
 import sys
 import time
 from datetime import UTC, datetime
 
 import psutil
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from . import __version__, service
 from .errors import InvalidInput
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 _started = time.monotonic()
 
@@ -25,6 +27,20 @@ def iso(moment: datetime | None) -> str | None:
 
 def runtime() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def after_response(work, *args):
+    """work(*args) in an app context, to run once the answer is sent; errors are logged."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                work(*args)
+            except Exception:  # the client has its answer; nothing to report to it
+                log.exception("after-response work failed")
+
+    return run
 
 
 def json_body(schema) -> dict:
@@ -73,9 +89,13 @@ def upload_chunk():
     if chunk is None:
         raise InvalidInput("The file part 'chunk' is missing.")
     progress = service.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
-                                   args["chunkIndex"], chunk.stream)
-    return {"success": True, "uploaded": progress.uploaded, "total": progress.total,
-            "progress": progress.percent, "chunkIndex": args["chunkIndex"]}
+                                   args["chunkIndex"], chunk.stream, fold_now=False)
+    response = make_response({"success": True, "uploaded": progress.uploaded,
+                              "total": progress.total, "progress": progress.percent,
+                              "chunkIndex": args["chunkIndex"]})
+    if progress.fold_due:  # hash after answering: the client's next chunk need not wait
+        response.call_on_close(after_response(service.fold_arrived, progress.fold_due))
+    return response
 
 
 @bp.post("/complete-upload")

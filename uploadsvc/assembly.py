@@ -7,6 +7,7 @@ can always replace.
 """
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,8 +21,8 @@ class AssemblyMixin:
     """ChunkStore's assembly methods (the byte work; the service decides when)."""
 
     @contextmanager
-    def hash_lock(self, key: str) -> Iterator[bool]:
-        """Try to hold the upload's hash lock without waiting; yields whether we got it.
+    def hash_lock(self, key: str, wait: float = 0.0) -> Iterator[bool]:
+        """Hold the upload's hash lock, waiting at most `wait` seconds; yields whether we got it.
 
         Whoever holds it folds every chunk that is ready, so a busy lock can be skipped.
         """
@@ -32,11 +33,16 @@ class AssemblyMixin:
             yield False
             return
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.01)
             yield True
         finally:
             os.close(fd)

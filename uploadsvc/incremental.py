@@ -5,9 +5,11 @@ appended to the store's assembly and hashed; the MD5 state and the count of fold
 go in the upload's row. Completing an upload whose chunks came in order then only finishes
 the digest and places the assembled file.
 
-Correctness under concurrency: folding happens under the upload's shared lock (so no merge
-or delete runs meanwhile) and the store's hash lock (one folder at a time; a request that
-finds it busy leaves its chunk to the holder, who looks again after letting go). The row
+Correctness under concurrency: folding happens under the store's hash lock (one folder at a
+time; a request that finds it busy leaves its chunk to the holder, who looks again after
+letting go). It runs after the chunk's answer is sent, so it does not hold the upload's lock;
+completing takes the exclusive lock (no new chunks), then waits for the hash lock and folds
+what is left. A fold whose chunk directory is deleted under it just stops. The row
 is updated only if hashed_chunks is still what the fold started from; a chunk recorded a
 second time sets it to -1 first, because its bytes may have been replaced under a fold, so
 that upload is merged in one pass instead.
@@ -42,12 +44,12 @@ def is_next(upload: Upload, index: int) -> bool:
     return md5state.AVAILABLE and hashed == index
 
 
-def advance(store: ChunkStore, upload: Upload) -> None:
-    """Fold every chunk that is ready; the caller holds the upload's shared or exclusive lock."""
+def advance(store: ChunkStore, upload: Upload, wait: float = 0.0) -> None:
+    """Fold every chunk that is ready, waiting at most `wait` seconds for another folder."""
     if not md5state.AVAILABLE:
         return
     while True:
-        with store.hash_lock(upload.key) as held:
+        with store.hash_lock(upload.key, wait) as held:
             if not held:
                 return  # the holder folds our chunk too: it looks again after letting go
             _fold_ready(store, upload)
@@ -55,11 +57,12 @@ def advance(store: ChunkStore, upload: Upload) -> None:
             return
 
 
-def assembled(store: ChunkStore, upload: Upload) -> Merged | None:
-    """The upload's file, assembled and hashed as it arrived, if every chunk is folded."""
+def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
+    """The upload's file, assembled and hashed as it arrived, once every chunk is folded;
+    the caller holds the upload's exclusive lock, so only a running fold can add to it."""
     if not md5state.AVAILABLE:
         return None
-    advance(store, upload)
+    advance(store, upload, wait)
     row = db.session.execute(
         select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
     ).one()

@@ -9,7 +9,7 @@ constraints, never through process memory.
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from flask import current_app
@@ -39,6 +39,8 @@ class Progress:
 
     uploaded: int
     total: int
+    # The upload's key when the hash can advance now: see fold_arrived().
+    fold_due: str | None = None
 
     @property
     def percent(self) -> int:
@@ -91,8 +93,13 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     return upload, indices
 
 
-def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO) -> Progress:
-    """Store one chunk durably; re-sending a stored chunk replaces it harmlessly."""
+def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
+                fold_now: bool = True) -> Progress:
+    """Store one chunk durably; re-sending a stored chunk replaces it harmlessly.
+
+    If it is the chunk the upload's hash needs next, it is hashed now, or with fold_now
+    False left to the caller (Progress.fold_due), who calls fold_arrived() after answering.
+    """
     size = chunk_store().stream_size(src)
     _check_declared_size(total, index, size, None)
     upload = _get_or_create(md5, file_name, total)
@@ -110,9 +117,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO)
                 _fix_chunk_size(upload, index, size)
                 chunk_store().put_chunk(upload.key, index, src)
                 progress = _record_chunk(upload, index, size, time.monotonic() - started)
-                if incremental.is_next(upload, index):
-                    incremental.advance(chunk_store(), upload)
-                return progress
+                return _fold_if_next(upload, index, progress, fold_now)
         except LockBusy:
             raise MergeInProgress() from None
         except UploadGone:
@@ -122,6 +127,15 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO)
             if attempt == 0:  # the directory was removed under a live upload: make it again
                 chunk_store().create(upload.key)
     raise MergeInProgress("This upload changed meanwhile; retry.")
+
+
+def fold_arrived(key: str) -> None:
+    """Hash the chunks that are ready (after the chunk's answer was sent)."""
+    upload = db.session.execute(select(Upload).filter_by(key=key)).scalar_one_or_none()
+    db.session.commit()
+    if upload is None or upload.is_completed:
+        return
+    incremental.advance(chunk_store(), upload)
 
 
 def complete(md5: str, file_name: str, total: int) -> Upload:
@@ -264,6 +278,15 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Prog
     return Progress(count, upload.total_chunks)
 
 
+def _fold_if_next(upload: Upload, index: int, progress: Progress, fold_now: bool) -> Progress:
+    if not incremental.is_next(upload, index):
+        return progress
+    if not fold_now:
+        return replace(progress, fold_due=upload.key)
+    incremental.advance(chunk_store(), upload)
+    return progress
+
+
 def _merge(upload: Upload) -> Upload:
     store = chunk_store()
     rows = dict(db.session.execute(
@@ -280,7 +303,7 @@ def _merge(upload: Upload) -> Upload:
     if missing:
         raise MissingChunks(missingChunks=missing)
     started = time.monotonic()
-    merged = incremental.assembled(store, upload)
+    merged = incremental.assembled(store, upload, _lock_wait())
     if merged is None or merged.md5 != upload.md5:  # the single pass decides a mismatch
         merged = store.merge(upload.key, upload.total_chunks)
     if merged.md5 != upload.md5:
