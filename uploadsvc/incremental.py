@@ -15,6 +15,7 @@ second time sets it to -1 first, because its bytes may have been replaced under 
 that upload is merged in one pass instead.
 """
 import logging
+from typing import NamedTuple
 
 from sqlalchemy import select, update
 
@@ -44,7 +45,14 @@ def is_next(upload: Upload, index: int) -> bool:
     return md5state.AVAILABLE and hashed == index
 
 
-def advance(store: ChunkStore, upload: Upload, wait: float = 0.0) -> None:
+class Target(NamedTuple):
+    """What folding needs of an upload (an Upload row will do as well)."""
+
+    id: int
+    key: str
+
+
+def advance(store: ChunkStore, upload: Target | Upload, wait: float = 0.0) -> None:
     """Fold every chunk that is ready, waiting at most `wait` seconds for another folder."""
     if not md5state.AVAILABLE:
         return
@@ -73,29 +81,18 @@ def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
     return Merged(*found) if found else None
 
 
-def _fold_ready(store: ChunkStore, upload: Upload) -> None:
-    while True:
-        row = db.session.execute(
-            select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
-        ).one_or_none()
-        if row is None or row.hashed_chunks == DISABLED:
-            db.session.commit()
-            return
-        start = row.hashed_chunks
-        stored = db.session.execute(
-            select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
-            .where(Chunk.chunk_index >= start).order_by(Chunk.chunk_index).limit(FOLD_BATCH)
-        ).all()
-        db.session.commit()  # no transaction stays open over file I/O
-        ready = []
-        for index, size in stored:
-            if index != start + len(ready):
-                break
-            ready.append((index, size))
-        if not ready:
-            return
+def _fold_ready(store: ChunkStore, upload: Target | Upload) -> None:
+    row = db.session.execute(
+        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
+    ).one_or_none()
+    if row is None or row.hashed_chunks == DISABLED:
+        db.session.commit()
+        return
+    start, state = row
+    ready = _ready_from(upload, start)
+    while ready:
         try:
-            state = store.fold(upload.key, row.md5_state, ready)
+            state = store.fold(upload.key, state, ready)
         except (StorageError, OSError, ValueError) as exc:
             log.warning("upload %s: incremental hashing stopped (%s)", upload.key, exc)
             forget(upload)
@@ -105,16 +102,34 @@ def _fold_ready(store: ChunkStore, upload: Upload) -> None:
             update(Upload).filter_by(id=upload.id, hashed_chunks=start)
             .values(hashed_chunks=start + len(ready), md5_state=state)
         ).rowcount
-        db.session.commit()
-        if not saved:
+        if not saved:  # turned off meanwhile
+            db.session.commit()
             return
+        start += len(ready)
+        ready = _ready_from(upload, start)
 
 
-def _next_is_stored(upload: Upload) -> bool:
-    """Whether the chunk the hash needs next is stored (it may have come while we held it)."""
-    hashed = db.session.execute(
-        select(Upload.hashed_chunks).filter_by(id=upload.id)).scalar_one_or_none()
-    found = hashed is not None and hashed >= 0 and db.session.execute(
-        select(Chunk.id).filter_by(upload_id=upload.id, chunk_index=hashed)).first() is not None
+def _ready_from(upload: Target | Upload, start: int) -> list[tuple[int, int]]:
+    """(index, size) of the stored chunks start, start+1, ... without a gap; ends the
+    transaction, so that none stays open over the fold's file I/O."""
+    stored = db.session.execute(
+        select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
+        .where(Chunk.chunk_index >= start).order_by(Chunk.chunk_index).limit(FOLD_BATCH)
+    ).all()
     db.session.commit()
-    return found
+    ready = []
+    for index, size in stored:
+        if index != start + len(ready):
+            break
+        ready.append((index, size))
+    return ready
+
+
+def _next_is_stored(upload: Target | Upload) -> bool:
+    """Whether the chunk the hash needs next is stored (it may have come while we held it)."""
+    found = db.session.execute(
+        select(Chunk.id).join(Upload, Upload.id == Chunk.upload_id)
+        .where(Upload.id == upload.id, Chunk.chunk_index == Upload.hashed_chunks)
+    ).first()
+    db.session.commit()
+    return found is not None

@@ -39,8 +39,8 @@ class Progress:
 
     uploaded: int
     total: int
-    # The upload's key when the hash can advance now: see fold_arrived().
-    fold_due: str | None = None
+    # Set when the upload's hash can advance now: see fold_arrived().
+    fold_due: incremental.Target | None = None
 
     @property
     def percent(self) -> int:
@@ -129,13 +129,9 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
     raise MergeInProgress("This upload changed meanwhile; retry.")
 
 
-def fold_arrived(key: str) -> None:
+def fold_arrived(target: incremental.Target) -> None:
     """Hash the chunks that are ready (after the chunk's answer was sent)."""
-    upload = db.session.execute(select(Upload).filter_by(key=key)).scalar_one_or_none()
-    db.session.commit()
-    if upload is None or upload.is_completed:
-        return
-    incremental.advance(chunk_store(), upload)
+    incremental.advance(chunk_store(), target)
 
 
 def complete(md5: str, file_name: str, total: int) -> Upload:
@@ -282,7 +278,7 @@ def _fold_if_next(upload: Upload, index: int, progress: Progress, fold_now: bool
     if not incremental.is_next(upload, index):
         return progress
     if not fold_now:
-        return replace(progress, fold_due=upload.key)
+        return replace(progress, fold_due=incremental.Target(upload.id, upload.key))
     incremental.advance(chunk_store(), upload)
     return progress
 
