@@ -25,3 +25,10 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 # would fight over: only open it where one is asked for.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
+
+
+def post_fork(server, worker):
+    """Keep a worker's resident memory near what it uses (see README, Performance)."""
+    from uploadsvc.memory import tune_malloc
+
+    tune_malloc()
