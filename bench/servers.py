@@ -115,9 +115,14 @@ class Uploadsvc(Server):
 
     def ready(self) -> None:
         super().ready()
-        deadline = time.monotonic() + 30
-        while client.request(self.port, "GET", "/api/health").status != 200:
-            if time.monotonic() > deadline:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.request(self.port, "GET", "/api/health", timeout=10).status == 200:
+                    return
+            except OSError:  # workers still booting
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("uploadsvc is not healthy")
             time.sleep(0.1)
 

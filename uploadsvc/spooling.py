@@ -13,8 +13,9 @@ import math
 from flask import Flask, Request, current_app
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 from werkzeug.datastructures import FileStorage, Headers
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
+from werkzeug.wsgi import LimitedStream
 
 READ_SIZE = 1024 * 1024
 # Smaller bodies go to werkzeug's parser, which also takes the lax framing some encoders
@@ -89,10 +90,36 @@ class FastFormDataParser(FormDataParser):
                 view = view[sink.write(view):]
 
 
+class BoundedInput:
+    """wsgi.input limited to Content-Length, without werkzeug's LimitedStream, which copies
+    every read twice through a fresh buffer (a third of a chunk request's CPU at 1 MiB reads)."""
+
+    def __init__(self, stream, length: int) -> None:
+        self.stream = stream
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        if size <= 0:
+            return b""
+        data = self.stream.read(size)
+        if not data:
+            raise ClientDisconnected()
+        self.remaining -= len(data)
+        return data
+
+
 class UploadRequest(Request):
     """Flask's request, with multipart file parts spooled by the ChunkStore."""
 
     form_data_parser_class = FastFormDataParser
+
+    def _get_stream_for_parsing(self):
+        stream = super()._get_stream_for_parsing()  # werkzeug's length checks happen here
+        length = self.content_length
+        if isinstance(stream, LimitedStream) and length is not None and length >= FAST_PARSE_MIN:
+            return BoundedInput(self.environ["wsgi.input"], length)
+        return stream
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
