@@ -21,3 +21,12 @@ class DefaultConfig:
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024
     JSON_SORT_KEYS = False
+    # tus 1.0 endpoint (README "tus"): its URL prefix; the base URL that Location headers
+    # start with (None: the address the request came to); how long an unfinished tus
+    # upload lives after its last write (None: UPLOAD_EXPIRY).
+    TUS_PREFIX = "/files"
+    TUS_BASE_URL = None
+    TUS_EXPIRY = None
+    # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
+    # (0: none). Set it to 1 behind one nginx so that Location names the public address.
+    TRUSTED_PROXIES = 0
