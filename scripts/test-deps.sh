@@ -11,6 +11,8 @@ need() {
 }
 
 # (one `need` line per system tool the tests use)
+need node nodejs    # tus-js-client, tests/js
+need npm npm
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
