@@ -352,8 +352,7 @@ def test_expired_upload_is_410_and_cleanup_removes_it(app, client, runner, data_
     expire(app, path)
     assert_error(head(client, path), 410)
     assert_error(patch(client, path, 5, b"1"), 410, "upload_expired")
-    with app.app_context():
-        result = runner.invoke(args=["cleanup"])
+    result = runner.invoke(args=["cleanup"])
     assert result.exit_code == 0 and "removed 1 expired uploads" in result.output
     assert_error(head(client, path), 410)  # still known as expired, not unknown
     assert head(client, kept).status_code == 200
