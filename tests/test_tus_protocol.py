@@ -2,6 +2,7 @@
 import hashlib
 import io
 import os
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -258,6 +259,7 @@ def test_creation_with_upload(client, data_dir):
                                     "Upload-Metadata": metadata(filename="hi.txt")})
     assert response.status_code == 201
     assert response.headers["Upload-Offset"] == "11"
+    assert response.headers["Upload-MD5"] == hashlib.md5(b"hello world").hexdigest()
     assert (data_dir / "uploads" / "hi.txt").read_bytes() == b"hello world"
 
 
@@ -507,3 +509,45 @@ def test_patch_while_another_holds_the_lock_is_423(data_dir, migrated_database):
     assert patch(client, path, 0, b"12345").headers["Upload-Offset"] == "5"
     with app.app_context():
         db.engine.dispose()
+
+
+class DatabaseProbingBody(io.RawIOBase):
+    """A PATCH body that, while it is being read, checks that another process could write
+    to the database: a body may take hours, and holding SQLite's write lock meanwhile
+    would stall every other request."""
+
+    def __init__(self, data: bytes, database) -> None:
+        self.data, self.database, self.locked = io.BytesIO(data), database, []
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client sizes the body
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.data.tell()
+
+    def readinto(self, buffer) -> int:
+        connection = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            self.locked.append(True)
+        finally:
+            connection.close()
+        return self.data.readinto(buffer)
+
+
+def test_no_database_lock_is_held_while_a_body_streams(client, data_dir):
+    path = path_of(create(client, 6))
+    body = DatabaseProbingBody(b"abcdef", data_dir / "uploadsvc.sqlite3")
+    response = client.patch(path, input_stream=body, headers={
+        **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "6"
+    assert body.locked == []

@@ -285,16 +285,18 @@ class ChunkStore:
         with _disk_errors(), _gone_if_missing():
             os.truncate(self._data_path(key), size)
 
-    def seal(self, key: str, size: int) -> Merged:
-        """Hash the finished data file and link it into temp/, ready to be placed; the data
-        file itself stays until the upload is recorded as completed."""
+    def seal(self, key: str, size: int, md5: str | None = None) -> Merged:
+        """Hash the finished data file (unless its md5 is given, computed as it was written)
+        and link it into temp/, ready to be placed; the data file itself stays until the
+        upload is recorded as completed."""
         digest = hashlib.md5()
         path = os.path.join(self.temp_dir, f"seal-{os.urandom(8).hex()}.part")
         with _disk_errors(), _gone_if_missing():
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
             with open(fd, "r+b", buffering=0) as data:
                 data.truncate(size)
-                self._hash_into(data, digest, None)
+                if md5 is None:
+                    self._hash_into(data, digest, None)
                 self._sync(data.fileno())
             try:
                 os.link(self._data_path(key), path)
@@ -303,7 +305,7 @@ class ChunkStore:
                     raise
                 with open(self._data_path(key), "rb") as src:
                     path = self._write_temp(src, self.temp_dir)
-        return Merged(path=path, size=size, md5=digest.hexdigest())
+        return Merged(path=path, size=size, md5=md5 or digest.hexdigest())
 
     def concatenate(self, keys: list[str]) -> Merged:
         """Join the data files of keys, in order, into a temp file, hashing in the same pass."""

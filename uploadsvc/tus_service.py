@@ -52,17 +52,18 @@ class Checksum:
 
 
 def find(key: str) -> Upload:
-    """The live tus upload with this key: 404 if unknown, 410 if expired."""
-    upload = None
-    if _KEY.fullmatch(key):
-        upload = db.session.execute(
-            select(Upload).filter_by(key=key, protocol=TUS)
-        ).scalar_one_or_none()
+    """The live tus upload with this key: 404 if unknown, 410 if expired (also once cleanup
+    has removed it: its expired event is kept)."""
+    if not _KEY.fullmatch(key):
+        raise UploadNotFound()
+    upload = db.session.execute(
+        select(Upload).filter_by(key=key, protocol=TUS)
+    ).scalar_one_or_none()
+    expired = upload is None and db.session.execute(
+        select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
+    ).first() is not None
+    db.session.commit()  # end the read: no transaction stays open across a lock wait or I/O
     if upload is None:
-        expired = db.session.execute(
-            select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
-        ).first() if _KEY.fullmatch(key) else None
-        db.session.commit()
         raise UploadExpired() if expired else UploadNotFound()
     if is_expired(upload):
         raise UploadExpired()
@@ -117,8 +118,10 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             raise FileTooLarge("The body runs past the upload's length.")
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
-        written = service.chunk_store().write_at(key, offset, src, limit,
-                                                 [digest] if digest else [])
+        # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives.
+        whole = hashlib.md5() if offset == 0 else None
+        digests = [d for d in (digest, whole) if d is not None]
+        written = service.chunk_store().write_at(key, offset, src, limit, digests)
         if written.overflow:
             service.chunk_store().truncate(key, offset)
             raise FileTooLarge("The body runs past the upload's length.")
@@ -128,7 +131,8 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
         if written.size:
             _record_write(upload, written.size, time.monotonic() - started)
         if upload.upload_offset == upload.upload_length and upload.concat != PARTIAL:
-            _finish(upload, time.monotonic() - started)
+            known = whole.hexdigest() if whole and written.size == upload.upload_length else None
+            _finish(upload, time.monotonic() - started, known)
         return upload
 
 
@@ -192,10 +196,12 @@ def _locked(upload: Upload) -> Iterator[Upload]:
 
 
 def _reload_live(upload: Upload) -> Upload:
+    """The row as committed now, read in a transaction of its own that is already ended."""
     db.session.commit()
     fresh = db.session.execute(
         select(Upload).filter_by(id=upload.id).execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    db.session.commit()
     if fresh is None:
         raise UploadNotFound()
     if is_expired(fresh):
@@ -244,9 +250,10 @@ def _record_write(upload: Upload, size: int, seconds: float) -> None:
              upload.key, size, upload.upload_offset - size, seconds)
 
 
-def _finish(upload: Upload, seconds: float) -> Upload:
-    """Hash the finished data file and place it under uploads/; the caller holds the lock."""
-    merged = service.chunk_store().seal(upload.key, upload.upload_length)
+def _finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
+    """Hash the finished data file (unless its md5 is known) and place it under uploads/;
+    the caller holds the lock."""
+    merged = service.chunk_store().seal(upload.key, upload.upload_length, md5)
     upload.md5 = merged.md5
     upload.expires_at = None
     return service.place_and_finish(upload, merged, seconds)
