@@ -101,7 +101,7 @@ class UploadCollection(MethodView):
         if concat is not None and concat.startswith("final;"):
             if length is not None:
                 raise InvalidInput("A final upload takes its length from its parts.")
-            keys = tus_headers.final_parts(concat, current_app.config["TUS_PREFIX"])
+            keys = tus_headers.final_parts(concat)
             upload = tus_service.concatenate(keys, concat[len("final;"):].strip(), name,
                                              raw_metadata)
             return "", 201, {"Location": location(upload), **upload_headers(upload)}

@@ -66,16 +66,13 @@ def checksum(value: str | None) -> Checksum | None:
         raise InvalidInput("Upload-Checksum digest is not base64.") from None
 
 
-def final_parts(value: str, prefix: str) -> list[str]:
-    """The upload keys of `final;<url> <url> ...`, each URL absolute or a path (which may
-    start with a proxy's prefix before ours)."""
+def final_parts(value: str) -> list[str]:
+    """The upload keys of `final;<url> <url> ...`: each URL (absolute, or a path) ends in an
+    upload's key. Only the key counts, so URLs rewritten by a proxy or TUS_BASE_URL work."""
     urls = value[len("final;"):].split()
     if not urls:
         raise InvalidInput("Upload-Concat: final; names no partial uploads.")
-    keys = []
-    for url in urls:
-        parent, _, key = urlsplit(url).path.rpartition("/")
-        if not (_KEY.fullmatch(key) and parent.endswith(prefix)):
-            raise InvalidInput("Upload-Concat names an upload that is not on this server.")
-        keys.append(key)
+    keys = [urlsplit(url).path.rstrip("/").rpartition("/")[2] for url in urls]
+    if not all(_KEY.fullmatch(key) for key in keys):
+        raise InvalidInput("Upload-Concat names an upload that is not on this server.")
     return keys
