@@ -89,10 +89,12 @@ def test_create_head_patch_and_finish(client, data_dir):
     assert "Upload-Expires" not in done.headers
 
 
-def test_patch_on_finished_upload_changes_nothing(client):
-    path = upload(client, b"abc")
+def test_patch_on_finished_upload_changes_nothing(client, data_dir):
+    path = upload(client, b"abc", "abc.txt")
     again = patch(client, path, 3, b"")
     assert again.status_code == 204 and again.headers["Upload-Offset"] == "3"
+    assert_error(patch(client, path, 3, b"more"), 413)
+    assert (data_dir / "uploads" / "abc.txt").read_bytes() == b"abc"
 
 
 def test_finished_upload_is_an_api_upload_for_instant_upload_and_stats(client, data_dir):
@@ -441,7 +443,8 @@ def test_final_with_unfinished_part_is_400(client):
 
 
 @pytest.mark.parametrize(("value", "status"), [
-    ("final;", 400), ("final;/files/not-a-key", 400), ("final;/files/" + "0" * 32, 404)])
+    ("final;", 400), ("final;/files/not-a-key", 400), ("final;/files/" + "0" * 32, 404),
+    (f"final;/files/{'0' * 32} /files/{'0' * 32}", 400)])
 def test_final_with_bad_or_unknown_parts(client, value, status):
     assert_error(client.post("/files/", headers={**TUS, "Upload-Concat": value}), status)
 

@@ -75,4 +75,6 @@ def final_parts(value: str) -> list[str]:
     keys = [urlsplit(url).path.rstrip("/").rpartition("/")[2] for url in urls]
     if not all(_KEY.fullmatch(key) for key in keys):
         raise InvalidInput("Upload-Concat names an upload that is not on this server.")
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("Upload-Concat names a partial upload twice.")
     return keys

@@ -107,15 +107,9 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
     if upload.concat == FINAL:
         raise FinalUploadReadOnly()
     with _locked(upload) as upload:
-        if length is not None:
-            _declare_length(upload, length)
-        if upload.upload_offset != offset:
-            raise OffsetConflict(uploadOffset=upload.upload_offset)
+        limit = _check_write(upload, offset, content_length, length)
         if upload.is_completed:
             return upload
-        limit = _remaining(upload)
-        if content_length is not None and content_length > limit:
-            raise FileTooLarge("The body runs past the upload's length.")
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
         # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives.
@@ -152,6 +146,8 @@ def concatenate(part_keys: list[str], parts_header: str, file_name: str,
         _check_size(total)
         final = create(total, file_name, metadata, concat=FINAL)
         final.concat_parts = parts_header
+        # The transfer began with the first part: that is what upload time and stats measure.
+        final.started_at = min(part.started_at for part in parts)
         started = time.monotonic()
         merged = service.chunk_store().concatenate([part.key for part in parts])
         final.md5 = merged.md5
@@ -207,6 +203,19 @@ def _reload_live(upload: Upload) -> Upload:
     if is_expired(fresh):
         raise UploadExpired()
     return fresh
+
+
+def _check_write(upload: Upload, offset: int, content_length: int | None,
+                 length: int | None) -> int:
+    """Refuse a PATCH that does not fit the upload; the bytes it may bring at most."""
+    if length is not None:
+        _declare_length(upload, length)
+    if upload.upload_offset != offset:
+        raise OffsetConflict(uploadOffset=upload.upload_offset)
+    limit = _remaining(upload)
+    if content_length is not None and content_length > limit:
+        raise FileTooLarge("The body runs past the upload's length.")
+    return limit
 
 
 def _check_size(size: int) -> None:
