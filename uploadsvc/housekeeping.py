@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select
 
 from . import service
 from .extensions import db
-from .models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
+from .models import COMPLETED, TUS, UPLOADING, Upload, UploadEvent, utcnow
 from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
     cutoff = now - older_than
     stale = db.session.execute(
         select(Upload).filter_by(status=UPLOADING).where(or_(
-            and_(Upload.protocol != "tus", Upload.updated_at < cutoff),
-            and_(Upload.protocol == "tus", Upload.expires_at <= now)))
+            and_(Upload.protocol != TUS, Upload.updated_at < cutoff),
+            and_(Upload.protocol == TUS, Upload.expires_at <= now)))
     ).scalars().all()
     db.session.commit()
     for upload in stale:
@@ -74,7 +74,7 @@ def _expire(upload: Upload, cutoff, now) -> bool:
 
 
 def _is_stale(upload: Upload, cutoff, now) -> bool:
-    if upload.protocol == "tus":
+    if upload.protocol == TUS:
         return upload.expires_at is not None and upload.expires_at <= now
     return upload.updated_at < cutoff
 

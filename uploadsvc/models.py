@@ -10,6 +10,9 @@ from .extensions import db
 
 UPLOADING = "uploading"
 COMPLETED = "completed"
+# Upload.protocol: chunks through /api, or one data file through the tus endpoint.
+API = "api"
+TUS = "tus"
 
 # MySQL's DATETIME drops fractions unless asked; the API reports milliseconds.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
@@ -50,7 +53,7 @@ class Upload(db.Model):
 
     # How the upload arrives: "api" (chunks of /api) or "tus" (one data file, see tus_service).
     # A tus upload's md5 is "" until the service has hashed the finished file.
-    protocol: Mapped[str] = mapped_column(String(8), default="api", server_default="api")
+    protocol: Mapped[str] = mapped_column(String(8), default=API, server_default=API)
     # tus only: declared length (None while deferred), bytes stored so far, the raw
     # Upload-Metadata header, when an unfinished upload expires, and concatenation:
     # concat "partial" or "final", concat_parts the final's Upload-Concat part list.

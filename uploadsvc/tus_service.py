@@ -32,12 +32,11 @@ from .errors import (
     UploadNotFound,
 )
 from .extensions import db
-from .models import Upload, UploadEvent, name_digest, utcnow
+from .models import TUS, Upload, UploadEvent, name_digest, utcnow
 from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
 
-TUS = "tus"
 PARTIAL = "partial"
 FINAL = "final"
 _KEY = re.compile(r"[0-9a-f]{32}")
