@@ -55,9 +55,11 @@ export const memory = {
   },
 };
 
+/** The chunk size for a file: the base size, or whole MiB more for a file so large that
+ * the base size would cut it into too many chunks. */
 export function chunkSizeFor(size, base) {
-  const needed = Math.ceil(size / MAX_TOTAL_CHUNKS / MIB) * MIB;
-  return Math.max(base, needed);
+  if (size <= base * MAX_TOTAL_CHUNKS) return base;
+  return Math.ceil(size / MAX_TOTAL_CHUNKS / MIB) * MIB;
 }
 
 async function apiJson(url, options = {}) {
