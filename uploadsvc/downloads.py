@@ -1,6 +1,7 @@
 """Downloads of completed files at their `path` (/uploads/<stored name>), with Range support."""
 from flask import Blueprint, current_app, request, send_file
 from sqlalchemy import select
+from werkzeug.http import parse_range_header
 
 from .errors import UploadError
 from .extensions import db
@@ -34,10 +35,12 @@ def download(stored_name: str):
         raise FileNotFound()
     path = chunk_store().file_path(upload.stored_name)
     db.session.rollback()  # end the read transaction before streaming for minutes
-    if "," in request.headers.get("Range", ""):
-        # werkzeug answers multi-range requests with 416; ignoring Range (200, whole file)
-        # is what RFC 9110 allows and what every client handles.
-        request.environ.pop("HTTP_RANGE", None)
+    if "Range" in request.headers:
+        ranges = parse_range_header(request.headers["Range"])
+        if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
+            # werkzeug answers multi-range and malformed ranges with 416; ignoring Range
+            # (200, whole file) is what RFC 9110 allows and what every client handles.
+            request.environ.pop("HTTP_RANGE", None)
     response = send_file(path, as_attachment=True, download_name=safe_name(upload.file_name),
                          conditional=True, max_age=0)
     # The bytes are the user's, not ours: never let a browser run them as a page of this site.
