@@ -95,6 +95,26 @@ def test_page_carries_on_after_lost_connection(live_server, tmp_path):
     assert stored_file(live_server, dropped["path"]).read_text() == "dropped on the page\n"
 
 
+def test_page_starts_over_an_upload_the_server_cannot_continue(live_server, tmp_path):
+    original = make_file(tmp_path, "draft.bin", 1024 * 1024)
+    data = original.read_bytes()
+    md5 = hashlib.md5(data).hexdigest()
+    # Someone began this file with 3 chunks; the page cuts it into 4.
+    started = requests.post(f"{live_server.url}/api/upload-chunk", files={
+        "chunk": ("blob", data[:400_000])}, data={
+            "chunkIndex": "0", "md5": md5, "fileName": "draft.bin", "totalChunks": "3"},
+        timeout=10)
+    assert started.status_code == 200, started.text
+
+    seen = drive("conflict", live_server.url, original, CHUNK)
+    assert seen["failed"]["state"] == "error"
+    assert seen["alert"].startswith("This upload was started with a different totalChunks.")
+    assert "starts this file over" in seen["alert"]
+    done = seen["done"]
+    assert done["state"] == "done" and done["totalChunks"] == 4 and done["chunksSent"] == 4
+    assert stored_file(live_server, done["path"]).read_bytes() == data
+
+
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
     """A server that accepts files of at most 1 MiB."""

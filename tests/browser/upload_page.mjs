@@ -1,6 +1,6 @@
 // Drives the upload page in the system's Chromium (headless) and prints what it saw as JSON.
 // Usage: node upload_page.mjs '<json options>'; pytest runs it and checks the server's side.
-// Options: scenario (resume | offline | error), url, file, chunkSize, throttle (bytes/s),
+// Options: scenario (resume | offline | error | conflict), url, file, chunkSize, throttle (bytes/s),
 // screenshot and uploadingShot (PNG paths).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -177,7 +177,22 @@ async function error(browser) {
   return result;
 }
 
-const scenarios = { resume, offline, error };
+// An upload the server cannot continue (started with another chunk count): the page shows
+// why, and "Try again" starts the file over.
+async function conflict(browser) {
+  const { page } = browser;
+  await open(page);
+  await page.setInputFiles("#file-input", options.file);
+  await inState(page, "error");
+  const result = { failed: await rowSummary(page) };
+  result.alert = await row(page).getByRole("alert").textContent();
+  await row(page).getByRole("button", { name: /^Try again/ }).click();
+  await inState(page, "done");
+  result.done = await rowSummary(page);
+  return result;
+}
+
+const scenarios = { resume, offline, error, conflict };
 const browser = await launch();
 let exitCode = 0;
 try {

@@ -80,7 +80,8 @@ function render(upload) {
   const link = row.querySelector(".download");
   link.hidden = !(state === "done" && upload.path);
   if (upload.path) {
-    link.href = upload.path.replace(/^\//, "");
+    // Relative, so that the page also works under a path prefix; the name may hold # or ?.
+    link.href = "uploads/" + encodeURIComponent(upload.path.replace(/^\/uploads\//, ""));
     link.setAttribute("download", upload.file.name);
     row.dataset.path = upload.path;
   }

@@ -17,6 +17,9 @@ export class UploadFailure extends Error {
 
 class Stale extends Error {}
 
+// Errors after which "Try again" deletes the server's partial upload and starts over.
+const RESTART = new Set(["md5_mismatch", "total_chunks_conflict", "chunk_size_conflict"]);
+
 /** Shares a few request slots between every file on the page. */
 export class Limiter {
   constructor(slots) { this.slots = slots; this.free = slots; this.waiting = []; }
@@ -44,11 +47,12 @@ export const memory = {
   forget(file) { try { localStorage.removeItem(this.key(file)); } catch { /* ignore */ } },
   unfinished() {
     const records = [];
-    for (let i = 0; i < localStorage.length; i += 1) {
-      const key = localStorage.key(i);
-      if (key && key.startsWith(STORE_PREFIX)) {
+    const stale = Date.now() - 30 * 24 * 3600 * 1000; // the server has long expired these
+    for (const key of Object.keys(localStorage)) {
+      if (key.startsWith(STORE_PREFIX)) {
         const record = this.read(key);
-        if (record && record.md5) records.push({ key, ...record });
+        if (record && record.saved < stale) localStorage.removeItem(key);
+        else if (record && record.md5) records.push({ key, ...record });
       }
     }
     return records.sort((a, b) => b.saved - a.saved);
@@ -101,7 +105,8 @@ export class FileUpload {
     const remembered = memory.get(file);
     this.md5 = remembered ? remembered.md5 : null;
     this.md5Source = remembered ? "remembered" : "computed";
-    this.chunkSize = remembered ? remembered.chunkSize : chunkSizeFor(file.size, chunkSize);
+    this.baseChunkSize = chunkSizeFor(file.size, chunkSize);
+    this.chunkSize = remembered ? remembered.chunkSize : this.baseChunkSize;
     this.totalChunks = Math.max(1, Math.ceil(file.size / this.chunkSize));
     this.state = "waiting";
     this.error = null;
@@ -155,13 +160,21 @@ export class FileUpload {
   }
 
   async retry() {
-    if (this.error && this.error.code === "md5_mismatch") {
-      // The stored chunks do not make this file (it changed, or a chunk was damaged):
-      // start over from fresh bytes.
+    if (RESTART.has(this.error && this.error.code)) {
+      // The server's partial upload cannot become this file (it changed, a chunk was
+      // damaged, or it was started with another chunk size): drop it and start afresh.
+      try {
+        await apiJson(`${this.base}api/upload/${this.md5}/${encodeURIComponent(this.file.name)}`,
+                      { method: "DELETE" });
+      } catch (error) {
+        if (error.status !== 404) { this.error = error; this.set("error"); return; }
+      }
       memory.forget(this.file);
       this.md5 = null;
       this.hashPromise = null;
       this.md5Source = "computed";
+      this.chunkSize = this.baseChunkSize;
+      this.totalChunks = Math.max(1, Math.ceil(this.file.size / this.chunkSize));
     }
     this.start();
   }
@@ -189,7 +202,15 @@ export class FileUpload {
       this.set("uploading");
       await this.sendAll(missing, live);
       this.set("completing");
-      const done = await this.complete(live);
+      let done;
+      try {
+        done = await this.complete(live);
+      } catch (error) {
+        // Chunks the server lacks after all (e.g. removed meanwhile): ask again and send them.
+        if (error.code !== "missing_chunks" || this.rechecked) throw error;
+        this.rechecked = true;
+        return this.start();
+      }
       this.finish(done.path, false);
     } catch (error) {
       if (error instanceof Stale || id !== this.runId) return;
@@ -198,8 +219,8 @@ export class FileUpload {
       this.runId += 1;
       this.error = error instanceof UploadFailure ? error
         : new UploadFailure(`Something went wrong: ${error.message || error}`);
-      if (error.code === "md5_mismatch") {
-        this.error.message += " Try again to upload the file afresh.";
+      if (RESTART.has(error.code)) {
+        this.error.message += " “Try again” starts this file over.";
       }
       this.set("error");
     }
@@ -281,6 +302,7 @@ export class FileUpload {
         if (xhr.status === 200) {
           this.storedBytes += this.chunkBytes(index);
           this.chunksSent += 1;
+          this.attempts = 0; // the connection works again: back-off starts over
           this.sample();
           resolve();
         } else {
@@ -332,6 +354,7 @@ export class FileUpload {
     this.storedBytes = this.file.size;
     this.error = null;
     this.attempts = 0;
+    this.rechecked = false;
     memory.forget(this.file);
     this.set("done");
   }
