@@ -1,11 +1,12 @@
 """Downloads of completed files at their `path`, through Flask's test client and gunicorn."""
+import os
 import shutil
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from uploadsvc import create_app
+from uploadsvc import create_app, downloads
 
 from .helpers import TestFile, random_file, send_chunk, upload_all
 
@@ -174,3 +175,16 @@ def test_gunicorn_serves_ranges(live_server):
     assert part.status_code == 206 and part.content == f.data[1234567:1300001]
     gone = session.get(live_server.url + "/uploads/..%2Fuploadsvc.sqlite3", timeout=10)
     assert gone.status_code == 404 and gone.json()["success"] is False
+
+
+def test_file_deleted_while_looked_up_is_404(client, uploaded, monkeypatch):
+    """A DELETE between the lookup and the open (a race forced here): 404, not a 500."""
+    _, path = uploaded
+    real_send_file = downloads.send_file
+
+    def delete_then_send(file_path, **kwargs):
+        os.unlink(file_path)
+        return real_send_file(file_path, **kwargs)
+
+    monkeypatch.setattr(downloads, "send_file", delete_then_send)
+    assert_not_found(fetch(client, path))

@@ -34,6 +34,7 @@ def download(stored_name: str):
     if upload is None or not chunk_store().has_file(upload.stored_name):
         raise FileNotFound()
     path = chunk_store().file_path(upload.stored_name)
+    download_name = safe_name(upload.file_name)
     db.session.rollback()  # end the read transaction before streaming for minutes
     if "Range" in request.headers:
         ranges = parse_range_header(request.headers["Range"])
@@ -41,8 +42,11 @@ def download(stored_name: str):
             # werkzeug answers multi-range and malformed ranges with 416; ignoring Range
             # (200, whole file) is what RFC 9110 allows and what every client handles.
             request.environ.pop("HTTP_RANGE", None)
-    response = send_file(path, as_attachment=True, download_name=safe_name(upload.file_name),
-                         conditional=True, max_age=0)
+    try:
+        response = send_file(path, as_attachment=True, download_name=download_name,
+                             conditional=True, max_age=0)
+    except FileNotFoundError:  # deleted a moment ago; an open file stays readable
+        raise FileNotFound() from None
     # The bytes are the user's, not ours: never let a browser run them as a page of this site.
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

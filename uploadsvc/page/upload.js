@@ -7,6 +7,7 @@ const dropZone = document.getElementById("drop-zone");
 const list = document.getElementById("file-list");
 const template = document.getElementById("file-template");
 const pageError = document.getElementById("page-error");
+const announcer = document.getElementById("announcer");
 
 // ?chunkSize= and ?parallel= override the defaults (handy for trying small chunks).
 const params = new URLSearchParams(location.search);
@@ -49,6 +50,8 @@ const STATUS = {
   error: () => "Stopped",
 };
 
+const ANNOUNCED = new Set(["uploading", "paused", "offline", "done"]);
+
 function percent(part, whole) {
   return whole > 0 ? Math.floor((100 * part) / whole) : 100;
 }
@@ -57,6 +60,10 @@ function render(upload) {
   const row = rows.get(upload);
   if (!row) return;
   const { state } = upload;
+  if (row.dataset.state !== state && ANNOUNCED.has(state)) {
+    // Screen readers hear each change of state once, not every progress tick.
+    announcer.textContent = `${upload.file.name}: ${STATUS[state](upload)}`;
+  }
   row.dataset.state = state;
   row.dataset.md5Source = upload.md5Source;
   row.dataset.chunksSent = String(upload.chunksSent);
