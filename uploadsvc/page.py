@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, send_file, send_from_directory
 
 from .errors import UploadError
 
-bp = Blueprint("page", __name__, static_folder="page", static_url_path="/page")
+bp = Blueprint("page", __name__, static_folder="page_assets", static_url_path="/page")
 
 # The only files served from node_modules: URL name -> path under the modules folder.
 VENDOR_FILES = {"hash-wasm/md5.umd.min.js": "hash-wasm/dist/md5.umd.min.js"}
