@@ -17,7 +17,8 @@ def test_page_is_served_at_root_with_a_strict_policy(client):
     response.close()
 
 
-@pytest.mark.parametrize("path", ["/page/upload.js", "/page/uploader.js", "/page/md5-worker.js"])
+@pytest.mark.parametrize("path", ["/page/upload.js", "/page/uploader.js", "/page/shared.js",
+                                  "/page/md5-worker.js"])
 def test_scripts_are_served_as_javascript(client, path):
     response = client.get(path)
     assert response.status_code == 200 and response.mimetype == "text/javascript"

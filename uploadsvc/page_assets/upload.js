@@ -1,5 +1,6 @@
 /* The upload page: file picking and dropping, one row per file, unfinished uploads. */
-import { FileUpload, Limiter, memory } from "./uploader.js";
+import { Limiter, memory } from "./shared.js";
+import { FileUpload } from "./uploader.js";
 
 const app = document.getElementById("app");
 const input = document.getElementById("file-input");
