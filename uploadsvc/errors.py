@@ -129,7 +129,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() == "allow"]
+        # Allow (405) and Content-Range (416) tell the client what would work.
+        kept = ("allow", "content-range")
+        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
         return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
 
     @app.errorhandler(StorageFull)
