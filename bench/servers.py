@@ -175,11 +175,21 @@ class PeakMemory:
             except (FileNotFoundError, ProcessLookupError):
                 continue
 
+    def reset(self) -> None:
+        """Start the processes' peaks afresh (clear_refs "5" resets VmHWM; needs root)."""
+        for pid in self.server.pids():
+            try:
+                with open(f"/proc/{pid}/clear_refs", "w") as refs:
+                    refs.write("5")
+            except OSError:
+                continue
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
 
     def __enter__(self) -> "PeakMemory":
+        self.reset()
         self._thread.start()
         return self
 
