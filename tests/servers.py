@@ -23,13 +23,15 @@ class GunicornServer:
     """uploadsvc under gunicorn with its own data directory (and database, by default)."""
 
     def __init__(self, data_dir: Path, workers: int = 4, threads: int = 4,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, database_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "UPLOADSVC_DATA_DIR": str(self.data_dir), "HOST": "127.0.0.1",
                     "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
                     "GUNICORN_THREADS": str(threads), **(env or {})}
+        if database_url:
+            self.env["UPLOADSVC_DATABASE_URL"] = database_url
         self.log_path = self.data_dir.parent / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
