@@ -4,7 +4,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select, text
 
-from uploadsvc import create_app
+from uploadsvc import create_app, service
+from uploadsvc.errors import UploadNotFound
 from uploadsvc.extensions import db
 from uploadsvc.models import UploadEvent
 
@@ -73,3 +74,16 @@ def test_mysql_charset_is_only_a_default(mariadb_database, tmp_path, url_suffix,
         assert db.engine.url.query["charset"] == charset
         assert db.engine.pool.size() == 3
         db.engine.dispose()
+
+
+def test_a_reused_row_id_is_not_the_same_upload(app):
+    """SQLite gives a deleted row's id to the next row: a request that loaded the old upload
+    and waited for its lock must find it gone, not carry on with the newcomer."""
+    with app.app_context():
+        old = service._get_or_create("a" * 32, "old.bin", 2)
+        service.remove(old, UploadEvent.DELETED)
+        new = service._get_or_create("b" * 32, "new.bin", 2)
+        assert new.key != old.key
+        with pytest.raises(UploadNotFound):
+            service._reload(old)
+        assert service._reload(new).file_name == "new.bin"

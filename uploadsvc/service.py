@@ -176,7 +176,10 @@ def _lock_wait() -> float:
 def _reload(upload: Upload) -> Upload:
     """A fresh copy of the row in a new transaction; 404 if it is gone."""
     db.session.commit()
-    query = select(Upload).filter_by(id=upload.id).execution_options(populate_existing=True)
+    # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
+    # another chunk directory and lock.
+    query = (select(Upload).filter_by(id=upload.id, key=upload.key)
+             .execution_options(populate_existing=True))
     fresh = db.session.execute(query).scalar_one_or_none()
     if fresh is None:
         raise UploadNotFound()
