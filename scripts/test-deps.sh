@@ -11,6 +11,8 @@ need() {
 }
 
 # (one `need` line per system tool the tests use)
+# A private MariaDB server for the database tests (mariadbd lives in /usr/sbin).
+PATH="$PATH:/usr/sbin" need mariadbd mariadb-server
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

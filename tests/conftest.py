@@ -54,6 +54,18 @@ def mariadb_database(mariadb, tmp_path_factory):
     return url
 
 
+@pytest.fixture(scope="session")
+def new_database(request, tmp_path_factory):
+    """make(backend, name): a new empty database ("sqlite" or "mariadb"); its URL."""
+
+    def make(backend: str, name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp(name)}/uploadsvc.sqlite3"
+        return request.getfixturevalue("mariadb").create_database(name)
+
+    return make
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request, data_dir, migrated_database):
     """A fresh migrated database, on each backend in turn: a copied SQLite file in the data

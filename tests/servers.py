@@ -30,6 +30,7 @@ class GunicornServer:
         self.env = {**os.environ, "UPLOADSVC_DATA_DIR": str(self.data_dir), "HOST": "127.0.0.1",
                     "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
                     "GUNICORN_THREADS": str(threads), **(env or {})}
+        self.database_url = database_url
         if database_url:
             self.env["UPLOADSVC_DATABASE_URL"] = database_url
         self.log_path = self.data_dir.parent / f"gunicorn-{self.port}.log"
@@ -39,9 +40,11 @@ class GunicornServer:
         subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "db", "upgrade"],
                        cwd=PROJECT, env=self.env, check=True, capture_output=True)
 
-    def start(self, timeout: float = 30) -> "GunicornServer":
+    def start(self, timeout: float = 30, migrate: bool = True) -> "GunicornServer":
+        """Migrate (unless the database is known to be migrated), serve, wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.migrate()
+        if migrate:
+            self.migrate()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=PROJECT, env=self.env,
@@ -54,7 +57,7 @@ class GunicornServer:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become ready")
