@@ -40,7 +40,7 @@ class GunicornServer:
         subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "db", "upgrade"],
                        cwd=PROJECT, env=self.env, check=True, capture_output=True)
 
-    def start(self, timeout: float = 30, migrate: bool = True) -> "GunicornServer":
+    def start(self, timeout: float = 60, migrate: bool = True) -> "GunicornServer":
         """Migrate (unless the database is known to be migrated), serve, wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if migrate:
@@ -57,7 +57,7 @@ class GunicornServer:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return self
-            except (requests.ConnectionError, requests.Timeout):  # still booting
+            except requests.RequestException:  # not listening yet, or workers still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become ready")

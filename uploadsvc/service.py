@@ -19,8 +19,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from . import naming
-from .errors import (ChunkSizeConflict, FileTooLarge, Md5Mismatch, MergeInProgress,
-                     MissingChunks, TotalChunksConflict, UploadNotFound)
+from .errors import (
+    ChunkSizeConflict,
+    FileTooLarge,
+    Md5Mismatch,
+    MergeInProgress,
+    MissingChunks,
+    TotalChunksConflict,
+    UploadNotFound,
+)
 from .extensions import db
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
 from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone
@@ -97,21 +104,24 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO)
         raise TotalChunksConflict()
     started = time.monotonic()
     db.session.commit()  # never wait for the lock inside a transaction (SQLite: a write lock)
-    try:
-        with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
-            upload = _reload(upload)
+    for attempt in range(2):
+        try:
+            with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
+                upload = _reload(upload)
+                if upload.is_completed:
+                    return Progress(total, total)
+                _fix_chunk_size(upload, index, size)
+                chunk_store().put_chunk(upload.key, index, src)
+                return _record_chunk(upload, index, size, time.monotonic() - started)
+        except LockBusy:
+            raise MergeInProgress() from None
+        except UploadGone:
+            upload = _reload(upload)  # 404 if deleted meanwhile
             if upload.is_completed:
                 return Progress(total, total)
-            _fix_chunk_size(upload, index, size)
-            chunk_store().put_chunk(upload.key, index, src)
-            return _record_chunk(upload, index, size, time.monotonic() - started)
-    except LockBusy:
-        raise MergeInProgress() from None
-    except UploadGone:
-        upload = _reload(upload)
-        if upload.is_completed:
-            return Progress(total, total)
-        raise MergeInProgress("This upload changed meanwhile; retry.") from None
+            if attempt == 0:  # the directory was removed under a live upload: make it again
+                chunk_store().create(upload.key)
+    raise MergeInProgress("This upload changed meanwhile; retry.")
 
 
 def complete(md5: str, file_name: str, total: int) -> Upload:
@@ -235,8 +245,12 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
 def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Progress:
     # The upload's row is locked first: writers of the same upload then queue on it, where
     # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
-    upload.touch()
-    db.session.flush()
+    touched = db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key)
+                                 .values(updated_at=utcnow())).rowcount
+    if not touched:  # removed meanwhile by a DELETE that found no directory to lock
+        db.session.rollback()
+        chunk_store().delete_chunks(upload.key)
+        raise UploadNotFound()
     _upsert_chunk(upload.id, index, size)
     db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
                                   duration_ms=int(seconds * 1000)))
@@ -358,3 +372,5 @@ def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
             return _finish(upload, source.size, 0.0)
     except LockBusy:
         raise MergeInProgress() from None
+    except UploadGone:  # the source file was deleted meanwhile: upload as usual
+        return _reload(upload)
