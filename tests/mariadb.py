@@ -89,8 +89,8 @@ class MariaDBServer:
         return self.url(name)
 
     def truncate(self, database: str) -> None:
-        """Empty the service's tables, keeping the migrated schema."""
+        """Empty the service's tables, keeping the migrated schema. DELETE, not TRUNCATE:
+        on the few rows a test leaves it is several times faster (no table rebuild)."""
         with self.connect(database) as connection, connection.cursor() as cursor:
-            cursor.execute("SET FOREIGN_KEY_CHECKS=0")
             for table in TABLES:
-                cursor.execute(f"TRUNCATE TABLE `{table}`")
+                cursor.execute(f"DELETE FROM `{table}`")

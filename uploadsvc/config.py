@@ -8,9 +8,9 @@ class DefaultConfig:
     DATA_DIR = None
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
-    # MySQL only (see README "MySQL"): connections per worker (None: GUNICORN_THREADS, at
-    # least 4), extra ones for bursts (None: as many), seconds before a connection is
-    # replaced (keep below the server's wait_timeout), and the transaction isolation level.
+    # MySQL only (README "Running on MySQL or MariaDB"): connections per worker (None:
+    # GUNICORN_THREADS, at least 4), extra ones for bursts (None: as many), seconds before a
+    # connection is replaced (below the server's wait_timeout), the isolation level.
     DATABASE_POOL_SIZE = None
     DATABASE_MAX_OVERFLOW = None
     DATABASE_POOL_RECYCLE = 1800
