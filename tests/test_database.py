@@ -87,3 +87,20 @@ def test_a_reused_row_id_is_not_the_same_upload(app):
         with pytest.raises(UploadNotFound):
             service._reload(old)
         assert service._reload(new).file_name == "new.bin"
+
+
+def test_mysql_pool_replaces_a_connection_the_server_dropped(mariadb, mariadb_database, tmp_path):
+    """pre-ping: a pooled connection the server closed (wait_timeout, a restart) is replaced
+    as it leaves the pool instead of failing the request."""
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "DATABASE_URL": mariadb_database,
+                      "DATABASE_POOL_SIZE": 1})
+    with app.app_context():
+        first = db.session.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+        db.session.commit()
+        db.session.close()  # back to the pool
+        with mariadb.connect() as admin, admin.cursor() as cursor:
+            cursor.execute(f"KILL {int(first)}")
+        second = db.session.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+        db.session.commit()
+        db.engine.dispose()
+    assert second != first
