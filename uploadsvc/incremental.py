@@ -33,14 +33,14 @@ FOLD_BATCH = 32
 
 def forget(upload: Upload) -> None:
     """Stop hashing this upload incrementally (in the caller's transaction)."""
-    db.session.execute(update(Upload).filter_by(id=upload.id)
+    db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key)
                        .values(hashed_chunks=DISABLED, md5_state=None))
 
 
 def is_next(upload: Upload, index: int) -> bool:
     """Whether this just-recorded chunk is the one the hash needs next."""
     hashed = db.session.execute(
-        select(Upload.hashed_chunks).filter_by(id=upload.id)).scalar_one_or_none()
+        select(Upload.hashed_chunks).filter_by(id=upload.id, key=upload.key)).scalar_one_or_none()
     db.session.commit()
     return md5state.AVAILABLE and hashed == index
 
@@ -72,7 +72,7 @@ def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
         return None
     advance(store, upload, wait)
     row = db.session.execute(
-        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
+        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id, key=upload.key)
     ).one()
     db.session.commit()
     if row.hashed_chunks != upload.total_chunks or row.md5_state is None:
@@ -83,7 +83,7 @@ def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
 
 def _fold_ready(store: ChunkStore, upload: Target | Upload) -> None:
     row = db.session.execute(
-        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id)
+        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id, key=upload.key)
     ).one_or_none()
     if row is None or row.hashed_chunks == DISABLED:
         db.session.commit()
@@ -99,7 +99,7 @@ def _fold_ready(store: ChunkStore, upload: Target | Upload) -> None:
             db.session.commit()
             return
         saved = db.session.execute(
-            update(Upload).filter_by(id=upload.id, hashed_chunks=start)
+            update(Upload).filter_by(id=upload.id, key=upload.key, hashed_chunks=start)
             .values(hashed_chunks=start + len(ready), md5_state=state)
         ).rowcount
         if not saved:  # turned off meanwhile
@@ -129,7 +129,8 @@ def _next_is_stored(upload: Target | Upload) -> bool:
     """Whether the chunk the hash needs next is stored (it may have come while we held it)."""
     found = db.session.execute(
         select(Chunk.id).join(Upload, Upload.id == Chunk.upload_id)
-        .where(Upload.id == upload.id, Chunk.chunk_index == Upload.hashed_chunks)
+        .where(Upload.id == upload.id, Upload.key == upload.key,
+               Chunk.chunk_index == Upload.hashed_chunks)
     ).first()
     db.session.commit()
     return found is not None
