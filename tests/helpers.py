@@ -4,6 +4,8 @@ import io
 import os
 from dataclasses import dataclass
 
+from uploadsvc.assembly import ASSEMBLY, HASH_LOCK
+
 
 @dataclass
 class TestFile:
@@ -50,3 +52,8 @@ def upload_all(client, test_file: TestFile, order=None):
         response = send_chunk(client, test_file, index)
         assert response.status_code == 200, response.json
     return client.post("/api/complete-upload", json=test_file.ident())
+
+
+def chunk_files(directory) -> list[str]:
+    """Names in a chunk directory, less the incremental hash's assembly and hash lock."""
+    return sorted(n for n in os.listdir(directory) if n not in (ASSEMBLY, HASH_LOCK))

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from .conftest import DATABASES
-from .helpers import random_file
+from .helpers import chunk_files, random_file
 from .live import age, at_once, complete, files_in, flask_cli, post_chunk, sql, status, upload
 from .servers import GunicornServer
 
@@ -73,7 +73,7 @@ def test_same_chunk_from_several_clients(server, data_dir, database_url):
     assert rows == [(0,), (1,)]
     assert status(server.url, test_file).json()["uploaded"] == 2
     [(key,)] = sql(database_url, "SELECT `key` FROM uploads WHERE md5 = :md5", md5=test_file.md5)
-    assert sorted(p.name for p in (data_dir / "chunks" / key).iterdir()) == [".lock", "0", "1"]
+    assert chunk_files(data_dir / "chunks" / key) == [".lock", "0", "1"]
     upload(server.url, test_file, [2])
     done = complete(server.url, test_file)
     assert done.status_code == 200 and done.json()["md5"] == test_file.md5

@@ -8,7 +8,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
-from .helpers import random_file, send_chunk
+from .helpers import chunk_files, random_file, send_chunk
 from .live import files_in
 
 MiB = 1024 * 1024
@@ -77,7 +77,7 @@ def test_a_chunk_that_does_not_fit(client, small_disk):
     assert check["uploadedChunks"] == [0]
     assert files_in(data / "temp") == []
     [key] = os.listdir(data / "chunks")
-    assert sorted(os.listdir(data / "chunks" / key)) == [".lock", "0"]
+    assert chunk_files(data / "chunks" / key) == [".lock", "0"]
 
     filler.unlink()
     for index in (1, 2):

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from . import md5state
 from .extensions import db
-from .models import Chunk, Upload
+from .models import COMPLETED, Chunk, Upload
 from .storage import ChunkStore, Merged, StorageError
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,16 @@ def advance(store: ChunkStore, upload: Target | Upload, wait: float = 0.0) -> No
     """Fold every chunk that is ready, waiting at most `wait` seconds for another folder."""
     if not md5state.AVAILABLE:
         return
-    while True:
-        with store.hash_lock(upload.key, wait) as held:
-            if not held:
-                return  # the holder folds our chunk too: it looks again after letting go
-            _fold_ready(store, upload)
-        if not _next_is_stored(upload):
-            return
+    try:
+        while True:
+            with store.hash_lock(upload.key, wait) as held:
+                if not held:
+                    return  # the holder folds our chunk too: it looks again after letting go
+                _fold_ready(store, upload)
+            if not _next_is_stored(upload):
+                return
+    finally:
+        _drop_if_gone(store, upload)
 
 
 def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
@@ -123,6 +126,17 @@ def _ready_from(upload: Target | Upload, start: int) -> list[tuple[int, int]]:
             break
         ready.append((index, size))
     return ready
+
+
+def _drop_if_gone(store: ChunkStore, upload: Target | Upload) -> None:
+    """Remove the chunk directory if the upload was deleted or completed meanwhile: a fold
+    that created its lock or assembly file while the directory was being removed would
+    otherwise leave it behind."""
+    status = db.session.execute(
+        select(Upload.status).filter_by(id=upload.id, key=upload.key)).scalar_one_or_none()
+    db.session.commit()
+    if status is None or status == COMPLETED:
+        store.delete_chunks(upload.key)
 
 
 def _next_is_stored(upload: Target | Upload) -> bool:
