@@ -9,6 +9,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
+from .helpers import ClosingClient
 from .mariadb import MariaDBServer
 from .servers import GunicornServer
 
@@ -89,7 +90,9 @@ def app(data_dir, database_url):
 
 @pytest.fixture
 def client(app):
+    app.test_client_class = ClosingClient
     return app.test_client()
+
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import io
 import os
 from dataclasses import dataclass
 
+from flask.testing import FlaskClient
+
 from uploadsvc.assembly import ASSEMBLY, HASH_LOCK
 
 
@@ -57,3 +59,11 @@ def upload_all(client, test_file: TestFile, order=None):
 def chunk_files(directory) -> list[str]:
     """Names in a chunk directory, less the incremental hash's assembly and hash lock."""
     return sorted(n for n in os.listdir(directory) if n not in (ASSEMBLY, HASH_LOCK))
+
+
+class ClosingClient(FlaskClient):
+    """A test client that reads and closes every answer, as a server does after sending it:
+    work registered with call_on_close (folding, dropping chunks) has run when it returns."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)

@@ -8,7 +8,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
-from .helpers import chunk_files, random_file, send_chunk
+from .helpers import ClosingClient, chunk_files, random_file, send_chunk
 from .live import files_in
 
 MiB = 1024 * 1024
@@ -42,6 +42,7 @@ def full_app(small_disk, database_url):
 
 @pytest.fixture
 def client(full_app):
+    full_app.test_client_class = ClosingClient
     return full_app.test_client()
 
 
@@ -92,6 +93,8 @@ def test_a_merge_that_does_not_fit(client, small_disk):
     test_file = random_file(4 * CHUNK, CHUNK, "full-merge.bin")
     for index in range(test_file.total):
         assert send_chunk(client, test_file, index).status_code == 200
+    # sent twice: no incremental hash, so completion needs room for a single-pass merge
+    assert send_chunk(client, test_file, 0).status_code == 200
     filler = fill(small_disk, leave=2 * CHUNK)
     assert_insufficient_storage(client.post("/api/complete-upload", json=test_file.ident()))
     assert files_in(data / "temp") == []

@@ -102,7 +102,11 @@ def upload_chunk():
 def complete_upload():
     """Merge the chunks, verify the md5 and place the file under uploads/."""
     args = json_body(UploadIdentitySchema())
-    return completion(service.complete(args["md5"], args["fileName"], args["totalChunks"]))
+    upload = service.complete(args["md5"], args["fileName"], args["totalChunks"],
+                              drop_chunks=False)
+    response = make_response(completion(upload))
+    response.call_on_close(after_response(service.drop_chunks, upload.key))
+    return response
 
 
 @bp.get("/upload-status/<md5>/<fileName>")

@@ -137,8 +137,13 @@ def fold_arrived(target: incremental.Target) -> None:
     incremental.advance(chunk_store(), target)
 
 
-def complete(md5: str, file_name: str, total: int) -> Upload:
-    """Merge and verify the upload; exactly one of concurrent callers merges."""
+def complete(md5: str, file_name: str, total: int, drop_chunks: bool = True) -> Upload:
+    """Merge and verify the upload; exactly one of concurrent callers merges.
+
+    With drop_chunks False the chunk files stay for the caller to remove with drop_chunks()
+    after answering (unlinking a GiB of chunks takes most of a second on some disks); if it
+    never does, `flask cleanup` removes them as debris of a completed upload.
+    """
     upload = find(md5, file_name)
     if upload is None:
         raise UploadNotFound()
@@ -152,7 +157,7 @@ def complete(md5: str, file_name: str, total: int) -> Upload:
             upload = _reload(upload)
             if upload.is_completed:
                 return upload
-            return _merge(upload)
+            return _merge(upload, drop_chunks)
     except LockBusy:
         raise MergeInProgress() from None
     except UploadGone:
@@ -304,7 +309,7 @@ def _upsert_chunk(upload_id: int, index: int, size: int) -> None:
     db.session.execute(statement)
 
 
-def _merge(upload: Upload) -> Upload:
+def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:
     store = chunk_store()
     rows = dict(db.session.execute(
         select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
@@ -331,7 +336,7 @@ def _merge(upload: Upload) -> Upload:
         raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
     _place_or_discard(upload, merged)
     seconds = time.monotonic() - started
-    return _finish(upload, merged.size, seconds)
+    return _finish(upload, merged.size, seconds, drop_chunks)
 
 
 def place_and_finish(upload: Upload, merged: Merged, seconds: float) -> Upload:
@@ -375,13 +380,19 @@ def _reserve_name(upload: Upload) -> None:
             upload.stored_name = None
 
 
-def _finish(upload: Upload, size: int, seconds: float) -> Upload:
+def drop_chunks(key: str) -> None:
+    """Remove a completed upload's chunk directory (see complete())."""
+    chunk_store().delete_chunks(key)
+
+
+def _finish(upload: Upload, size: int, seconds: float, drop_chunks: bool = True) -> Upload:
     db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
     upload.mark_completed(size)
     db.session.add(UploadEvent.of(UploadEvent.COMPLETED, upload, bytes=size,
                                   duration_ms=upload.upload_time_ms))
     db.session.commit()
-    chunk_store().delete_chunks(upload.key)
+    if drop_chunks:
+        chunk_store().delete_chunks(upload.key)
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
              upload.key, upload.stored_name, size, seconds)
     return upload
