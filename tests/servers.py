@@ -52,7 +52,7 @@ class GunicornServer:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or a worker still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become ready")
