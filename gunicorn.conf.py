@@ -1,6 +1,8 @@
 """gunicorn settings for uploadsvc; every value can be overridden from the environment."""
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 wsgi_app = "wsgi:app"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '3000')}"
@@ -20,3 +22,38 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
+# UPLOADSVC_LOG_FORMAT=json: gunicorn's access and error lines as JSON too, like the app's.
+if os.environ.get("UPLOADSVC_LOG_FORMAT", "").lower() == "json":
+    from uploadsvc.logs import gunicorn_config
+
+    logconfig_dict = gunicorn_config(loglevel)
+
+# Prometheus metrics across workers: each process writes its values to files in this
+# directory and /metrics adds them up. Unless PROMETHEUS_MULTIPROC_DIR names one, each server
+# run gets its own, removed on exit.
+METRICS_DIR_PREFIX = "uploadsvc-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+
+
+def on_starting(server):
+    """Start the metrics from zero: files of an earlier run would be added to this one's."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """Drop the live gauges of a worker that exited; its counters keep counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if os.path.basename(directory).startswith(METRICS_DIR_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -21,3 +21,10 @@ class DefaultConfig:
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024
     JSON_SORT_KEYS = False
+    # Prometheus metrics at /metrics (off: 404); with a token, scrapers must send it as
+    # "Authorization: Bearer <token>".
+    METRICS = True
+    METRICS_TOKEN = None
+    # Logs go to stdout: "text" for people, "json" (one object a line) for log shippers.
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"

@@ -16,10 +16,11 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import naming
+from . import metrics, naming
 from .errors import (ChunkSizeConflict, FileTooLarge, Md5Mismatch, MergeInProgress,
                      MissingChunks, TotalChunksConflict, UploadNotFound)
 from .extensions import db
+from .logs import event_fields
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
 from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone
 
@@ -159,7 +160,9 @@ def remove(upload: Upload, kind: str) -> None:
     chunk_store().delete_chunks(upload.key)
     if upload.stored_name:
         chunk_store().delete_file(upload.stored_name)
-    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name)
+    metrics.upload_removed(kind)
+    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name,
+             extra=event_fields(kind, upload))
 
 
 # -- internals ------------------------------------------------------------------------------
@@ -193,7 +196,9 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
         try:
             db.session.commit()
-            log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total)
+            metrics.upload_created()
+            log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total,
+                     extra=event_fields(UploadEvent.CREATED, upload, total_chunks=total))
             return upload
         except IntegrityError:  # another request created it first
             db.session.rollback()
@@ -246,7 +251,10 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Prog
         select(func.count()).select_from(Chunk).filter_by(upload_id=upload.id)
     ).scalar_one()
     db.session.commit()
-    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds)
+    metrics.chunk_stored(size, seconds)
+    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
     return Progress(count, upload.total_chunks)
 
 
@@ -270,10 +278,14 @@ def _merge(upload: Upload) -> Upload:
         store.discard(merged)
         db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=merged.size))
         db.session.commit()
-        log.warning("upload %s failed verification: md5 %s", upload.key, merged.md5)
+        metrics.verification_failed()
+        log.warning("upload %s failed verification: md5 %s", upload.key, merged.md5,
+                    extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
+                                       bytes=merged.size, actual_md5=merged.md5))
         raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
     _place_or_discard(upload, merged)
     seconds = time.monotonic() - started
+    metrics.merged(seconds)
     return _finish(upload, merged.size, seconds)
 
 
@@ -319,8 +331,12 @@ def _finish(upload: Upload, size: int, seconds: float) -> Upload:
                                   duration_ms=upload.upload_time_ms))
     db.session.commit()
     chunk_store().delete_chunks(upload.key)
+    metrics.upload_completed()
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
-             upload.key, upload.stored_name, size, seconds)
+             upload.key, upload.stored_name, size, seconds,
+             extra=event_fields(UploadEvent.COMPLETED, upload, bytes=size,
+                                duration_ms=upload.upload_time_ms,
+                                merge_ms=round(seconds * 1000, 3), path=upload.path))
     return upload
 
 
