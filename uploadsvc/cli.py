@@ -35,7 +35,8 @@ def _size(n: int | None) -> str:
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 def cleanup_command(older_than, dry_run):
     """Remove expired unfinished uploads, orphaned chunk directories and stale temp files."""
-    older_than = older_than or current_app.config["UPLOAD_EXPIRY"]
+    if older_than is None:  # not `or`: 0s is a valid choice (everything idle), not "unset"
+        older_than = current_app.config["UPLOAD_EXPIRY"]
     report = housekeeping.cleanup(older_than, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for upload in report.expired:
