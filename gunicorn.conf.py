@@ -23,6 +23,11 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
+# gunicorn's control socket defaults to one path per user, which several servers on one host
+# would fight over: only open it where one is asked for.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
 # UPLOADSVC_LOG_FORMAT=json: gunicorn's access and error lines as JSON too, like the app's.
 if os.environ.get("UPLOADSVC_LOG_FORMAT", "").lower() == "json":
     from uploadsvc.logs import gunicorn_config

@@ -37,7 +37,7 @@ class GunicornServer:
         subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "db", "upgrade"],
                        cwd=PROJECT, env=self.env, check=True, capture_output=True)
 
-    def start(self, timeout: float = 30) -> "GunicornServer":
+    def start(self, timeout: float = 60) -> "GunicornServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.migrate()
         log = open(self.log_path, "ab")
@@ -52,7 +52,7 @@ class GunicornServer:
             try:
                 if requests.get(self.url + "/api/health", timeout=1).ok:
                     return self
-            except requests.RequestException:  # refused, or a worker still booting
+            except requests.RequestException:  # not listening yet, or workers still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become ready")

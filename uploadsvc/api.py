@@ -112,9 +112,10 @@ def delete_upload(md5: str, fileName: str):  # noqa: N803
 def stats():
     """Figures of the answering worker, and unfinished uploads across all workers."""
     memory = psutil.Process().memory_info()
-    return {"activeUploads": service.active_count(),
-            "totalMemoryUsage": {"rss": memory.rss, "heapTotal": getattr(memory, "data", memory.vms),
-                                 "heapUsed": memory.rss - getattr(memory, "shared", 0),
-                                 "external": getattr(memory, "shared", 0)},
+    # Python has no V8 heap: report the data segment, private and shared resident memory.
+    shared = getattr(memory, "shared", 0)
+    usage = {"rss": memory.rss, "heapTotal": getattr(memory, "data", memory.vms),
+             "heapUsed": memory.rss - shared, "external": shared}
+    return {"activeUploads": service.active_count(), "totalMemoryUsage": usage,
             "uptime": round(time.monotonic() - _started, 3),
             "nodeVersion": runtime(), "platform": sys.platform}

@@ -3,6 +3,7 @@ import json
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from . import housekeeping
 from .units import parse_duration
@@ -33,6 +34,7 @@ def _size(n: int | None) -> str:
               help="Idle time after which an unfinished upload is removed "
                    "(default: UPLOAD_EXPIRY, 24h). Examples: 90m, 24h, 7d.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@with_appcontext
 def cleanup_command(older_than, dry_run):
     """Remove expired unfinished uploads, orphaned chunk directories and stale temp files."""
     if older_than is None:  # not `or`: 0s is a valid choice (everything idle), not "unset"
@@ -52,6 +54,7 @@ def cleanup_command(older_than, dry_run):
 
 @click.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@with_appcontext
 def stats_command(as_json):
     """Print upload statistics: counts, bytes, success rate, throughput, last 24 hours."""
     stats = housekeeping.collect_stats()
@@ -68,7 +71,8 @@ def stats_command(as_json):
         ("Deleted", stats["events"]["deleted"], stats["last24h"]["deleted"]),
         ("Expired", stats["events"]["expired"], stats["last24h"]["expired"]),
         ("Chunks stored", stats["events"]["chunks_stored"], stats["last24h"]["chunks_stored"]),
-        ("Bytes received", _size(stats["bytesReceived"]), _size(stats["last24h"]["bytes_received"])),
+        ("Bytes received", _size(stats["bytesReceived"]),
+         _size(stats["last24h"]["bytes_received"])),
     ]
     click.echo(f"{'':24}{'all time':>14}{'last 24 h':>14}")
     for label, total, recent in rows:

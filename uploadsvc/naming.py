@@ -5,7 +5,9 @@ from collections.abc import Iterator
 
 # Characters that are unsafe or reserved on some filesystem a file may later be copied to.
 _RESERVED_CHARS = set('<>:"/\\|?*')
-_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {
+    f"{port}{n}" for port in ("COM", "LPT") for n in range(10)
+}
 # Room left under the usual 255-byte limit for a " (12345)" suffix.
 MAX_STEM_BYTES = 200
 

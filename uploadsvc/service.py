@@ -17,8 +17,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import metrics, naming
-from .errors import (ChunkSizeConflict, FileTooLarge, Md5Mismatch, MergeInProgress,
-                     MissingChunks, TotalChunksConflict, UploadNotFound)
+from .errors import (
+    ChunkSizeConflict,
+    FileTooLarge,
+    Md5Mismatch,
+    MergeInProgress,
+    MissingChunks,
+    TotalChunksConflict,
+    UploadNotFound,
+)
 from .extensions import db
 from .logs import event_fields
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
@@ -95,21 +102,24 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO)
     if upload.total_chunks != total:
         raise TotalChunksConflict()
     started = time.monotonic()
-    try:
-        with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
-            upload = _reload(upload)
+    for attempt in range(2):
+        try:
+            with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
+                upload = _reload(upload)
+                if upload.is_completed:
+                    return Progress(total, total)
+                _fix_chunk_size(upload, index, size)
+                chunk_store().put_chunk(upload.key, index, src)
+                return _record_chunk(upload, index, size, time.monotonic() - started)
+        except LockBusy:
+            raise MergeInProgress() from None
+        except UploadGone:
+            upload = _reload(upload)  # 404 if deleted meanwhile
             if upload.is_completed:
                 return Progress(total, total)
-            _fix_chunk_size(upload, index, size)
-            chunk_store().put_chunk(upload.key, index, src)
-            return _record_chunk(upload, index, size, time.monotonic() - started)
-    except LockBusy:
-        raise MergeInProgress() from None
-    except UploadGone:
-        upload = _reload(upload)
-        if upload.is_completed:
-            return Progress(total, total)
-        raise MergeInProgress("This upload changed meanwhile; retry.") from None
+            if attempt == 0:  # the directory was removed under a live upload: make it again
+                chunk_store().create(upload.key)
+    raise MergeInProgress("This upload changed meanwhile; retry.")
 
 
 def complete(md5: str, file_name: str, total: int) -> Upload:
@@ -359,3 +369,5 @@ def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
             return _finish(upload, source.size, 0.0)
     except LockBusy:
         raise MergeInProgress() from None
+    except UploadGone:  # the source file was deleted meanwhile: upload as usual
+        return _reload(upload)

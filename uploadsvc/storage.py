@@ -213,7 +213,7 @@ class ChunkStore:
         a hard link where the filesystem allows, otherwise a real copy."""
         source = self._upload_path(stored_name)
         path = os.path.join(self.temp_dir, f"link-{os.urandom(8).hex()}.part")
-        with _disk_errors():
+        with _disk_errors(), _gone_if_missing():
             try:
                 os.link(source, path)
             except OSError as exc:
@@ -273,7 +273,7 @@ class ChunkStore:
         return os.path.join(self._chunk_dir(key), str(int(index)))
 
     def _upload_path(self, stored_name: str) -> str:
-        if not stored_name or stored_name in (".", "..") or "/" in stored_name or "\0" in stored_name:
+        if stored_name in ("", ".", "..") or "/" in stored_name or "\0" in stored_name:
             raise ValueError("invalid stored name")
         return os.path.join(self.uploads_dir, stored_name)
 
