@@ -4,10 +4,12 @@ tuspy creates the upload (POST with Upload-Length and Upload-Metadata), sends it
 chunk_size bytes and, given a URL storage, remembers each file's upload URL so that the next
 run asks its offset (HEAD) and goes on from there.
 """
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.fingerprint.interface import Fingerprint
@@ -16,7 +18,7 @@ from tusclient.uploader import Uploader
 
 from .chunked import Options, Result
 from .files import Source
-from .http import ApiError, ClientError, ServerUnreachable
+from .http import ApiError, ClientError, ServerUnreachable, reason
 
 # Seconds between tuspy's attempts; it asks the offset (HEAD) again before each one.
 RETRY_DELAY = 1
@@ -57,15 +59,31 @@ def upload(endpoint: str, source: Source, md5: str, options: Options,
                 before = uploader.offset
                 uploader.upload_chunk()
                 progress(uploader.offset - before)
-        storage.remove_item(key)
-        sent = -(-(source.size - start) // source.chunk_size)
         headers = uploader.request.response_headers if uploader.request else {}
-        return Result(headers.get("upload-path") or uploader.url, md5, source.size, sent,
-                      max(1, -(-source.size // source.chunk_size)))
+        if "upload-path" not in headers:  # no PATCH this run (empty, or already complete)
+            headers = _state(uploader.url)
+        server_md5 = headers.get("upload-md5", md5).lower()
+        if server_md5 != md5:
+            raise ClientError(f"the server's MD5 {server_md5} differs from the file's {md5}")
+        storage.remove_item(key)
     except (TusCommunicationError, TusUploadFailed) as exc:
         raise _error(exc, endpoint) from None
     finally:
         storage.close()
+    sent = -(-(source.size - start) // source.chunk_size)
+    return Result(headers.get("upload-path") or uploader.url, md5, source.size, sent,
+                  source.total_chunks)
+
+
+def _state(url: str) -> dict:
+    """The upload's headers from HEAD: Upload-Path and Upload-MD5 once it is complete."""
+    try:
+        response = requests.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=30)
+    except requests.RequestException as exc:
+        raise ServerUnreachable(f"cannot reach {url}: {reason(exc)}") from None
+    if not response.ok:
+        raise ApiError(response.status_code, "tus_error", response.reason, None)
+    return {name.lower(): value for name, value in response.headers.items()}
 
 
 def _uploader(endpoint: str, stream, source: Source, key: str, storage: FileStorage,
@@ -89,7 +107,12 @@ def _uploader(endpoint: str, stream, source: Source, key: str, storage: FileStor
 def _error(exc: TusCommunicationError, endpoint: str) -> ClientError:
     status = getattr(exc, "status_code", None)
     if status is None:
-        return ServerUnreachable(f"cannot reach {endpoint}: {exc}")
-    body = getattr(exc, "response_content", b"") or b""
-    text = body.decode("utf-8", "replace").strip()[:200] if isinstance(body, bytes) else str(body)
-    return ApiError(status, "tus_error", text or str(exc), None)
+        return ServerUnreachable(f"cannot reach {endpoint}: {reason(exc)}")
+    content = getattr(exc, "response_content", b"") or b""
+    try:  # the server answers errors in the API's JSON shape
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"message": content.decode("utf-8", "replace").strip()[:200] or str(exc)}
+    return ApiError(status, body.get("error", "tus_error"), body.get("message", ""), body)
