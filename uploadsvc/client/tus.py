@@ -48,17 +48,16 @@ def upload(endpoint: str, source: Source, md5: str, options: Options,
     storage = FileStorage(str(state_file()))
     key = f"{endpoint} {md5} {source.size} {source.name}"
     try:
-        with open(source.path, "rb") as stream:
-            uploader = _uploader(endpoint, stream, source, key, storage, options)
-            start = uploader.offset
-            progress(start)
-            if not uploader.url:  # also makes a zero-byte upload, which needs no PATCH
-                uploader.set_url(uploader.create_url())
-                uploader.offset = 0
-            while uploader.offset < source.size:
-                before = uploader.offset
-                uploader.upload_chunk()
-                progress(uploader.offset - before)
+        uploader = _uploader(endpoint, source, key, storage, options)
+        start = uploader.offset
+        progress(start)
+        if not uploader.url:  # also makes a zero-byte upload, which needs no PATCH
+            uploader.set_url(uploader.create_url())
+            uploader.offset = 0
+        while uploader.offset < source.size:  # each PATCH reads one chunk of the file
+            before = uploader.offset
+            uploader.upload_chunk()
+            progress(uploader.offset - before)
         headers = uploader.request.response_headers if uploader.request else {}
         if "upload-path" not in headers:  # no PATCH this run (empty, or already complete)
             headers = _state(uploader.url)
@@ -86,10 +85,11 @@ def _state(url: str) -> dict:
     return {name.lower(): value for name, value in response.headers.items()}
 
 
-def _uploader(endpoint: str, stream, source: Source, key: str, storage: FileStorage,
+def _uploader(endpoint: str, source: Source, key: str, storage: FileStorage,
               options: Options) -> Uploader:
     def make() -> Uploader:
-        return Uploader(file_stream=stream, client=TusClient(endpoint),
+        # A path, not an open stream: tuspy closes the stream it is given after fingerprinting.
+        return Uploader(file_path=str(source.path), client=TusClient(endpoint),
                         chunk_size=source.chunk_size, metadata={"filename": source.name},
                         retries=options.retries, retry_delay=RETRY_DELAY, store_url=True,
                         url_storage=storage, fingerprinter=KnownFingerprint(key))
