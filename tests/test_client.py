@@ -153,6 +153,8 @@ def test_md5_mismatch_on_the_server_is_reported(live_server, tmp_path):
     result = upload(path, "--chunk-size", "100KiB", url=live_server.url)
     assert result.returncode == 1
     assert "422 md5_mismatch" in result.stderr and "Traceback" not in result.stderr
+    assert f"curl -X DELETE {live_server.url}/api/upload/{md5_of(path)}/tampered.bin" in (
+        result.stderr)
     assert status(live_server, path)["status"] == "uploading"
     assert path.read_bytes() == data
     # Leave the shared server without unfinished uploads, as other tests expect.

@@ -4,6 +4,7 @@ import re
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from tqdm import tqdm
@@ -142,6 +143,10 @@ def _upload_all(api: Api, sources: list[Source], options: chunked.Options, use_t
         except (ClientError, OSError) as exc:
             bars.done()
             bars.write(f"uploadsvc-upload: {source.path}: {_describe(exc)}", err=True)
+            if getattr(exc, "code", None) == "md5_mismatch":
+                bars.write("uploadsvc-upload: the server keeps the chunks it has; to send the "
+                           f"file anew, delete them first: curl -X DELETE "
+                           f"{api.base_url}/api/upload/{md5}/{quote(source.name)}", err=True)
             failed += 1
             continue
         bars.done()
