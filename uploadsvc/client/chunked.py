@@ -45,12 +45,13 @@ def retrying(options: Options) -> Retrying:
 
 
 def upload(api: Api, source: Source, md5: str, options: Options,
-           progress: Callable[[int], object]) -> Result:
-    """Upload source (whose MD5 is md5) unless the server has it; progress(n) per n bytes."""
+           progress: Callable[[int], object], resumed: Callable[[int], object]) -> Result:
+    """Upload source (whose MD5 is md5) unless the server has it; progress(n) per n bytes
+    sent, resumed(n) for the n bytes the server already had."""
     total = source.total_chunks
     answer = retrying(options)(api.check_chunks, md5, source.name, total)
     stored = set(answer.get("uploadedChunks", []))
-    progress(sum(source.chunk_length(i) for i in stored if i < total))
+    resumed(sum(source.chunk_length(i) for i in stored if i < total))
     sent = 0
     if not answer.get("completed"):
         sent = send_chunks(api, source, md5, sorted(set(range(total)) - stored), options,

@@ -59,6 +59,15 @@ class Progress:
             self.bar.update(n)
             self.overall.update(n)
 
+    def resumed(self, n: int) -> None:
+        """Bytes the server already had: shown as done, left out of the transfer rate."""
+        with self.lock:
+            for bar in (self.bar, self.overall):
+                bar.initial += n
+                bar.n += n
+                bar.last_print_n += n
+                bar.refresh()
+
     def done(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -130,9 +139,10 @@ def _upload_all(api: Api, sources: list[Source], options: chunked.Options, use_t
                 from . import tus  # tuspy pulls in aiohttp: load it only when asked
 
                 result = tus.upload(api.base_url + "/files/", source, md5, options,
-                                    bars.sending(source))
+                                    bars.sending(source), bars.resumed)
             else:
-                result = chunked.upload(api, source, md5, options, bars.sending(source))
+                result = chunked.upload(api, source, md5, options, bars.sending(source),
+                                        bars.resumed)
         except ServerUnreachable as exc:
             bars.done()
             bars.write(f"uploadsvc-upload: {source.path}: {exc}", err=True)

@@ -43,14 +43,14 @@ def state_file() -> Path:
 
 
 def upload(endpoint: str, source: Source, md5: str, options: Options,
-           progress: Callable[[int], object]) -> Result:
+           progress: Callable[[int], object], resumed: Callable[[int], object]) -> Result:
     """Upload source through tus, resuming a stored upload URL when the server still has it."""
     storage = FileStorage(str(state_file()))
     key = f"{endpoint} {md5} {source.size} {source.name}"
     try:
         uploader = _uploader(endpoint, source, key, storage, options)
         start = uploader.offset
-        progress(start)
+        resumed(start)
         if not uploader.url:  # also makes a zero-byte upload, which needs no PATCH
             uploader.set_url(uploader.create_url())
             uploader.offset = 0
