@@ -94,10 +94,11 @@ def test_resumes_after_ctrl_c(live_server, tmp_path):
     assert before["status"] == "uploading"
     assert 10 <= before["uploaded"] < before["total"] == 256
 
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*args, "--progress"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     sent = int(result.stdout.split("sent ")[1].split(" of")[0])
     assert sent <= 256 - before["uploaded"]
+    assert "all files: 100%" in result.stderr  # the bars, forced on without a terminal
     assert stored(live_server, result.stdout).read_bytes() == path.read_bytes()
 
 

@@ -63,6 +63,8 @@ class Progress:
         """Bytes the server already had: shown as done, left out of the transfer rate."""
         with self.lock:
             for bar in (self.bar, self.overall):
+                if bar.disable:  # a disabled tqdm keeps no counts
+                    continue
                 bar.initial += n
                 bar.n += n
                 bar.last_print_n += n
