@@ -14,7 +14,21 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.environ.get("UPLOADSVC_INSTANCE_PATH") or None,
     )
     # Imported here, not at module top: these modules import __version__ from this package.
-    from . import api, cli, database, errors, logs, metrics, settings, spooling, storage
+    from . import (
+        api,
+        cli,
+        database,
+        downloads,
+        errors,
+        logs,
+        metrics,
+        page,
+        proxy,
+        settings,
+        spooling,
+        storage,
+        tus,
+    )
     from .extensions import cors
 
     settings.load(app, test_config)
@@ -22,9 +36,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     database.init_app(app)
     storage.init_app(app)
     spooling.init_app(app)
-    cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
+    proxy.init_app(app)
     app.register_blueprint(api.bp)
     metrics.init_app(app)
+    app.register_blueprint(downloads.bp)
+    app.register_blueprint(page.bp)
+    tus.init_app(app)
+    cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]},
+                                  **tus.cors_resources(app)})
     errors.register_error_handlers(app)
     cli.init_app(app)
     return app

@@ -28,3 +28,18 @@ class DefaultConfig:
     # Logs go to stdout: "text" for people, "json" (one object a line) for log shippers.
     LOG_FORMAT = "text"
     LOG_LEVEL = "INFO"
+    # Serve completed files at their `path` (/uploads/<stored name>); False answers 404.
+    DOWNLOADS = True
+    # Serve the upload page at / (and its scripts); False answers 404.
+    UPLOAD_PAGE = True
+    # npm modules folder of the page's browser libraries; None means web/node_modules.
+    WEB_MODULES_DIR = None
+    # tus 1.0 endpoint (README "tus"): its URL prefix; the base URL that Location headers
+    # start with (None: the address the request came to); how long an unfinished tus
+    # upload lives after its last write (None: UPLOAD_EXPIRY).
+    TUS_PREFIX = "/files"
+    TUS_BASE_URL = None
+    TUS_EXPIRY = None
+    # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
+    # (0: none). Set it to 1 behind one nginx so that Location names the public address.
+    TRUSTED_PROXIES = 0

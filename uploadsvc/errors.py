@@ -69,6 +69,42 @@ class Md5Mismatch(UploadError):
     message = "The merged file does not match the given md5; re-send the chunks or delete."
 
 
+class FinalUploadReadOnly(UploadError):
+    status = 403
+    code = "final_upload"
+    message = "A final (concatenated) upload takes no more bytes."
+
+
+class UploadExpired(UploadError):
+    status = 410
+    code = "upload_expired"
+    message = "This upload has expired; start a new one."
+
+
+class OffsetConflict(UploadError):
+    status = 409
+    code = "offset_mismatch"
+    message = "Upload-Offset does not match the upload's offset; ask it with HEAD."
+
+
+class TusVersionUnsupported(UploadError):
+    status = 412
+    code = "tus_version_unsupported"
+    message = "Send Tus-Resumable: 1.0.0; this server speaks tus 1.0.0."
+
+
+class UploadLocked(UploadError):
+    status = 423
+    code = "upload_locked"
+    message = "Another request is writing to this upload; retry in a moment."
+
+
+class ChecksumMismatch(UploadError):
+    status = 460
+    code = "checksum_mismatch"
+    message = "The body does not match Upload-Checksum; it was discarded, resend it."
+
+
 class InsufficientStorage(UploadError):
     status = 507
     code = "insufficient_storage"
@@ -93,7 +129,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() == "allow"]
+        # Allow (405) and Content-Range (416) tell the client what would work.
+        kept = ("allow", "content-range")
+        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
         return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
 
     @app.errorhandler(StorageFull)

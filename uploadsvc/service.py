@@ -299,6 +299,12 @@ def _merge(upload: Upload) -> Upload:
     return _finish(upload, merged.size, seconds)
 
 
+def place_and_finish(upload: Upload, merged: Merged, seconds: float) -> Upload:
+    """Put a verified file under uploads/ and record its upload as completed."""
+    _place_or_discard(upload, merged)
+    return _finish(upload, merged.size, seconds)
+
+
 def _place_or_discard(upload: Upload, merged: Merged) -> None:
     try:
         _place(upload, merged)
