@@ -25,6 +25,13 @@ def test_json_lines_under_gunicorn(tmp_path):
                                  files={"chunk": ("blob", chunk)}).ok
         assert requests.post(server.url + "/api/complete-upload", json=ident, timeout=10).ok
         assert requests.delete(f"{server.url}/api/upload/{md5}/logged.bin", timeout=10).ok
+        tus = {"Tus-Resumable": "1.0.0"}
+        created = requests.post(server.url + "/files/", timeout=10, headers={
+            **tus, "Upload-Length": "4", "Upload-Metadata": "filename dHVzLmJpbg=="})
+        assert created.status_code == 201
+        assert requests.patch(created.headers["Location"], data=b"tus!", timeout=10, headers={
+            **tus, "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream"}).status_code == 204
     finally:
         server.stop()
 
@@ -32,6 +39,12 @@ def test_json_lines_under_gunicorn(tmp_path):
     records = [json.loads(line) for line in lines]  # every line of the output is JSON
     assert all({"time", "level", "logger", "message"} <= set(record) for record in records)
     events = [r for r in records if r["logger"] == "uploadsvc.service" and "event" in r]
+    tus_events = [r for r in records if r["logger"] == "uploadsvc.tus_service" and "event" in r]
+    assert [r["event"] for r in tus_events] == ["created", "chunk_stored"]
+    assert tus_events[1]["bytes"] == 4 and tus_events[1]["file_name"] == "tus.bin"
+    tus_done = events.pop()  # a finished tus upload is completed by the same service code
+    assert tus_done["event"] == "completed" and tus_done["upload_id"] == tus_events[0]["upload_id"]
+    assert tus_done["md5"] == hashlib.md5(b"tus!").hexdigest() and tus_done["bytes"] == 4
     assert [r["event"] for r in events] == ["created", "chunk_stored", "chunk_stored",
                                             "completed", "deleted"]
     assert {r["upload_id"] for r in events} == {events[0]["upload_id"]}

@@ -146,3 +146,30 @@ def test_metrics_token_is_required_when_set(app):
     response = guarded.get("/metrics", headers={"Authorization": "Bearer s3cret"})
     assert response.status_code == 200
     assert "uploadsvc_uploads_completed_total" in response.get_data(as_text=True)
+
+
+def test_tus_uploads_are_counted_too(client):
+    def sample(name):
+        return value(scrape_client(client), name)
+
+    names = ("uploadsvc_uploads_created_total", "uploadsvc_uploads_completed_total",
+             "uploadsvc_bytes_received_total")
+    before = {name: sample(name) for name in names}
+    response = client.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "5",
+                                               "Upload-Metadata": "filename dHVzLmJpbg=="})
+    assert response.status_code == 201
+    response = client.patch(response.headers["Location"], data=b"hello", headers={
+        "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream"})
+    assert response.status_code == 204
+    after = {name: sample(name) for name in names}
+    assert [after[name] - before[name] for name in names] == [1, 1, 5]
+
+
+def scrape_client(client) -> dict:
+    """Samples of /metrics through the test client (this process's own metrics)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}

@@ -19,7 +19,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import select
 
-from . import service
+from . import metrics, service
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -32,6 +32,7 @@ from .errors import (
     UploadNotFound,
 )
 from .extensions import db
+from .logs import event_fields
 from .models import TUS, Upload, UploadEvent, name_digest, utcnow
 from .storage import LockBusy, UploadGone
 
@@ -91,7 +92,11 @@ def create(length: int | None, file_name: str, metadata: str | None,
     if concat != PARTIAL:  # parts are not uploads of their own in the statistics
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
     db.session.commit()
-    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single")
+    if concat != PARTIAL:
+        metrics.upload_created()
+    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single",
+             extra=event_fields(UploadEvent.CREATED, upload, upload_length=length,
+                                concat=concat))
     if length == 0 and concat is None:
         with _locked(upload) as upload:
             _finish(upload, 0.0)
@@ -254,8 +259,12 @@ def _record_write(upload: Upload, size: int, seconds: float) -> None:
     db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
                                   duration_ms=int(seconds * 1000)))
     db.session.commit()
+    metrics.chunk_stored(size, seconds)
     log.info("tus upload %s: %d bytes stored at %d (%.3f s)",
-             upload.key, size, upload.upload_offset - size, seconds)
+             upload.key, size, upload.upload_offset - size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload,
+                                offset=upload.upload_offset - size, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
 
 
 def _finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
