@@ -3,6 +3,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -50,25 +51,26 @@ class Progress:
         with self.file_bar(f"hashing {source.name}", source.size) as bar:
             return md5_file(source.path, bar.update)
 
-    def sending(self, source: Source) -> "Progress":
-        self.bar = self.file_bar(source.name, source.size)
-        return self
+    def sending(self, source: Source) -> tuple[Callable[[int], None], Callable[[int], None]]:
+        """Callbacks for one file, tied to its own bar (a late chunk worker of a failed file
+        never moves the next file's bar): bytes sent, and bytes the server already had."""
+        bar = self.bar = self.file_bar(source.name, source.size)
 
-    def __call__(self, n: int) -> None:
-        with self.lock:  # chunk workers report from their threads
-            self.bar.update(n)
-            self.overall.update(n)
+        def sent(n: int) -> None:
+            with self.lock:  # chunk workers report from their threads
+                bar.update(n)
+                self.overall.update(n)
 
-    def resumed(self, n: int) -> None:
-        """Bytes the server already had: shown as done, left out of the transfer rate."""
-        with self.lock:
-            for bar in (self.bar, self.overall):
-                if bar.disable:  # a disabled tqdm keeps no counts
-                    continue
-                bar.initial += n
-                bar.n += n
-                bar.last_print_n += n
-                bar.refresh()
+        def resumed(n: int) -> None:  # shown as done, left out of the transfer rate
+            with self.lock:
+                for each in (bar, self.overall):
+                    if not each.disable:  # a disabled tqdm keeps no counts
+                        each.initial += n
+                        each.n += n
+                        each.last_print_n += n
+                        each.refresh()
+
+        return sent, resumed
 
     def done(self) -> None:
         if self.bar is not None:
@@ -141,10 +143,9 @@ def _upload_all(api: Api, sources: list[Source], options: chunked.Options, use_t
                 from . import tus  # tuspy pulls in aiohttp: load it only when asked
 
                 result = tus.upload(api.base_url + "/files/", source, md5, options,
-                                    bars.sending(source), bars.resumed)
+                                    *bars.sending(source))
             else:
-                result = chunked.upload(api, source, md5, options, bars.sending(source),
-                                        bars.resumed)
+                result = chunked.upload(api, source, md5, options, *bars.sending(source))
         except ServerUnreachable as exc:
             bars.done()
             bars.write(f"uploadsvc-upload: {source.path}: {exc}", err=True)
