@@ -33,7 +33,7 @@ REQUESTS = Counter("uploadsvc_http_requests", "HTTP requests by method, route an
 REQUEST_SECONDS = Histogram("uploadsvc_http_request_duration_seconds",
                             "Time to answer HTTP requests, by method and route.",
                             ["method", "route"])
-BYTES_RECEIVED = Counter("uploadsvc_bytes_received", "Bytes of chunks stored.")
+BYTES_RECEIVED = Counter("uploadsvc_bytes_received", "Bytes stored (chunks, tus PATCH bodies).")
 UPLOADS_CREATED = Counter("uploadsvc_uploads_created", "Uploads started.")
 UPLOADS_COMPLETED = Counter("uploadsvc_uploads_completed",
                             "Uploads completed (merged and verified, or from a stored copy).")
