@@ -120,6 +120,36 @@ def test_retries_until_a_starting_server_answers(tmp_path):
     assert stored(server, out).read_bytes() == path.read_bytes()
 
 
+def test_rides_out_a_server_restart_mid_upload(tmp_path):
+    server = GunicornServer(tmp_path / "data", workers=2).start()
+    path = make_file(tmp_path, "restart.bin", 4 * MiB)
+    client = subprocess.Popen([CLIENT, str(path), "--url", server.url, "--chunk-size", "16KiB",
+                               "--parallel", "2", "--retries", "10", "--backoff", "0.2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and status_or_none(server, path) < 10:
+            time.sleep(0.02)
+        server.stop()  # graceful: chunks in flight finish, new connections are refused
+        assert client.poll() is None  # still uploading, now against a closed port
+        time.sleep(1)
+        server.start()  # same port and data directory
+        out, err = client.communicate(timeout=90)
+    finally:
+        client.kill()
+        server.stop()
+    assert client.returncode == 0, err
+    assert "Traceback" not in err
+    assert stored(server, out).read_bytes() == path.read_bytes()
+
+
+def status_or_none(server, path: Path) -> int:
+    """Chunks of path on the server so far (0 before the upload exists)."""
+    response = requests.get(f"{server.url}/api/upload-status/{md5_of(path)}/{path.name}",
+                            timeout=5)
+    return response.json()["uploaded"] if response.status_code == 200 else 0
+
+
 def test_server_down_is_a_clear_failure(tmp_path):
     files = [make_file(tmp_path, "a.bin", 1000), make_file(tmp_path, "b.bin", 1000)]
     result = upload(*files, "--retries", "1", "--backoff", "0",
