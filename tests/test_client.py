@@ -2,6 +2,7 @@
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -158,6 +159,20 @@ def test_server_down_is_a_clear_failure(tmp_path):
     assert "cannot reach" in result.stderr and "Connection refused" in result.stderr
     assert "1 more file(s) not tried" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_server_that_never_answers_times_out(tmp_path):
+    path = make_file(tmp_path, "silent.bin", 1000)
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        started = time.monotonic()
+        result = upload(path, "--timeout", "1", "--retries", "1", "--backoff", "0", url=url)
+    assert result.returncode == 1
+    assert f"{url} did not answer within 1 s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
 
 
 def test_invalid_files_fail_but_the_others_upload(live_server, tmp_path):

@@ -19,6 +19,7 @@ class Options:
     parallel: int
     retries: int
     backoff: float
+    timeout: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ def main(files, url, parallel, chunk_size, retries, backoff, timeout, use_tus, p
     interruption to go on where it stopped. Exit status: 0 all uploaded, 1 some failed,
     130 interrupted.
     """
-    options = chunked.Options(parallel=parallel, retries=retries, backoff=backoff)
+    options = chunked.Options(parallel=parallel, retries=retries, backoff=backoff,
+                              timeout=timeout)
     sources, failed = [], 0
     for path in files:
         try:

@@ -3,6 +3,7 @@ import json
 from collections.abc import Iterator
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -52,8 +53,12 @@ def make_session(retries: int, backoff: float, pool_size: int, user_agent: str) 
 
 
 def reason(exc: BaseException) -> str:
-    """The innermost operating-system reason of a connection failure, e.g. 'Connection refused'."""
-    for cause in _causes(exc):
+    """Why a connection failed, in words: 'Connection refused', 'timed out', ..."""
+    causes = list(_causes(exc))
+    if any(isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError))
+           for cause in causes):
+        return "timed out"
+    for cause in causes:
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
     return type(exc).__name__
@@ -109,8 +114,12 @@ class Api:
         except requests.exceptions.Timeout:
             raise ServerUnreachable(f"{self.base_url} did not answer within "
                                     f"{self.timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise ServerUnreachable(f"cannot reach {self.base_url}: {reason(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:  # also timeouts, once retried
+            why = reason(exc)
+            if why == "timed out":
+                raise ServerUnreachable(f"{self.base_url} did not answer within "
+                                        f"{self.timeout:g} s") from None
+            raise ServerUnreachable(f"cannot reach {self.base_url}: {why}") from None
         except requests.exceptions.RequestException as exc:
             raise ClientError(f"request to {self.base_url} failed: {exc}") from None
         if response.ok and isinstance(body, dict):
