@@ -55,12 +55,12 @@ def make_session(retries: int, backoff: float, pool_size: int, user_agent: str) 
 def reason(exc: BaseException) -> str:
     """Why a connection failed, in words: 'Connection refused', 'timed out', ..."""
     causes = list(_causes(exc))
+    for cause in causes:  # first: a refused connection is also a "connect timeout" to urllib3
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
     if any(isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError))
            for cause in causes):
         return "timed out"
-    for cause in causes:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
     return type(exc).__name__
 
 
