@@ -14,6 +14,8 @@ need() {
 need node nodejs    # tus-js-client, tests/js
 need npm npm
 need chromium chromium   # the upload page's tests drive it headless (tests/browser)
+# A private MariaDB server for the database tests (mariadbd lives in /usr/sbin).
+PATH="$PATH:/usr/sbin" need mariadbd mariadb-server
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
