@@ -63,10 +63,11 @@ def test_json_lines_under_gunicorn(tmp_path):
     assert all(isinstance(r["duration_ms"], int) for r in access)
 
 
-def test_flask_commands_log_events_to_stdout_as_json(client, data_dir):
+def test_flask_commands_log_events_to_stdout_as_json(app, client, data_dir):
     test_file = random_file(1000, 1000, "stale.bin")
     assert send_chunk(client, test_file, 0).status_code == 200
-    env = {**os.environ, "UPLOADSVC_DATA_DIR": str(data_dir), "UPLOADSVC_LOG_FORMAT": "json"}
+    env = {**os.environ, "UPLOADSVC_DATA_DIR": str(data_dir), "UPLOADSVC_LOG_FORMAT": "json",
+           "UPLOADSVC_DATABASE_URL": app.config["DATABASE_URL"]}
     result = subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "cleanup",
                              "--older-than", "0s"], cwd=PROJECT, env=env, capture_output=True,
                             text=True, timeout=60, check=True)
@@ -78,10 +79,11 @@ def test_flask_commands_log_events_to_stdout_as_json(client, data_dir):
     assert "removed 1 expired uploads" in result.stdout
 
 
-def test_text_lines_by_default(client, data_dir):
+def test_text_lines_by_default(app, client, data_dir):
     test_file = random_file(1000, 1000, "plain.bin")
     assert send_chunk(client, test_file, 0).status_code == 200
-    env = {**os.environ, "UPLOADSVC_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "UPLOADSVC_DATA_DIR": str(data_dir),
+           "UPLOADSVC_DATABASE_URL": app.config["DATABASE_URL"]}
     env.pop("UPLOADSVC_LOG_FORMAT", None)
     result = subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "cleanup",
                              "--older-than", "0s"], cwd=PROJECT, env=env, capture_output=True,
