@@ -59,6 +59,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    """Remove the metrics directory this configuration made for the run (not one you set)."""
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     if os.path.basename(directory).startswith(METRICS_DIR_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
