@@ -8,6 +8,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
+from .contract import CheckedClient
 from .servers import GunicornServer
 
 
@@ -40,6 +41,8 @@ def app(data_dir, migrated_database):
 
 @pytest.fixture
 def client(app):
+    """A test client whose every answer is checked against the OpenAPI document."""
+    app.test_client_class = CheckedClient
     return app.test_client()
 
 

@@ -14,7 +14,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.environ.get("UPLOADSVC_INSTANCE_PATH") or None,
     )
     # Imported here, not at module top: these modules import __version__ from this package.
-    from . import api, cli, database, errors, settings, spooling, storage
+    from . import api, cli, database, errors, openapi, settings, spooling, storage
     from .extensions import cors
 
     settings.load(app, test_config)
@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     spooling.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
     app.register_blueprint(api.bp)
+    openapi.init_app(app)
     errors.register_error_handlers(app)
     cli.init_app(app)
     return app
