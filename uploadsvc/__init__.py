@@ -14,13 +14,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.environ.get("UPLOADSVC_INSTANCE_PATH") or None,
     )
     # Imported here, not at module top: these modules import __version__ from this package.
-    from . import api, cli, database, errors, openapi, settings, spooling, storage
+    from . import access, api, cli, database, errors, limits, openapi, settings, spooling, storage
     from .extensions import cors
 
     settings.load(app, test_config)
     database.init_app(app)
     storage.init_app(app)
     spooling.init_app(app)
+    access.init_app(app)
+    limits.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
     app.register_blueprint(api.bp)
     openapi.init_app(app)

@@ -12,7 +12,8 @@ class UploadRequest(Request):
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
-        return current_app.extensions["chunk_store"].spool()
+        limit = current_app.config["MAX_CHUNK_SIZE"]
+        return current_app.extensions["chunk_store"].spool(limit)
 
 
 def init_app(app: Flask) -> None:
