@@ -3,7 +3,7 @@ import json
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from . import access, housekeeping
 from .units import parse_duration
@@ -80,7 +80,7 @@ def stats_command(as_json):
     click.echo(f"{'Mean throughput':24}{'-' if speed is None else _size(speed) + '/s':>14}")
 
 
-@click.group("keys")
+@click.group("keys", cls=AppGroup)
 def keys_group():
     """Create, list and revoke API keys (needed when UPLOADSVC_AUTH_REQUIRED is on)."""
 
