@@ -12,8 +12,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import access
 
-limiter = Limiter(key_func=access.client_id)
-
 
 class TimedInput:
     """wsgi.input that cuts off a body which stalls or trickles (slowloris), with 408."""
@@ -76,4 +74,5 @@ def init_app(app: Flask) -> None:
     config.setdefault("RATELIMIT_DEFAULT", config["RATE_LIMIT"] or None)
     config.setdefault("RATELIMIT_STORAGE_URI", config["RATE_LIMIT_STORAGE_URI"])
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    limiter.init_app(app)
+    # One Limiter per app: its settings and storage are per instance, not per app.
+    Limiter(key_func=access.client_id, app=app)

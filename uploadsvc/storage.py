@@ -68,6 +68,7 @@ class SpoolFile(io.FileIO):
     def write(self, data) -> int:
         # Stop at the limit while the part streams in, not after it is all on disk.
         if self.limit is not None and self.tell() + len(data) > self.limit:
+            self.close()  # the parser that owns us gives up without closing: remove it now
             raise PartTooLarge(f"part larger than {self.limit} bytes")
         return super().write(data)
 
