@@ -6,13 +6,18 @@ export PORT ?= 3000
 
 .PHONY: install test-deps migrate run test lint clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web/node_modules/.installed
 
 # Editable install: keeps Flask's instance folder at ./instance (see README).
 $(VENV)/.installed: requirements.txt setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -e .
+	touch $@
+
+# Browser libraries of the upload page at /, from npm into the git-ignored web/node_modules.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --silent --no-audit --no-fund
 	touch $@
 
 migrate: install
@@ -32,4 +37,4 @@ lint: install
 	$(BIN)/ruff check uploadsvc tests wsgi.py gunicorn.conf.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache *.egg-info web/node_modules

@@ -11,6 +11,7 @@ need() {
 }
 
 # (one `need` line per system tool the tests use)
+need chromium chromium   # the upload page's tests drive it headless (tests/browser)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

@@ -85,6 +85,10 @@ def test_a_key_uploads_and_another_key_cannot_see_it(secured, client, runner, da
     body = client.post("/api/check-chunks", json=f.ident(fileName="copy.bin"),
                        headers=bob).get_json()
     assert "completed" not in body and body["uploadedChunks"] == []
+    # nor download it; alice can
+    assert client.get(done["path"], headers=bob).status_code == 404
+    assert client.get(done["path"]).status_code == 401
+    assert client.get(done["path"], headers=alice).get_data() == f.data
     # alice herself gets the instant upload
     body = client.post("/api/check-chunks", json=f.ident(fileName="copy.bin"),
                        headers=alice).get_json()

@@ -91,7 +91,7 @@ def test_make_run_serves_on_the_given_port_and_data_dir(tmp_path):
             try:
                 health = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or workers still booting
                 assert process.poll() is None, log.read_text()
                 time.sleep(0.2)
         assert health.json()["status"] == "ok"

@@ -14,7 +14,20 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.environ.get("UPLOADSVC_INSTANCE_PATH") or None,
     )
     # Imported here, not at module top: these modules import __version__ from this package.
-    from . import access, api, cli, database, errors, limits, openapi, settings, spooling, storage
+    from . import (
+        access,
+        api,
+        cli,
+        database,
+        downloads,
+        errors,
+        limits,
+        openapi,
+        page,
+        settings,
+        spooling,
+        storage,
+    )
     from .extensions import cors
 
     settings.load(app, test_config)
@@ -25,6 +38,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     limits.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
     app.register_blueprint(api.bp)
+    app.register_blueprint(downloads.bp)
+    app.register_blueprint(page.bp)
     openapi.init_app(app)
     errors.register_error_handlers(app)
     cli.init_app(app)

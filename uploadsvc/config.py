@@ -22,6 +22,12 @@ class DefaultConfig:
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024
     JSON_SORT_KEYS = False
+    # Serve completed files at their `path` (/uploads/<stored name>); False answers 404.
+    DOWNLOADS = True
+    # Serve the upload page at / (and its scripts); False answers 404.
+    UPLOAD_PAGE = True
+    # npm modules folder of the page's browser libraries; None means web/node_modules.
+    WEB_MODULES_DIR = None
 
     # -- hostile input, limits and access control (README: Security) --
     # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.

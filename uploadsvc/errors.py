@@ -117,8 +117,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        headers = [(k, v) for k, v in exc.get_response().headers
-                   if k.lower() in ("allow", "retry-after", "www-authenticate")]
+        # Allow (405) and Content-Range (416) tell the client what would work; Retry-After
+        # (429) when, and WWW-Authenticate (401) how.
+        kept = ("allow", "content-range", "retry-after", "www-authenticate")
+        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
         return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
 
     @app.errorhandler(StorageFull)

@@ -10,9 +10,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 
 from .. import __version__
-from . import api
+from . import api, pages
 
-MODULES = [api]
+MODULES = [api, pages]
 
 bp = Blueprint("openapi", __name__)
 
