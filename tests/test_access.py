@@ -88,7 +88,8 @@ def test_a_key_uploads_and_another_key_cannot_see_it(secured, client, runner, da
     # nor download it; alice can
     assert client.get(done["path"], headers=bob).status_code == 404
     assert client.get(done["path"]).status_code == 401
-    assert client.get(done["path"], headers=alice).get_data() == f.data
+    with client.get(done["path"], headers=alice) as response:
+        assert response.get_data() == f.data
     # alice herself gets the instant upload
     body = client.post("/api/check-chunks", json=f.ident(fileName="copy.bin"),
                        headers=alice).get_json()
