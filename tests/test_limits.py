@@ -182,3 +182,11 @@ def test_trickling_body_is_408_after_the_grace_time(monkeypatch):
     with pytest.raises(RequestTimeout):
         for _ in range(5):
             body.read(100)
+
+
+def test_timed_input_reads_a_whole_body_in_slices():
+    data = bytes(range(256)) * 1000
+    body = TimedInput(io.BytesIO(data), timeout=5, min_rate=1024)
+    assert body.read(10) == data[:10]
+    assert body.read() == data[10:]
+    assert body.read() == b""

@@ -48,14 +48,19 @@ class TimedInput:
             except OSError:
                 pass
 
-    def read(self, size: int = -1) -> bytes:
-        return self._check(self.stream.read, size)
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return self._check(self.stream.read, size)
+        parts = []  # read to the end, still slice by slice
+        while part := self._check(self.stream.read, self.slice):
+            parts.append(part)
+        return b"".join(parts)
 
     def readline(self, size: int = -1) -> bytes:
         return self._check(self.stream.readline, size)
 
     def _check(self, read, size: int) -> bytes:
-        size = self.slice if size is None or size < 0 else min(size, self.slice)
+        size = self.slice if size is None or size < 0 else min(size, self.slice)  # readline
         try:
             data = read(size)
         except OSError:  # the socket timeout set below: no byte for `timeout` seconds
