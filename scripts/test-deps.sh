@@ -11,6 +11,8 @@ need() {
 }
 
 # (one `need` line per system tool the tests use)
+need node nodejs    # tus-js-client, tests/js
+need npm npm
 need chromium chromium   # the upload page's tests drive it headless (tests/browser)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -27,7 +27,7 @@ class Contract:
             return None, None
         template = _PLACEHOLDER.sub(r"{\1}", rule.rule)
         operations = self.document["paths"].get(template, {})
-        if method == "HEAD":  # a GET without its body
+        if method == "HEAD" and "head" not in operations:  # a GET without its body
             method = "GET"
         return template, operations.get(method.lower())
 

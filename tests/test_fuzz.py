@@ -10,6 +10,7 @@ import os
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -26,6 +27,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # FUZZ_EXAMPLES=500 FUZZ_RANDOM=1 searches harder (and differently) by hand.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 40))
 
+# tus PATCH bodies are raw bytes.
+schemathesis.openapi.media_type("application/offset+octet-stream", st.binary(max_size=4096))
 schema = schemathesis.openapi.from_dict(openapi.build(vars(DefaultConfig)))
 
 

@@ -125,7 +125,7 @@ def test_forwarded_for_is_trusted_only_behind_a_configured_proxy(migrated_databa
 
     from uploadsvc import create_app
     shutil.copy(migrated_database, tmp_path / "uploadsvc.sqlite3")
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "PROXY_COUNT": proxies,
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "TRUSTED_PROXIES": proxies,
                       "MAX_ACTIVE_UPLOADS_PER_CLIENT": 1})
     client = app.test_client()
     for name, forwarded in (("a.bin", "127.0.0.5"), ("b.bin", "127.0.0.6")):

@@ -24,9 +24,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         limits,
         openapi,
         page,
+        proxy,
         settings,
         spooling,
         storage,
+        tus,
     )
     from .extensions import cors
 
@@ -34,13 +36,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     database.init_app(app)
     storage.init_app(app)
     spooling.init_app(app)
+    proxy.init_app(app)
     access.init_app(app)
     limits.init_app(app)
-    cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}})
     app.register_blueprint(api.bp)
     app.register_blueprint(downloads.bp)
     app.register_blueprint(page.bp)
+    tus.init_app(app)
     openapi.init_app(app)
+    cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]},
+                                  **tus.cors_resources(app)})
     errors.register_error_handlers(app)
     cli.init_app(app)
     return app

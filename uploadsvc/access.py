@@ -19,8 +19,9 @@ from .models import ApiKey, utcnow
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "usk_"
-# Paths that need a key when access control is on; health and the API document stay public.
-PROTECTED_PREFIXES = ("/api/", "/files", "/uploads/")
+# Paths that need a key when access control is on (and the tus endpoint, TUS_PREFIX);
+# health and the API document stay public.
+PROTECTED_PREFIXES = ("/api/", "/uploads/")
 PUBLIC_ENDPOINTS = {"api.health", "openapi.openapi_document"}
 
 
@@ -80,7 +81,8 @@ def client_id() -> str:
 def _require_key() -> None:
     if not current_app.config["AUTH_REQUIRED"] or request.method == "OPTIONS":
         return
-    if request.endpoint in PUBLIC_ENDPOINTS or not request.path.startswith(PROTECTED_PREFIXES):
+    prefixes = (*PROTECTED_PREFIXES, current_app.config.get("TUS_PREFIX") or "/files")
+    if request.endpoint in PUBLIC_ENDPOINTS or not request.path.startswith(prefixes):
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -28,6 +28,15 @@ class DefaultConfig:
     UPLOAD_PAGE = True
     # npm modules folder of the page's browser libraries; None means web/node_modules.
     WEB_MODULES_DIR = None
+    # tus 1.0 endpoint (README "tus"): its URL prefix; the base URL that Location headers
+    # start with (None: the address the request came to); how long an unfinished tus
+    # upload lives after its last write (None: UPLOAD_EXPIRY).
+    TUS_PREFIX = "/files"
+    TUS_BASE_URL = None
+    TUS_EXPIRY = None
+    # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
+    # (0: none). Set it to 1 behind one nginx so that Location names the public address.
+    TRUSTED_PROXIES = 0
 
     # -- hostile input, limits and access control (README: Security) --
     # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.
@@ -38,8 +47,6 @@ class DefaultConfig:
     # all; 0 means no limit. New uploads beyond are refused with 429.
     MAX_ACTIVE_UPLOADS_PER_CLIENT = 1000
     MAX_ACTIVE_UPLOADS = 100_000
-    # Number of proxies (nginx) in front whose X-Forwarded-For/-Proto are trusted; 0 trusts none.
-    PROXY_COUNT = 0
     # A request body that pauses longer than this (seconds), or arrives slower than
     # BODY_MIN_RATE bytes/s once this long has passed, is cut off with 408.
     BODY_TIMEOUT = 30

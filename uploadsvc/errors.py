@@ -89,6 +89,42 @@ class Md5Mismatch(UploadError):
     message = "The merged file does not match the given md5; re-send the chunks or delete."
 
 
+class FinalUploadReadOnly(UploadError):
+    status = 403
+    code = "final_upload"
+    message = "A final (concatenated) upload takes no more bytes."
+
+
+class UploadExpired(UploadError):
+    status = 410
+    code = "upload_expired"
+    message = "This upload has expired; start a new one."
+
+
+class OffsetConflict(UploadError):
+    status = 409
+    code = "offset_mismatch"
+    message = "Upload-Offset does not match the upload's offset; ask it with HEAD."
+
+
+class TusVersionUnsupported(UploadError):
+    status = 412
+    code = "tus_version_unsupported"
+    message = "Send Tus-Resumable: 1.0.0; this server speaks tus 1.0.0."
+
+
+class UploadLocked(UploadError):
+    status = 423
+    code = "upload_locked"
+    message = "Another request is writing to this upload; retry in a moment."
+
+
+class ChecksumMismatch(UploadError):
+    status = 460
+    code = "checksum_mismatch"
+    message = "The body does not match Upload-Checksum; it was discarded, resend it."
+
+
 class InsufficientStorage(UploadError):
     status = 507
     code = "insufficient_storage"

@@ -4,11 +4,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from . import service
 from .extensions import db
-from .models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
+from .models import COMPLETED, TUS, UPLOADING, Upload, UploadEvent, utcnow
 from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
@@ -28,17 +28,21 @@ class CleanupReport:
 
 
 def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
-    """Remove unfinished uploads idle for longer than older_than, chunk directories no
-    unfinished upload owns, and stale temp files. Completed files are never touched."""
+    """Remove unfinished uploads idle for longer than older_than (tus uploads: past their
+    Upload-Expires), chunk directories no unfinished upload owns, and stale temp files.
+    Completed files are never touched."""
     report = CleanupReport()
     store = service.chunk_store()
-    cutoff = utcnow() - older_than
+    now = utcnow()
+    cutoff = now - older_than
     stale = db.session.execute(
-        select(Upload).filter_by(status=UPLOADING).where(Upload.updated_at < cutoff)
+        select(Upload).filter_by(status=UPLOADING).where(or_(
+            and_(Upload.protocol != TUS, Upload.updated_at < cutoff),
+            and_(Upload.protocol == TUS, Upload.expires_at <= now)))
     ).scalars().all()
     db.session.commit()
     for upload in stale:
-        if dry_run or _expire(upload, cutoff):
+        if dry_run or _expire(upload, cutoff, now):
             report.expired.append(upload)
 
     debris_cutoff = time.time() - max(older_than, MIN_DEBRIS_AGE).total_seconds()
@@ -57,21 +61,27 @@ def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
     return report
 
 
-def _expire(upload: Upload, cutoff) -> bool:
+def _expire(upload: Upload, cutoff, now) -> bool:
     """Remove one idle upload unless a request is using it or it moved meanwhile."""
     store = service.chunk_store()
     try:
         with store.lock(upload.key, exclusive=True, timeout=0):
-            return _expire_locked(upload, cutoff)
+            return _expire_locked(upload, cutoff, now)
     except LockBusy:
         return False
     except UploadGone:
-        return _expire_locked(upload, cutoff)
+        return _expire_locked(upload, cutoff, now)
 
 
-def _expire_locked(upload: Upload, cutoff) -> bool:
+def _is_stale(upload: Upload, cutoff, now) -> bool:
+    if upload.protocol == TUS:
+        return upload.expires_at is not None and upload.expires_at <= now
+    return upload.updated_at < cutoff
+
+
+def _expire_locked(upload: Upload, cutoff, now) -> bool:
     fresh = db.session.get(Upload, upload.id, populate_existing=True)
-    if fresh is None or fresh.status != UPLOADING or fresh.updated_at >= cutoff:
+    if fresh is None or fresh.status != UPLOADING or not _is_stale(fresh, cutoff, now):
         db.session.commit()
         return False
     service.remove(fresh, UploadEvent.EXPIRED)

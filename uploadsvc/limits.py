@@ -1,4 +1,4 @@
-"""Limits on what one client can take: proxy trust, body read timeouts, rate limits.
+"""Limits on what one client can take: body read timeouts and rate limits.
 
 Size limits live where sizes are known (the upload-chunk view, SpoolFile, the service), and
 the limit on unfinished uploads in the service; this module wraps the WSGI app.
@@ -11,7 +11,6 @@ import time
 from flask import Flask
 from flask_limiter import Limiter
 from werkzeug.exceptions import RequestTimeout
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import access
 
@@ -141,10 +140,6 @@ def init_app(app: Flask) -> None:
     if config["BODY_TIMEOUT"]:
         app.wsgi_app = BodyTimeouts(app.wsgi_app, float(config["BODY_TIMEOUT"]),
                                     float(config["BODY_MIN_RATE"]))
-    if config["PROXY_COUNT"]:
-        # Outermost, so that every later part sees the client's own address.
-        count = int(config["PROXY_COUNT"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     config.setdefault("RATELIMIT_ENABLED", bool(config["RATE_LIMIT"]))
     config.setdefault("RATELIMIT_DEFAULT", config["RATE_LIMIT"] or None)
     config.setdefault("RATELIMIT_STORAGE_URI", config["RATE_LIMIT_STORAGE_URI"])

@@ -2,7 +2,7 @@
 import hashlib
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -10,6 +10,9 @@ from .extensions import db
 
 UPLOADING = "uploading"
 COMPLETED = "completed"
+# Upload.protocol: chunks through /api, or one data file through the tus endpoint.
+API = "api"
+TUS = "tus"
 
 # MySQL's DATETIME drops fractions unless asked; the API reports milliseconds.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
@@ -52,6 +55,19 @@ class Upload(db.Model):
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    # How the upload arrives: "api" (chunks of /api) or "tus" (one data file, see tus_service).
+    # A tus upload's md5 is "" until the service has hashed the finished file.
+    protocol: Mapped[str] = mapped_column(String(8), default=API, server_default=API)
+    # tus only: declared length (None while deferred), bytes stored so far, the raw
+    # Upload-Metadata header, when an unfinished upload expires, and concatenation:
+    # concat "partial" or "final", concat_parts the final's Upload-Concat part list.
+    upload_length: Mapped[int | None] = mapped_column(BigInteger)
+    upload_offset: Mapped[int | None] = mapped_column(BigInteger)
+    upload_metadata: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    concat: Mapped[str | None] = mapped_column(String(8))
+    concat_parts: Mapped[str | None] = mapped_column(Text)
 
     chunks: Mapped[list["Chunk"]] = relationship(
         back_populates="upload", cascade="all, delete-orphan", passive_deletes=True
@@ -106,6 +122,8 @@ class UploadEvent(db.Model):
     VERIFICATION_FAILED = "verification_failed"
     DELETED = "deleted"
     EXPIRED = "expired"
+    # A finished tus partial upload, consumed by the final upload it was concatenated into.
+    CONCATENATED = "concatenated"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)

@@ -197,7 +197,7 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
         if upload is not None:
             return upload
         client = access.client_id()
-        _check_room(client)
+        check_room(client)
         # The directory exists before the row does, so every row's directory exists.
         key = uuid.uuid4().hex
         chunk_store().create(key)
@@ -215,7 +215,7 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
     raise MergeInProgress("This upload is being created concurrently; retry.")
 
 
-def _check_room(client: str) -> None:
+def check_room(client: str) -> None:
     """Refuse a new upload beyond the limits of unfinished uploads (per client, in all).
 
     Counted, not reserved: racing requests may overshoot a limit by a few, never by many.
@@ -305,6 +305,12 @@ def _merge(upload: Upload) -> Upload:
         raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
     _place_or_discard(upload, merged)
     seconds = time.monotonic() - started
+    return _finish(upload, merged.size, seconds)
+
+
+def place_and_finish(upload: Upload, merged: Merged, seconds: float) -> Upload:
+    """Put a verified file under uploads/ and record its upload as completed."""
+    _place_or_discard(upload, merged)
     return _finish(upload, merged.size, seconds)
 
 

@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -54,6 +54,16 @@ class Merged:
     path: str
     size: int
     md5: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """What write_at stored: bytes written, whether the source held more than allowed,
+    and whether reading it failed midway (the bytes before the failure are kept)."""
+
+    size: int
+    overflow: bool
+    interrupted: bool
 
 
 class SpoolFile(io.FileIO):
@@ -245,6 +255,87 @@ class ChunkStore:
     def delete_file(self, stored_name: str) -> None:
         _unlink_quietly(self._upload_path(stored_name))
 
+    # -- data files: a tus upload's bytes, one file appended at its recorded offset -----
+
+    def write_at(self, key: str, offset: int, src: BinaryIO, limit: int,
+                 digests: Iterable = ()) -> Written:
+        """Write up to limit bytes of src into the upload's data file from offset, feeding
+        them to digests; fsync'd before returning.
+
+        The file is cut back to offset first: bytes past the recorded offset belong to a
+        write that was never recorded. A failing read (the client went away) ends the write
+        and keeps what arrived, so that the upload resumes from there.
+        """
+        buffer = bytearray(self.buffer_size)
+        view = memoryview(buffer)
+        written, overflow, interrupted = 0, False, False
+        with _disk_errors(), _gone_if_missing():
+            fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+            with open(fd, "r+b", buffering=0) as out:
+                out.truncate(offset)
+                out.seek(offset)
+                while True:
+                    want = min(len(buffer), limit - written) or 1  # 1: probe for excess
+                    try:
+                        n = src.readinto(view[:want])
+                    except Exception:  # noqa: BLE001 - any failure to read ends the body
+                        interrupted = True
+                        break
+                    if not n:
+                        break
+                    if written == limit:
+                        overflow = True
+                        break
+                    for digest in digests:
+                        digest.update(view[:n])
+                    _write_all(out, view[:n])
+                    written += n
+                self._sync(out.fileno())
+        return Written(written, overflow, interrupted)
+
+    def truncate(self, key: str, size: int) -> None:
+        """Cut the upload's data file back to size bytes (a refused write)."""
+        with _disk_errors(), _gone_if_missing():
+            os.truncate(self._data_path(key), size)
+
+    def seal(self, key: str, size: int, md5: str | None = None) -> Merged:
+        """Hash the finished data file (unless its md5 is given, computed as it was written)
+        and link it into temp/, ready to be placed; the data file itself stays until the
+        upload is recorded as completed."""
+        digest = hashlib.md5()
+        path = os.path.join(self.temp_dir, f"seal-{os.urandom(8).hex()}.part")
+        with _disk_errors(), _gone_if_missing():
+            fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+            with open(fd, "r+b", buffering=0) as data:
+                data.truncate(size)
+                if md5 is None:
+                    self._hash_into(data, digest, None)
+                self._sync(data.fileno())
+            try:
+                os.link(self._data_path(key), path)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                with open(self._data_path(key), "rb") as src:
+                    path = self._write_temp(src, self.temp_dir)
+        return Merged(path=path, size=size, md5=md5 or digest.hexdigest())
+
+    def concatenate(self, keys: list[str]) -> Merged:
+        """Join the data files of keys, in order, into a temp file, hashing in the same pass."""
+        digest = hashlib.md5()
+        size = 0
+        fd, path = tempfile.mkstemp(dir=self.temp_dir, prefix="concat-", suffix=".part")
+        try:
+            with _disk_errors(), _gone_if_missing(), open(fd, "wb", buffering=0) as out:
+                for key in keys:
+                    with open(self._data_path(key), "rb", buffering=0) as src:
+                        size += self._hash_into(src, digest, out)
+                self._sync(out.fileno())
+        except BaseException:
+            _unlink_quietly(path)
+            raise
+        return Merged(path=path, size=size, md5=digest.hexdigest())
+
     # -- housekeeping -------------------------------------------------------------------
 
     def chunk_dir_keys(self) -> Iterator[tuple[str, float]]:
@@ -284,6 +375,21 @@ class ChunkStore:
 
     def _chunk_path(self, key: str, index: int) -> str:
         return os.path.join(self._chunk_dir(key), str(int(index)))
+
+    def _data_path(self, key: str) -> str:
+        return os.path.join(self._chunk_dir(key), "data")
+
+    def _hash_into(self, src: io.FileIO, digest, out: io.FileIO | None) -> int:
+        """Read src to its end with one buffer, hashing and optionally copying to out."""
+        buffer = bytearray(self.buffer_size)
+        view = memoryview(buffer)
+        size = 0
+        while n := src.readinto(buffer):
+            digest.update(view[:n])
+            if out is not None:
+                _write_all(out, view[:n])
+            size += n
+        return size
 
     def _upload_path(self, stored_name: str) -> str:
         if stored_name in ("", ".", "..") or "/" in stored_name or "\0" in stored_name:

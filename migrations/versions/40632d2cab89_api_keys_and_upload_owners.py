@@ -7,7 +7,7 @@ created before the old one is dropped, so that no moment is without one. Existin
 get owner 0, the owner of every upload made while access control is off.
 
 Revision ID: 40632d2cab89
-Revises: 9620d2ab2f90
+Revises: 2910e9b13729
 Create Date: 2026-11-24 09:52:47.107465
 
 """
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import mysql
 
 # revision identifiers, used by Alembic.
 revision = '40632d2cab89'
-down_revision = '9620d2ab2f90'
+down_revision = '2910e9b13729'
 branch_labels = None
 depends_on = None
 

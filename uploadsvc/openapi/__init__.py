@@ -1,7 +1,7 @@
 """The OpenAPI 3 document of the HTTP API, built from the code and served at /api/openapi.json.
 
-Each protocol has a module here with an ``add_paths(spec)`` that registers its operations;
-``MODULES`` lists them. Tests check real answers against the document, so it cannot drift.
+Each protocol has a module here with an ``add_paths(spec, config)`` that registers its
+operations; ``MODULES`` lists them. Tests check real answers against the document, so it cannot drift.
 """
 from collections.abc import Mapping
 
@@ -10,9 +10,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 
 from .. import __version__
-from . import api, pages
+from . import api, pages, tus
 
-MODULES = [api, pages]
+MODULES = [api, pages, tus]
 
 bp = Blueprint("openapi", __name__)
 
@@ -26,7 +26,7 @@ def build(config: Mapping) -> dict:
     )
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     for module in MODULES:
-        module.add_paths(spec)
+        module.add_paths(spec, config)
     document = spec.to_dict()
     # An API key is needed only when UPLOADSVC_AUTH_REQUIRED is on: either way is documented.
     document["security"] = [{}, {"apiKey": []}]

@@ -1,4 +1,6 @@
 """The /api operations of API.md, for the OpenAPI document."""
+from collections.abc import Mapping
+
 from apispec import APISpec
 
 from ..schemas import UploadIdentitySchema
@@ -41,7 +43,7 @@ def json_body(schema) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def add_paths(spec: APISpec) -> None:
+def add_paths(spec: APISpec, config: Mapping) -> None:
     """Register every /api operation on spec."""
     for name, schema in [("Error", r.Error), ("Health", r.Health),
                          ("Identity", UploadIdentitySchema),

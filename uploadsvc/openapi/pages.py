@@ -1,4 +1,6 @@
 """Downloads of completed files and the upload page, for the OpenAPI document."""
+from collections.abc import Mapping
+
 from apispec import APISpec
 
 from .api import ERRORS
@@ -11,7 +13,7 @@ def error(status: int, description: str | None = None) -> dict:
             "content": {"application/json": {"schema": "Error"}}}
 
 
-def add_paths(spec: APISpec) -> None:
+def add_paths(spec: APISpec, config: Mapping) -> None:
     """Register the download route and the page's routes on spec."""
     spec.path("/uploads/{stored_name}", operations={"get": {
         "summary": "Download a completed file (Range, If-Range and ETag supported)",

@@ -1,0 +1,554 @@
+"""The tus 1.0 endpoint through Flask's test client: core protocol and every extension."""
+import hashlib
+import io
+import os
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from uploadsvc import create_app
+from uploadsvc.extensions import db
+from uploadsvc.models import Upload, UploadEvent, utcnow
+
+from .tus_helpers import TUS, checksum, create, head, metadata, patch, path_of
+
+
+def assert_error(response, status, code=None):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    if response.request.method != "HEAD":
+        body = response.get_json()
+        assert body["success"] is False and body["message"]
+        if code:
+            assert body["error"] == code
+
+
+def upload(client, data: bytes, name: str = "tus.bin", chunk: int = 4096) -> str:
+    """Create and fill an upload chunk by chunk; returns its path."""
+    path = path_of(create(client, len(data), name))
+    for offset in range(0, len(data), chunk):
+        response = patch(client, path, offset, data[offset:offset + chunk])
+        assert response.status_code == 204, response.get_data(as_text=True)
+    return path
+
+
+# -- core protocol --------------------------------------------------------------------------
+
+
+def test_options_advertises_version_extensions_and_limits(app, client):
+    response = client.options("/files/")
+    assert response.status_code == 204
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {
+        "creation", "creation-with-upload", "creation-defer-length", "termination",
+        "expiration", "checksum", "concatenation"}
+    assert int(response.headers["Tus-Max-Size"]) == app.config["MAX_FILE_SIZE"]
+    assert {"md5", "sha1", "sha256"} <= set(response.headers["Tus-Checksum-Algorithm"].split(","))
+
+
+@pytest.mark.parametrize("version", [None, "0.2.2", "2.0.0"])
+def test_missing_or_unsupported_tus_resumable_is_412(client, version):
+    headers = {"Upload-Length": "10"} | ({"Tus-Resumable": version} if version else {})
+    response = client.post("/files/", headers=headers)
+    assert_error(response, 412, "tus_version_unsupported")
+    assert response.headers["Tus-Version"] == "1.0.0"
+    with client.application.app_context():
+        assert db.session.execute(select(Upload)).first() is None
+
+
+def test_create_head_patch_and_finish(client, data_dir):
+    data = os.urandom(10_000)
+    created = create(client, len(data), "report.pdf")
+    assert created.status_code == 201
+    assert created.headers["Location"].startswith("http://localhost/files/")
+    assert created.headers["Upload-Expires"].endswith("GMT")
+    path = path_of(created)
+    status = head(client, path)
+    assert status.status_code == 200
+    assert status.headers["Upload-Offset"] == "0"
+    assert status.headers["Upload-Length"] == "10000"
+    assert status.headers["Cache-Control"] == "no-store"
+    assert status.headers["Upload-Metadata"] == metadata(filename="report.pdf")
+    first = patch(client, path, 0, data[:6000])
+    assert first.status_code == 204
+    assert first.headers["Upload-Offset"] == "6000"
+    assert first.headers["Upload-Expires"].endswith("GMT")
+    assert head(client, path).headers["Upload-Offset"] == "6000"
+    last = patch(client, path, 6000, data[6000:])
+    assert last.status_code == 204 and last.headers["Upload-Offset"] == "10000"
+    assert last.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+    assert last.headers["Upload-Path"] == "/uploads/report.pdf"
+    assert (data_dir / "uploads" / "report.pdf").read_bytes() == data
+    assert list((data_dir / "chunks").iterdir()) == []
+    done = head(client, path)
+    assert done.headers["Upload-Offset"] == "10000"
+    assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+    assert "Upload-Expires" not in done.headers
+
+
+def test_patch_on_finished_upload_changes_nothing(client, data_dir):
+    path = upload(client, b"abc", "abc.txt")
+    again = patch(client, path, 3, b"")
+    assert again.status_code == 204 and again.headers["Upload-Offset"] == "3"
+    assert_error(patch(client, path, 3, b"more"), 413)
+    assert (data_dir / "uploads" / "abc.txt").read_bytes() == b"abc"
+
+
+def test_finished_upload_is_an_api_upload_for_instant_upload_and_stats(client, data_dir):
+    data = os.urandom(5000)
+    upload(client, data, "same.bin")
+    md5 = hashlib.md5(data).hexdigest()
+    body = client.post("/api/check-chunks",
+                       json={"md5": md5, "fileName": "other.bin", "totalChunks": 2}).get_json()
+    assert body["completed"] is True and body["uploadedChunks"] == [0, 1]
+    assert (data_dir / "uploads" / "other.bin").read_bytes() == data
+    stats = client.get("/api/stats").get_json()
+    assert stats["activeUploads"] == 0
+    with client.application.app_context():
+        row = db.session.execute(select(Upload).filter_by(protocol="tus")).scalar_one()
+        assert (row.status, row.md5, row.stored_name, row.size) == (
+            "completed", md5, "same.bin", 5000)
+        kinds = [e.kind for e in db.session.execute(
+            select(UploadEvent).filter_by(upload_key=row.key)).scalars()]
+    assert kinds[0] == "created" and kinds[-1] == "completed" and "chunk_stored" in kinds
+
+
+def test_same_name_gets_the_api_naming_rules(client, data_dir):
+    upload(client, b"first", "dup.txt")
+    second = upload(client, b"second", "dup.txt")
+    assert head(client, second).headers["Upload-Path"] == "/uploads/dup (1).txt"
+    assert (data_dir / "uploads" / "dup (1).txt").read_bytes() == b"second"
+
+
+def test_metadata_file_name_is_made_plain(client, data_dir):
+    upload(client, b"x", "../../etc/pass\x01wd")
+    assert (data_dir / "uploads" / "passwd").read_bytes() == b"x"
+
+
+def test_wrong_offset_is_409_and_changes_nothing(client):
+    path = path_of(create(client, 100))
+    patch(client, path, 0, b"a" * 10)
+    assert_error(patch(client, path, 5, b"b" * 10), 409, "offset_mismatch")
+    assert_error(patch(client, path, 20, b"b" * 10), 409)
+    assert head(client, path).headers["Upload-Offset"] == "10"
+
+
+def test_wrong_content_type_on_patch_is_415(client):
+    path = path_of(create(client, 100))
+    response = client.patch(path, data=b"abc", content_type="application/octet-stream",
+                            headers={**TUS, "Upload-Offset": "0"})
+    assert_error(response, 415)
+    assert head(client, path).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize("offset", [None, "-1", "abc", "1e3"])
+def test_missing_or_bad_offset_is_400(client, offset):
+    path = path_of(create(client, 100))
+    headers = {**TUS} | ({"Upload-Offset": offset} if offset else {})
+    response = client.patch(path, data=b"abc", content_type="application/offset+octet-stream",
+                            headers=headers)
+    assert_error(response, 400)
+
+
+def test_unknown_upload_is_404(client):
+    assert_error(head(client, "/files/" + "0" * 32), 404)
+    assert_error(patch(client, "/files/" + "0" * 32, 0, b"x"), 404, "upload_not_found")
+    assert_error(patch(client, "/files/../../etc", 0, b"x"), 404)
+    assert_error(client.delete("/files/not-a-key", headers=TUS), 404)
+
+
+def test_api_uploads_are_not_reachable_as_tus(client):
+    from .helpers import random_file, send_chunk
+    send_chunk(client, random_file(100, 100), 0)
+    with client.application.app_context():
+        key = db.session.execute(select(Upload.key)).scalar_one()
+    assert_error(head(client, f"/files/{key}"), 404)
+
+
+def test_method_override(client):
+    path = path_of(create(client, 6))
+    response = client.post(path, data=b"abc", content_type="application/offset+octet-stream",
+                           headers={**TUS, "Upload-Offset": "0",
+                                    "X-HTTP-Method-Override": "PATCH"})
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "3"
+    status = client.post(path, headers={**TUS, "X-HTTP-Method-Override": "HEAD"})
+    assert status.status_code == 200 and status.headers["Upload-Offset"] == "3"
+    gone = client.post(path, headers={**TUS, "X-HTTP-Method-Override": "DELETE"})
+    assert gone.status_code == 204
+    assert_error(head(client, path), 404)
+    assert_error(client.post(path, headers=TUS), 405)
+
+
+def test_every_answer_says_tus_resumable(client):
+    for response in (client.get("/files/", headers=TUS), client.get("/files/x/y", headers=TUS),
+                     client.put("/files/" + "0" * 32, headers=TUS)):
+        assert response.status_code in (404, 405)
+        assert response.headers["Tus-Resumable"] == "1.0.0"
+        assert response.get_json()["success"] is False
+
+
+# -- creation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Upload-Length": "10", "Upload-Defer-Length": "1"}, {"Upload-Length": "-1"},
+    {"Upload-Length": "ten"}, {"Upload-Defer-Length": "2"},
+    {"Upload-Length": "1", "Upload-Metadata": "filename not-base64!"},
+    {"Upload-Length": "1", "Upload-Metadata": "a YQ==,a YQ=="},
+    {"Upload-Length": "1", "Upload-Concat": "sideways"},
+])
+def test_bad_creation_headers_are_400(client, headers):
+    assert_error(client.post("/files/", headers={**TUS, **headers}), 400)
+
+
+def test_creation_over_max_size_is_413(app, client):
+    response = create(client, app.config["MAX_FILE_SIZE"] + 1)
+    assert_error(response, 413, "file_too_large")
+
+
+def test_zero_length_upload_is_finished_at_once(client, data_dir):
+    response = create(client, 0, "empty.txt")
+    assert response.status_code == 201
+    assert response.headers["Upload-MD5"] == hashlib.md5(b"").hexdigest()
+    assert (data_dir / "uploads" / "empty.txt").read_bytes() == b""
+
+
+def test_location_behind_a_proxy(data_dir, migrated_database):
+    app = make_app(data_dir, migrated_database, TRUSTED_PROXIES=1)
+    response = app.test_client().post(
+        "/files/", headers={**TUS, "Upload-Length": "5", "X-Forwarded-Proto": "https",
+                            "X-Forwarded-Host": "uploads.example.com",
+                            "X-Forwarded-Prefix": "/up"})
+    assert response.headers["Location"].startswith("https://uploads.example.com/up/files/")
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_forwarded_headers_ignored_unless_trusted(client):
+    response = client.post("/files/", headers={**TUS, "Upload-Length": "5",
+                                               "X-Forwarded-Host": "evil.example"})
+    assert response.headers["Location"].startswith("http://localhost/files/")
+
+
+def make_app(data_dir, migrated_database, **config):
+    import shutil
+    shutil.copy(migrated_database, data_dir / "uploadsvc.sqlite3")
+    return create_app({"TESTING": True, "DATA_DIR": str(data_dir), **config})
+
+
+def test_configured_base_url_and_prefix(data_dir, migrated_database):
+    app = make_app(data_dir, migrated_database, TUS_PREFIX="/tus/v1/",
+                   TUS_BASE_URL="https://cdn.example.com/tus/v1/")
+    client = app.test_client()
+    response = client.post("/tus/v1/", headers={**TUS, "Upload-Length": "2"})
+    key = response.headers["Location"].rsplit("/", 1)[1]
+    assert response.headers["Location"] == f"https://cdn.example.com/tus/v1/{key}"
+    done = client.patch(f"/tus/v1/{key}", data=b"ok", headers={
+        **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == "2"
+    assert client.post("/files/", headers={**TUS, "Upload-Length": "2"}).status_code == 404
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_creation_with_upload(client, data_dir):
+    response = client.post("/files/", data=b"hello world",
+                           content_type="application/offset+octet-stream",
+                           headers={**TUS, "Upload-Length": "11",
+                                    "Upload-Metadata": metadata(filename="hi.txt")})
+    assert response.status_code == 201
+    assert response.headers["Upload-Offset"] == "11"
+    assert response.headers["Upload-MD5"] == hashlib.md5(b"hello world").hexdigest()
+    assert (data_dir / "uploads" / "hi.txt").read_bytes() == b"hello world"
+
+
+def test_creation_with_partial_upload_then_patch(client):
+    response = client.post("/files/", data=b"hello", content_type="application/offset+octet-stream",
+                           headers={**TUS, "Upload-Length": "11"})
+    assert response.headers["Upload-Offset"] == "5"
+    assert patch(client, path_of(response), 5, b" world").headers["Upload-Offset"] == "11"
+
+
+def test_creation_with_body_of_other_type_is_415(client):
+    response = client.post("/files/", data=b"hello", content_type="text/plain",
+                           headers={**TUS, "Upload-Length": "5"})
+    assert_error(response, 415)
+
+
+# -- creation-defer-length ------------------------------------------------------------------
+
+
+def test_deferred_length(client, data_dir):
+    path = path_of(create(client, None, "later.bin"))
+    status = head(client, path)
+    assert status.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in status.headers
+    assert patch(client, path, 0, b"abc").headers["Upload-Offset"] == "3"
+    assert_error(patch(client, path, 3, b"def", **{"Upload-Length": "2"}), 400)
+    done = patch(client, path, 3, b"def", **{"Upload-Length": "6"})
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == "6"
+    assert head(client, path).headers["Upload-Length"] == "6"
+    assert (data_dir / "uploads" / "later.bin").read_bytes() == b"abcdef"
+
+
+def test_deferred_length_cannot_change_once_set(client):
+    path = path_of(create(client, None))
+    patch(client, path, 0, b"abc", **{"Upload-Length": "10"})
+    assert_error(patch(client, path, 3, b"d", **{"Upload-Length": "11"}), 400)
+    assert head(client, path).headers["Upload-Length"] == "10"
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def test_body_past_the_length_is_413_and_stores_nothing(client):
+    path = path_of(create(client, 10))
+    patch(client, path, 0, b"12345")
+    assert_error(patch(client, path, 5, b"6789012"), 413, "file_too_large")
+    assert head(client, path).headers["Upload-Offset"] == "5"
+
+
+def test_unannounced_body_past_the_length_is_cut_off(app, client):
+    """Without Content-Length (chunked, as gunicorn passes it), the store stops at the length."""
+    path = path_of(create(client, 4))
+    response = client.patch(path, input_stream=io.BytesIO(b"123456"), headers={
+        **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
+        "Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert_error(response, 413)
+    assert head(client, path).headers["Upload-Offset"] == "0"
+
+
+# -- termination ----------------------------------------------------------------------------
+
+
+def test_termination(client, data_dir):
+    path = path_of(create(client, 10))
+    patch(client, path, 0, b"12345")
+    response = client.delete(path, headers=TUS)
+    assert response.status_code == 204
+    assert_error(head(client, path), 404)
+    assert_error(patch(client, path, 5, b"1"), 404)
+    assert list((data_dir / "chunks").iterdir()) == []
+
+
+def test_termination_of_a_finished_upload_removes_its_file(client, data_dir):
+    path = upload(client, b"bye", "bye.txt")
+    assert client.delete(path, headers=TUS).status_code == 204
+    assert not (data_dir / "uploads" / "bye.txt").exists()
+
+
+# -- expiration -----------------------------------------------------------------------------
+
+
+def expire(app, path):
+    with app.app_context():
+        row = db.session.execute(select(Upload).filter_by(key=path.rsplit("/", 1)[1])).scalar_one()
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+
+
+def test_expired_upload_is_410_and_cleanup_removes_it(app, client, runner, data_dir):
+    path = path_of(create(client, 10))
+    patch(client, path, 0, b"12345")
+    kept = path_of(create(client, 10))
+    expire(app, path)
+    assert_error(head(client, path), 410)
+    assert_error(patch(client, path, 5, b"1"), 410, "upload_expired")
+    result = runner.invoke(args=["cleanup"])
+    assert result.exit_code == 0 and "removed 1 expired uploads" in result.output
+    assert_error(head(client, path), 410)  # still known as expired, not unknown
+    assert head(client, kept).status_code == 200
+    assert [p.name for p in (data_dir / "chunks").iterdir()] == [kept.rsplit("/", 1)[1]]
+
+
+def test_expiry_is_configurable(data_dir, migrated_database):
+    app = make_app(data_dir, migrated_database, TUS_EXPIRY="90s")
+    response = create(app.test_client(), 10)
+    from werkzeug.http import parse_date
+    left = parse_date(response.headers["Upload-Expires"]).replace(tzinfo=None) - utcnow()
+    assert timedelta(seconds=80) < left <= timedelta(seconds=90)
+    with app.app_context():
+        db.engine.dispose()
+
+
+# -- checksum -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha1", "sha256", "sha512"])
+def test_checksum_match(client, algorithm):
+    path = path_of(create(client, 10))
+    response = patch(client, path, 0, b"0123456789",
+                     **{"Upload-Checksum": checksum(algorithm, b"0123456789")})
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "10"
+
+
+def test_checksum_mismatch_is_460_and_discards_the_chunk(client, data_dir):
+    path = path_of(create(client, 10, "sum.bin"))
+    patch(client, path, 0, b"01234")
+    bad = patch(client, path, 5, b"56789", **{"Upload-Checksum": checksum("sha1", b"xxxxx")})
+    assert_error(bad, 460, "checksum_mismatch")
+    assert head(client, path).headers["Upload-Offset"] == "5"
+    good = patch(client, path, 5, b"56789", **{"Upload-Checksum": checksum("sha1", b"56789")})
+    assert good.headers["Upload-Offset"] == "10"
+    assert (data_dir / "uploads" / "sum.bin").read_bytes() == b"0123456789"
+
+
+@pytest.mark.parametrize("value", ["crc32 AAAAAA==", "sha1", "sha1 !!notbase64"])
+def test_unsupported_or_malformed_checksum_is_400(client, value):
+    path = path_of(create(client, 10))
+    assert_error(patch(client, path, 0, b"01234", **{"Upload-Checksum": value}), 400)
+    assert head(client, path).headers["Upload-Offset"] == "0"
+
+
+# -- concatenation --------------------------------------------------------------------------
+
+
+def partial(client, data: bytes) -> str:
+    path = path_of(create(client, len(data), **{"Upload-Concat": "partial"}))
+    if data:
+        assert patch(client, path, 0, data).status_code == 204
+    return path
+
+
+def test_concatenation(client, data_dir):
+    parts = [os.urandom(3000), os.urandom(2000), os.urandom(1)]
+    paths = [partial(client, p) for p in parts]
+    assert head(client, paths[0]).headers["Upload-Concat"] == "partial"
+    assert not (data_dir / "uploads").joinpath("whole.bin").exists()
+    value = "final;" + " ".join(["http://localhost" + paths[0], *paths[1:]])
+    response = client.post("/files/", headers={**TUS, "Upload-Concat": value,
+                                               "Upload-Metadata": metadata(filename="whole.bin")})
+    assert response.status_code == 201
+    whole = b"".join(parts)
+    assert (data_dir / "uploads" / "whole.bin").read_bytes() == whole
+    status = head(client, path_of(response))
+    assert status.headers["Upload-Concat"] == value
+    assert status.headers["Upload-Offset"] == status.headers["Upload-Length"] == "5001"
+    assert status.headers["Upload-MD5"] == hashlib.md5(whole).hexdigest()
+    assert_error(patch(client, path_of(response), 5001, b"x"), 403, "final_upload")
+    assert_error(head(client, paths[0]), 404)  # parts are consumed
+    assert list((data_dir / "chunks").iterdir()) == []
+    assert client.get("/api/stats").get_json()["activeUploads"] == 0
+
+
+def test_final_with_unfinished_part_is_400(client):
+    done = partial(client, b"abc")
+    unfinished = path_of(create(client, 10, **{"Upload-Concat": "partial"}))
+    response = client.post("/files/", headers={
+        **TUS, "Upload-Concat": f"final;{done} {unfinished}"})
+    assert_error(response, 400)
+    assert head(client, done).status_code == 200  # nothing consumed
+
+
+@pytest.mark.parametrize(("value", "status"), [
+    ("final;", 400), ("final;/files/not-a-key", 400), ("final;/files/" + "0" * 32, 404),
+    (f"final;/files/{'0' * 32} /files/{'0' * 32}", 400)])
+def test_final_with_bad_or_unknown_parts(client, value, status):
+    assert_error(client.post("/files/", headers={**TUS, "Upload-Concat": value}), status)
+
+
+def test_final_with_length_is_400(client):
+    done = partial(client, b"abc")
+    response = client.post("/files/", headers={**TUS, "Upload-Concat": f"final;{done}",
+                                               "Upload-Length": "3"})
+    assert_error(response, 400)
+
+
+def test_final_over_max_size_is_413(data_dir, migrated_database):
+    app = make_app(data_dir, migrated_database, MAX_FILE_SIZE=5)
+    client = app.test_client()
+    parts = [partial(client, b"abc"), partial(client, b"def")]
+    response = client.post("/files/", headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)})
+    assert_error(response, 413)
+    with app.app_context():
+        db.engine.dispose()
+
+
+# -- CORS -----------------------------------------------------------------------------------
+
+
+def test_cors_preflight_allows_tus_headers(client):
+    response = client.options("/files/", headers={
+        "Origin": "http://localhost:5173", "Access-Control-Request-Method": "PATCH",
+        "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-checksum,"
+                                          "content-type,upload-concat"})
+    assert response.status_code in (200, 204)
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    for header in ("tus-resumable", "upload-offset", "upload-checksum", "upload-concat"):
+        assert header in allowed
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_cors_exposes_tus_headers_to_configured_origins_only(client):
+    response = client.post(
+        "/files/", headers={**TUS, "Upload-Length": "5", "Origin": "http://localhost:4174"})
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:4174"
+    exposed = response.headers["Access-Control-Expose-Headers"].lower().replace(" ", "")
+    exposed = set(exposed.split(","))
+    assert {"location", "upload-offset", "upload-length", "upload-metadata", "upload-expires",
+            "tus-resumable", "tus-version", "tus-extension", "tus-max-size"} <= exposed
+    other = client.post("/files/", headers={**TUS, "Upload-Length": "5",
+                                            "Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+# -- locking --------------------------------------------------------------------------------
+
+
+def test_patch_while_another_holds_the_lock_is_423(data_dir, migrated_database):
+    app = make_app(data_dir, migrated_database, LOCK_WAIT_SECONDS=0.2)
+    client = app.test_client()
+    path = path_of(create(client, 10))
+    store = app.extensions["chunk_store"]
+    with store.lock(path.rsplit("/", 1)[1], exclusive=True, timeout=0):  # a running PATCH
+        assert_error(patch(client, path, 0, b"12345"), 423, "upload_locked")
+        assert_error(client.delete(path, headers=TUS), 423)
+    assert head(client, path).headers["Upload-Offset"] == "0"
+    assert patch(client, path, 0, b"12345").headers["Upload-Offset"] == "5"
+    with app.app_context():
+        db.engine.dispose()
+
+
+class DatabaseProbingBody(io.RawIOBase):
+    """A PATCH body that, while it is being read, checks that another process could write
+    to the database: a body may take hours, and holding SQLite's write lock meanwhile
+    would stall every other request."""
+
+    def __init__(self, data: bytes, database) -> None:
+        self.data, self.database, self.locked = io.BytesIO(data), database, []
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client sizes the body
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.data.tell()
+
+    def readinto(self, buffer) -> int:
+        connection = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            self.locked.append(True)
+        finally:
+            connection.close()
+        return self.data.readinto(buffer)
+
+
+def test_no_database_lock_is_held_while_a_body_streams(client, data_dir):
+    path = path_of(create(client, 6))
+    body = DatabaseProbingBody(b"abcdef", data_dir / "uploadsvc.sqlite3")
+    response = client.patch(path, input_stream=body, headers={
+        **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "6"
+    assert body.locked == []
