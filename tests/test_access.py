@@ -139,3 +139,27 @@ def test_keys_commands_store_only_hashes(secured, client, runner, data_dir):
     assert "revoked" in runner.invoke(args=["keys", "list"]).output
     assert client.get("/api/stats", headers=bearer(token)).status_code == 401
     assert runner.invoke(args=["keys", "revoke", "999"]).exit_code != 0
+
+
+def test_tus_uploads_belong_to_their_key_too(secured, client, runner):
+    from .tus_helpers import TUS, create, patch, path_of
+
+    alice, bob = bearer(create_key(runner, "alice")), bearer(create_key(runner, "bob"))
+    assert create(client, 10).status_code == 401
+    created = create(client, 10, **alice)
+    assert created.status_code == 201
+    path = path_of(created)
+    assert client.head(path, headers={**TUS, **bob}).status_code == 404
+    assert patch(client, path, 0, b"0123456789", **bob).status_code == 404
+    assert client.delete(path, headers={**TUS, **bob}).status_code == 404
+    assert patch(client, path, 0, b"0123456789", **alice).status_code == 204
+
+
+def test_tus_creation_counts_against_the_unfinished_upload_limit(secured, client, runner):
+    from .tus_helpers import create
+
+    secured.config["MAX_ACTIVE_UPLOADS_PER_CLIENT"] = 1
+    alice = bearer(create_key(runner, "alice"))
+    assert create(client, 10, **alice).status_code == 201
+    refused = create(client, 10, **alice)
+    assert refused.status_code == 429 and refused.get_json()["error"] == "too_many_uploads"

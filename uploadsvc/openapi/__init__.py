@@ -1,7 +1,8 @@
 """The OpenAPI 3 document of the HTTP API, built from the code and served at /api/openapi.json.
 
 Each protocol has a module here with an ``add_paths(spec, config)`` that registers its
-operations; ``MODULES`` lists them. Tests check real answers against the document, so it cannot drift.
+operations; ``MODULES`` lists them. Tests check real answers against the document, so it
+cannot drift.
 """
 from collections.abc import Mapping
 
