@@ -14,6 +14,7 @@ need() {
 need node nodejs    # tus-js-client, tests/js
 need npm npm
 need chromium chromium   # the upload page's tests drive it headless (tests/browser)
+need redis-server redis-server   # rate limits shared by gunicorn workers (test_rate_limits)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

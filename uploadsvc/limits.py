@@ -141,7 +141,8 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = BodyTimeouts(app.wsgi_app, float(config["BODY_TIMEOUT"]),
                                     float(config["BODY_MIN_RATE"]))
     config.setdefault("RATELIMIT_ENABLED", bool(config["RATE_LIMIT"]))
-    config.setdefault("RATELIMIT_DEFAULT", config["RATE_LIMIT"] or None)
+    # One budget per client across all routes, not one per route.
+    config.setdefault("RATELIMIT_APPLICATION", config["RATE_LIMIT"] or None)
     config.setdefault("RATELIMIT_STORAGE_URI", config["RATE_LIMIT_STORAGE_URI"])
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # One Limiter per app: its settings and storage are per instance, not per app.
