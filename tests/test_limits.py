@@ -190,3 +190,13 @@ def test_timed_input_reads_a_whole_body_in_slices():
     assert body.read(10) == data[:10]
     assert body.read() == data[10:]
     assert body.read() == b""
+
+
+def test_spool_file_stops_and_removes_itself_at_its_limit(tmp_path):
+    from uploadsvc.storage import ChunkStore, PartTooLarge
+
+    spool = ChunkStore(str(tmp_path)).spool(limit=10)
+    assert spool.write(b"12345") == 5
+    with pytest.raises(PartTooLarge):
+        spool.write(b"678901")
+    assert spool.closed and list((tmp_path / "temp").iterdir()) == []
