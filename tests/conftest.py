@@ -1,5 +1,6 @@
-"""Fixtures: an app on its own data directory and migrated SQLite file, its client and CLI
-runner, and (once per session) uploadsvc under real gunicorn."""
+"""Fixtures: an app on its own data directory and a fresh migrated database (SQLite and
+MariaDB: every test using the database runs on both), its client and CLI runner, and (once
+per session) uploadsvc under real gunicorn."""
 import shutil
 
 import flask_migrate
@@ -9,7 +10,11 @@ from uploadsvc import create_app
 from uploadsvc.extensions import db
 
 from .contract import CheckedClient
+from .mariadb import MariaDBServer
 from .servers import GunicornServer
+
+DATABASES = ["sqlite", "mariadb"]
+MARIADB_DATABASE = "uploadsvc"
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +35,54 @@ def data_dir(tmp_path):
     return path
 
 
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    """A private MariaDB server for the whole session."""
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_database(mariadb, tmp_path_factory):
+    """A MariaDB database migrated once with the real migrations; its URL."""
+    url = mariadb.create_database(MARIADB_DATABASE)
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("migrate")),
+                      "DATABASE_URL": url})
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def new_database(request, tmp_path_factory):
+    """make(backend, name): a new empty database ("sqlite" or "mariadb"); its URL."""
+
+    def make(backend: str, name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp(name)}/uploadsvc.sqlite3"
+        return request.getfixturevalue("mariadb").create_database(name)
+
+    return make
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, data_dir, migrated_database):
+    """A fresh migrated database, on each backend in turn: a copied SQLite file in the data
+    directory, or the session's MariaDB database emptied (migrating takes longer)."""
+    if request.param == "sqlite":
+        path = data_dir / "uploadsvc.sqlite3"
+        shutil.copy(migrated_database, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("mariadb_database")
+    request.getfixturevalue("mariadb").truncate(MARIADB_DATABASE)
+    return url
+
+
 @pytest.fixture
-def app(data_dir, migrated_database):
-    shutil.copy(migrated_database, data_dir / "uploadsvc.sqlite3")
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir)})
+def app(data_dir, database_url):
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
     yield app
     with app.app_context():
         db.engine.dispose()

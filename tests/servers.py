@@ -23,13 +23,16 @@ class GunicornServer:
     """uploadsvc under gunicorn with its own data directory (and database, by default)."""
 
     def __init__(self, data_dir: Path, workers: int = 4, threads: int = 4,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, database_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "UPLOADSVC_DATA_DIR": str(self.data_dir), "HOST": "127.0.0.1",
                     "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
                     "GUNICORN_THREADS": str(threads), **(env or {})}
+        self.database_url = database_url
+        if database_url:
+            self.env["UPLOADSVC_DATABASE_URL"] = database_url
         self.log_path = self.data_dir.parent / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
@@ -37,9 +40,11 @@ class GunicornServer:
         subprocess.run([str(BIN / "flask"), "--app", "uploadsvc", "db", "upgrade"],
                        cwd=PROJECT, env=self.env, check=True, capture_output=True)
 
-    def start(self, timeout: float = 60) -> "GunicornServer":
+    def start(self, timeout: float = 60, migrate: bool = True) -> "GunicornServer":
+        """Migrate (unless the database is known to be migrated), serve, wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.migrate()
+        if migrate:
+            self.migrate()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=PROJECT, env=self.env,

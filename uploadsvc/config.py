@@ -9,6 +9,13 @@ class DefaultConfig:
     DATA_DIR = None
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
+    # MySQL only (README "Running on MySQL or MariaDB"): connections per worker (None:
+    # GUNICORN_THREADS, at least 4), extra ones for bursts (None: as many), seconds before a
+    # connection is replaced (below the server's wait_timeout), the isolation level.
+    DATABASE_POOL_SIZE = None
+    DATABASE_MAX_OVERFLOW = None
+    DATABASE_POOL_RECYCLE = 1800
+    DATABASE_ISOLATION_LEVEL = "READ COMMITTED"
     CORS_ORIGINS = "http://localhost:5173,http://localhost:4174,http://localhost:3000"
     # An unfinished upload with no new chunk for this long is removed by `flask cleanup`.
     UPLOAD_EXPIRY = "24h"

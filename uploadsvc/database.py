@@ -1,10 +1,11 @@
 """Database wiring: Flask-SQLAlchemy, Flask-Migrate and per-backend engine tuning."""
 import os
 import sqlite3
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 from .extensions import db, migrate
 
@@ -13,23 +14,49 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 def init_app(app: Flask) -> None:
     """Bind db and migrate to app with engine options that suit several workers."""
-    backend = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    backend = url.get_backend_name()
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if backend == "sqlite":
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     elif backend == "mysql":
-        # Connections idle longer than MySQL's wait_timeout (8 h by default) are dropped by the
-        # server: recycle well before that and test each connection as it leaves the pool.
-        options.setdefault("pool_pre_ping", True)
-        options.setdefault("pool_recycle", app.config.get("DATABASE_POOL_RECYCLE", 1800))
-        options.setdefault("pool_size", app.config.get("DATABASE_POOL_SIZE", 10))
-        options.setdefault("max_overflow", app.config.get("DATABASE_MAX_OVERFLOW", 10))
+        url = mysql_url(url)
+        app.config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
+        for name, value in mysql_pool_options(app.config).items():
+            options.setdefault(name, value)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     migrate.init_app(app, db, directory=app.config.get("MIGRATIONS_DIR", _migrations_dir()))
     if backend == "sqlite":
         with app.app_context():
             _tune_sqlite(db.engine)
+
+
+def mysql_url(url: URL) -> URL:
+    """The URL with charset=utf8mb4 unless it names one: 4-byte characters (emoji) in file
+    names need it, and MySQL's older utf8 would refuse them."""
+    if "charset" in url.query:
+        return url
+    return url.update_query_dict({"charset": "utf8mb4"})
+
+
+def mysql_pool_options(config: Any) -> dict:
+    """Pool settings for MySQL, sized to one gunicorn worker's threads."""
+    # Each gthread thread uses at most one connection at a time: a pool as large as the
+    # threads never makes a request wait for a connection; the overflow covers bursts.
+    threads = int(os.environ.get("GUNICORN_THREADS", 4))
+    size = config.get("DATABASE_POOL_SIZE") or max(threads, 4)
+    return {
+        # The server drops connections idle longer than wait_timeout (8 h by default, often
+        # minutes on hosted MySQL): recycle before that, and test each one leaving the pool.
+        "pool_pre_ping": True,
+        "pool_recycle": int(config.get("DATABASE_POOL_RECYCLE") or 1800),
+        "pool_size": int(size),
+        "max_overflow": int(config.get("DATABASE_MAX_OVERFLOW") or size),
+        # Every statement sees the latest committed rows, as on SQLite; InnoDB's default
+        # REPEATABLE READ would also take gap locks on the unique indexes racing inserts use.
+        "isolation_level": config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED",
+    }
 
 
 def _migrations_dir() -> str:

@@ -80,7 +80,9 @@ def _is_stale(upload: Upload, cutoff, now) -> bool:
 
 
 def _expire_locked(upload: Upload, cutoff, now) -> bool:
-    fresh = db.session.get(Upload, upload.id, populate_existing=True)
+    # By key too: SQLite hands a deleted row's id to the next new row.
+    fresh = db.session.execute(select(Upload).filter_by(id=upload.id, key=upload.key)
+                               .execution_options(populate_existing=True)).scalar_one_or_none()
     if fresh is None or fresh.status != UPLOADING or not _is_stale(fresh, cutoff, now):
         db.session.commit()
         return False

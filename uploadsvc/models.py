@@ -16,6 +16,9 @@ TUS = "tus"
 
 # MySQL's DATETIME drops fractions unless asked; the API reports milliseconds.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+# MySQL tables in utf8mb4 (4-byte characters such as emoji in names) whatever the server's
+# default, compared byte for byte (stored names are file names: "a.txt" is not "A.txt").
+MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def utcnow() -> datetime:
@@ -32,7 +35,7 @@ class Upload(db.Model):
     """One file being uploaded, or uploaded, under one (owner, md5, file name)."""
 
     __tablename__ = "uploads"
-    __table_args__ = (UniqueConstraint("owner_id", "md5", "name_digest"),)
+    __table_args__ = (UniqueConstraint("owner_id", "md5", "name_digest"), MYSQL_TABLE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The API key that created it, 0 when access control is off: an upload is only ever seen
@@ -100,7 +103,7 @@ class Chunk(db.Model):
     """A chunk whose bytes are durably stored; the row is the truth about what is stored."""
 
     __tablename__ = "chunks"
-    __table_args__ = (UniqueConstraint("upload_id", "chunk_index"),)
+    __table_args__ = (UniqueConstraint("upload_id", "chunk_index"), MYSQL_TABLE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"))
@@ -115,6 +118,7 @@ class UploadEvent(db.Model):
     """What happened to uploads, kept after the upload itself is gone; stats read it."""
 
     __tablename__ = "upload_events"
+    __table_args__ = MYSQL_TABLE
 
     CREATED = "created"
     CHUNK_STORED = "chunk_stored"
@@ -144,6 +148,7 @@ class ApiKey(db.Model):
     """A bearer key; only its SHA-256 is stored, so a leaked database leaks no usable key."""
 
     __tablename__ = "api_keys"
+    __table_args__ = MYSQL_TABLE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from . import access, naming
@@ -103,6 +105,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO)
     if upload.total_chunks != total:
         raise TotalChunksConflict()
     started = time.monotonic()
+    db.session.commit()  # never wait for the lock inside a transaction (SQLite: a write lock)
     for attempt in range(2):
         try:
             with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
@@ -132,6 +135,7 @@ def complete(md5: str, file_name: str, total: int) -> Upload:
         return upload
     if upload.total_chunks != total:
         raise TotalChunksConflict()
+    db.session.commit()  # never wait for the lock inside a transaction (SQLite: a write lock)
     try:
         with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
             upload = _reload(upload)
@@ -184,7 +188,10 @@ def _lock_wait() -> float:
 def _reload(upload: Upload) -> Upload:
     """A fresh copy of the row in a new transaction; 404 if it is gone."""
     db.session.commit()
-    query = select(Upload).filter_by(id=upload.id).execution_options(populate_existing=True)
+    # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
+    # another chunk directory and lock.
+    query = (select(Upload).filter_by(id=upload.id, key=upload.key)
+             .execution_options(populate_existing=True))
     fresh = db.session.execute(query).scalar_one_or_none()
     if fresh is None:
         raise UploadNotFound()
@@ -257,20 +264,15 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
 
 
 def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Progress:
-    row = db.session.execute(
-        select(Chunk).filter_by(upload_id=upload.id, chunk_index=index)
-    ).scalar_one_or_none()
-    if row is None:
-        try:
-            with db.session.begin_nested():
-                db.session.add(Chunk(upload_id=upload.id, chunk_index=index, size=size))
-        except IntegrityError:  # the same chunk, stored by a racing request
-            row = db.session.execute(
-                select(Chunk).filter_by(upload_id=upload.id, chunk_index=index)
-            ).scalar_one()
-    if row is not None:
-        row.size, row.stored_at = size, utcnow()
-    upload.touch()
+    # The upload's row is locked first: writers of the same upload then queue on it, where
+    # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
+    touched = db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key)
+                                 .values(updated_at=utcnow())).rowcount
+    if not touched:  # removed meanwhile by a DELETE that found no directory to lock
+        db.session.rollback()
+        chunk_store().delete_chunks(upload.key)
+        raise UploadNotFound()
+    _upsert_chunk(upload.id, index, size)
     db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
                                   duration_ms=int(seconds * 1000)))
     count = db.session.execute(
@@ -279,6 +281,22 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Prog
     db.session.commit()
     log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds)
     return Progress(count, upload.total_chunks)
+
+
+def _upsert_chunk(upload_id: int, index: int, size: int) -> None:
+    """Insert the chunk's row, or update it when the same chunk was stored before (by a
+    retry or a racing request): one statement, so no duplicate-key error to recover from."""
+    values = {"upload_id": upload_id, "chunk_index": index, "size": size, "stored_at": utcnow()}
+    if db.session.get_bind().dialect.name == "mysql":
+        statement = mysql_insert(Chunk).values(values)
+        statement = statement.on_duplicate_key_update(size=statement.inserted.size,
+                                                      stored_at=statement.inserted.stored_at)
+    else:
+        statement = sqlite_insert(Chunk).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["upload_id", "chunk_index"],
+            set_={"size": statement.excluded.size, "stored_at": statement.excluded.stored_at})
+    db.session.execute(statement)
 
 
 def _merge(upload: Upload) -> Upload:
@@ -373,6 +391,7 @@ def _completed_copy(md5: str) -> Upload | None:
 
 def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
     """Instant upload: the same bytes under this upload's own name, without a transfer."""
+    db.session.commit()
     try:
         with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
             upload = _reload(upload)

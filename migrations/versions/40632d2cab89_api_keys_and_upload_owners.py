@@ -31,7 +31,8 @@ def upgrade():
     sa.Column('created_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
     sa.Column('revoked_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
-    sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
+    sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash')),
+    mysql_charset='utf8mb4', mysql_collate='utf8mb4_bin'
     )
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.add_column(sa.Column('owner_id', sa.Integer(), server_default='0', nullable=False))

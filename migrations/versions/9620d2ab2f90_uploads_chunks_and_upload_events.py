@@ -27,7 +27,8 @@ def upgrade():
     sa.Column('bytes', sa.BigInteger(), nullable=True),
     sa.Column('duration_ms', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_upload_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_upload_events')),
+    mysql_charset='utf8mb4', mysql_collate='utf8mb4_bin'
     )
     with op.batch_alter_table('upload_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_upload_events_created_at'), ['created_at'], unique=False)
@@ -51,7 +52,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_uploads')),
     sa.UniqueConstraint('key', name=op.f('uq_uploads_key')),
     sa.UniqueConstraint('md5', 'name_digest', name=op.f('uq_uploads_md5_name_digest')),
-    sa.UniqueConstraint('stored_name', name=op.f('uq_uploads_stored_name'))
+    sa.UniqueConstraint('stored_name', name=op.f('uq_uploads_stored_name')),
+    mysql_charset='utf8mb4', mysql_collate='utf8mb4_bin'
     )
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_uploads_md5'), ['md5'], unique=False)
@@ -66,7 +68,8 @@ def upgrade():
     sa.Column('stored_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
     sa.ForeignKeyConstraint(['upload_id'], ['uploads.id'], name=op.f('fk_chunks_upload_id_uploads'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_chunks')),
-    sa.UniqueConstraint('upload_id', 'chunk_index', name=op.f('uq_chunks_upload_id_chunk_index'))
+    sa.UniqueConstraint('upload_id', 'chunk_index', name=op.f('uq_chunks_upload_id_chunk_index')),
+    mysql_charset='utf8mb4', mysql_collate='utf8mb4_bin'
     )
     # ### end Alembic commands ###
 

@@ -1,0 +1,184 @@
+"""Crashes: a gunicorn worker, or the whole server, killed with SIGKILL while a chunk is being
+written and while a merge runs; and a restart between chunks. On SQLite and MariaDB.
+
+One server per database for the module (restarted by the tests that kill it); each test
+uses its own file and finishes its upload, so what it finds on disk is its own doing."""
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from .conftest import DATABASES
+from .helpers import TestFile, random_file
+from .live import age, complete, files_in, flask_cli, sql, status, upload
+from .servers import GunicornServer
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def server(request, new_database, tmp_path_factory):
+    url = new_database(request.param, "uploadsvc_crashes")
+    data_dir = tmp_path_factory.mktemp("crashes") / "data"
+    server = GunicornServer(data_dir, workers=4, threads=2, database_url=url).start()
+    yield server
+    server.stop()
+
+
+def key_of(server: GunicornServer, test_file: TestFile) -> str:
+    [(key,)] = sql(server.database_url, "SELECT `key` FROM uploads WHERE md5 = :md5",
+                   md5=test_file.md5)
+    return key
+
+
+def send_part_of_chunk(server: GunicornServer, test_file: TestFile, index: int) -> socket.socket:
+    """Open an upload-chunk request and send only the first half of the chunk's bytes."""
+    boundary = uuid.uuid4().hex
+    fields = {"chunkIndex": index, "md5": test_file.md5, "fileName": test_file.name,
+              "totalChunks": test_file.total}
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                   f"{value}\r\n" for name, value in fields.items())
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
+             f'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n')
+    tail = f"\r\n--{boundary}--\r\n"
+    data = test_file.chunk(index)
+    length = len(head) + len(data) + len(tail)
+    request = (f"POST /api/upload-chunk HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+               f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+               f"Content-Length: {length}\r\n\r\n{head}")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(request.encode() + data[:len(data) // 2])
+    return sock
+
+
+def wait_for_temp_file(server: GunicornServer, prefix: str, min_size: int) -> Path:
+    """The first file in temp/ named prefix* holding at least min_size bytes."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with os.scandir(server.data_dir / "temp") as entries:
+            for entry in entries:
+                try:
+                    if entry.name.startswith(prefix) and entry.stat().st_size >= min_size:
+                        return Path(entry.path)
+                except FileNotFoundError:
+                    continue
+        time.sleep(0.001)
+    raise AssertionError(f"no {prefix}* file appeared in temp/")
+
+
+def holder_of(server: GunicornServer, path: Path) -> int:
+    """The worker that has path open."""
+    for pid in server.worker_pids():
+        try:
+            if any(f.path == str(path) for f in psutil.Process(pid).open_files()):
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"no worker has {path} open")
+
+
+def kill(server: GunicornServer, what: str, path: Path) -> None:
+    """SIGKILL the worker holding path, or the whole server (every process of its group)."""
+    if what == "worker":
+        pid = holder_of(server, path)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30  # the master replaces the worker
+        while pid in server.worker_pids() or len(server.worker_pids()) < 4:
+            assert time.monotonic() < deadline, "worker not replaced"
+            time.sleep(0.05)
+    else:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        server.start(migrate=False)
+
+
+def clean_up_debris(server: GunicornServer) -> str:
+    """Age what is in temp/ past the expiry (24 h), run `flask cleanup`; its report."""
+    age([server.data_dir / "temp" / name for name in os.listdir(server.data_dir / "temp")],
+        2 * 86400)
+    result = flask_cli(server.env, "cleanup")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("what", ["worker", "server"])
+def test_killed_while_a_chunk_is_written(server, what):
+    test_file = random_file(3 * 4 * MiB, 4 * MiB, f"chunk-crash-{what}.bin")
+    upload(server.url, test_file, [0])
+    sock = send_part_of_chunk(server, test_file, 1)
+    try:
+        spool = wait_for_temp_file(server, "spool-", 1 * MiB)
+        kill(server, what, spool)
+    finally:
+        sock.close()
+    # The half-sent chunk is not stored: not counted, not in the chunk directory.
+    assert status(server.url, test_file).json()["uploaded"] == 1
+    check = requests.post(f"{server.url}/api/check-chunks", json=test_file.ident(), timeout=30)
+    assert check.json()["uploadedChunks"] == [0]
+    key = key_of(server, test_file)
+    assert sorted(os.listdir(server.data_dir / "chunks" / key)) == [".lock", "0"]
+    assert spool.exists()  # the killed process could not remove its spool file
+    # The upload resumes and completes with the right md5.
+    upload(server.url, test_file, [1, 2])
+    done = complete(server.url, test_file)
+    assert done.status_code == 200 and done.json()["md5"] == test_file.md5, done.text
+    assert (server.data_dir / "uploads" / test_file.name).read_bytes() == test_file.data
+    report = clean_up_debris(server)
+    assert "removed stale temp file temp/" + spool.name in report
+    assert files_in(server.data_dir / "temp") == []
+    assert files_in(server.data_dir / "chunks") == []
+
+
+@pytest.mark.parametrize("what", ["worker", "server"])
+def test_killed_while_merging(server, what):
+    test_file = random_file(32 * MiB, 8 * MiB, f"merge-crash-{what}.bin")
+    upload(server.url, test_file)
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(_complete_or_error(server, test_file)))
+    caller.start()
+    try:
+        merge = wait_for_temp_file(server, "merge-", 0)
+        kill(server, what, merge)
+    finally:
+        caller.join()
+    assert isinstance(answers[0], requests.ConnectionError), answers
+    # Nothing was lost: every chunk is still stored, and complete-upload now succeeds.
+    progress = status(server.url, test_file).json()
+    assert (progress["status"], progress["uploaded"]) == ("uploading", test_file.total)
+    done = complete(server.url, test_file)
+    assert done.status_code == 200 and done.json()["md5"] == test_file.md5, done.text
+    assert (server.data_dir / "uploads" / test_file.name).read_bytes() == test_file.data
+    assert [n for n in files_in(server.data_dir / "uploads") if "merge-crash" in n and
+            what in n] == [test_file.name]
+    assert sql(server.database_url, "SELECT COUNT(*) FROM upload_events "
+               "WHERE kind = 'completed' AND md5 = :md5", md5=test_file.md5) == [(1,)]
+    report = clean_up_debris(server)
+    assert "removed stale temp file temp/" + merge.name in report
+    assert files_in(server.data_dir / "temp") == []
+    assert files_in(server.data_dir / "chunks") == []
+
+
+def _complete_or_error(server: GunicornServer, test_file: TestFile):
+    try:
+        return complete(server.url, test_file)
+    except requests.RequestException as exc:
+        return exc
+
+
+def test_restart_between_chunks_keeps_progress(server):
+    test_file = random_file(4 * 256 * 1024, 256 * 1024, "restart.bin")
+    upload(server.url, test_file, [0, 2])
+    server.stop()
+    server.start(migrate=False)
+    check = requests.post(f"{server.url}/api/check-chunks", json=test_file.ident(), timeout=30)
+    assert check.json()["uploadedChunks"] == [0, 2]
+    upload(server.url, test_file, [1, 3])
+    done = complete(server.url, test_file)
+    assert done.status_code == 200 and done.json()["md5"] == test_file.md5, done.text
