@@ -9,6 +9,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
+from .contract import CheckedClient
 from .mariadb import MariaDBServer
 from .servers import GunicornServer
 
@@ -89,6 +90,8 @@ def app(data_dir, database_url):
 
 @pytest.fixture
 def client(app):
+    """A test client whose every answer is checked against the OpenAPI document."""
+    app.test_client_class = CheckedClient
     return app.test_client()
 
 

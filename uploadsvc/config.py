@@ -1,5 +1,6 @@
 """Default configuration; every key can be overridden, see README's configuration table."""
 
+MiB = 1024**2
 GiB = 1024**3
 
 
@@ -50,3 +51,21 @@ class DefaultConfig:
     # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
     # (0: none). Set it to 1 behind one nginx so that Location names the public address.
     TRUSTED_PROXIES = 0
+
+    # -- hostile input, limits and access control (README: Security) --
+    # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.
+    AUTH_REQUIRED = False
+    # Largest chunk, refused (413) by Content-Length before parsing and while spooling.
+    MAX_CHUNK_SIZE = 100 * MiB
+    # Unfinished uploads allowed at once, per client (API key, else remote address) and in
+    # all; 0 means no limit. New uploads beyond are refused with 429.
+    MAX_ACTIVE_UPLOADS_PER_CLIENT = 1000
+    MAX_ACTIVE_UPLOADS = 100_000
+    # A request body that pauses longer than this (seconds), or arrives slower than
+    # BODY_MIN_RATE bytes/s once this long has passed, is cut off with 408.
+    BODY_TIMEOUT = 30
+    BODY_MIN_RATE = 1024
+    # Flask-Limiter rate limit per client, e.g. "600/minute;20/second"; empty means none.
+    # memory:// counts per worker process; use redis:// or memcached:// for all workers.
+    RATE_LIMIT = ""
+    RATE_LIMIT_STORAGE_URI = "memory://"

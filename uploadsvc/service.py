@@ -18,13 +18,14 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import metrics, naming
+from . import access, metrics, naming
 from .errors import (
     ChunkSizeConflict,
     FileTooLarge,
     Md5Mismatch,
     MergeInProgress,
     MissingChunks,
+    TooManyUploads,
     TotalChunksConflict,
     UploadNotFound,
 )
@@ -53,8 +54,9 @@ def chunk_store() -> ChunkStore:
 
 
 def find(md5: str, file_name: str) -> Upload | None:
-    """The upload with this identity, if any."""
-    query = select(Upload).filter_by(md5=md5, name_digest=name_digest(file_name))
+    """The upload with this identity of this request's owner, if any."""
+    query = select(Upload).filter_by(owner_id=access.owner_id(), md5=md5,
+                                     name_digest=name_digest(file_name))
     return db.session.execute(query).scalar_one_or_none()
 
 
@@ -204,11 +206,13 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
         upload = find(md5, file_name)
         if upload is not None:
             return upload
+        client = access.client_id()
+        check_room(client)
         # The directory exists before the row does, so every row's directory exists.
         key = uuid.uuid4().hex
         chunk_store().create(key)
-        upload = Upload(key=key, md5=md5, file_name=file_name,
-                        name_digest=name_digest(file_name), total_chunks=total)
+        upload = Upload(key=key, md5=md5, file_name=file_name, owner_id=access.owner_id(),
+                        client=client, name_digest=name_digest(file_name), total_chunks=total)
         db.session.add(upload)
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
         try:
@@ -221,6 +225,23 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
             db.session.rollback()
             chunk_store().delete_chunks(key)
     raise MergeInProgress("This upload is being created concurrently; retry.")
+
+
+def check_room(client: str) -> None:
+    """Refuse a new upload beyond the limits of unfinished uploads (per client, in all).
+
+    Counted, not reserved: racing requests may overshoot a limit by a few, never by many.
+    """
+    config = current_app.config
+    unfinished = select(func.count()).select_from(Upload).filter_by(status="uploading")
+    per_client = config["MAX_ACTIVE_UPLOADS_PER_CLIENT"]
+    if per_client and db.session.execute(
+            unfinished.filter_by(client=client)).scalar_one() >= per_client:
+        raise TooManyUploads(f"At most {per_client} unfinished uploads per client; complete "
+                             "or delete some first.")
+    limit = config["MAX_ACTIVE_UPLOADS"]
+    if limit and db.session.execute(unfinished).scalar_one() >= limit:
+        raise TooManyUploads("The server has too many unfinished uploads; retry later.")
 
 
 def _check_declared_size(total: int, index: int, size: int, chunk_size: int | None) -> None:
@@ -375,7 +396,9 @@ def _finish(upload: Upload, size: int, seconds: float) -> Upload:
 
 
 def _completed_copy(md5: str) -> Upload | None:
-    query = select(Upload).filter_by(md5=md5, status="completed").order_by(Upload.id)
+    # Only the owner's own files: another key's upload must not even be seen to exist.
+    query = (select(Upload).filter_by(owner_id=access.owner_id(), md5=md5, status="completed")
+             .order_by(Upload.id))
     for upload in db.session.execute(query).scalars():
         if chunk_store().has_file(upload.stored_name):
             return upload

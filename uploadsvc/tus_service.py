@@ -19,7 +19,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import select
 
-from . import metrics, service
+from . import access, metrics, service
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -57,7 +57,7 @@ def find(key: str) -> Upload:
     if not _KEY.fullmatch(key):
         raise UploadNotFound()
     upload = db.session.execute(
-        select(Upload).filter_by(key=key, protocol=TUS)
+        select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
     ).scalar_one_or_none()
     expired = upload is None and db.session.execute(
         select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
@@ -79,10 +79,13 @@ def create(length: int | None, file_name: str, metadata: str | None,
            concat: str | None = None) -> Upload:
     """A new, empty tus upload; a zero-length one is finished at once."""
     _check_size(length or 0)
+    client = access.client_id()
+    service.check_room(client)
     key = uuid.uuid4().hex
     chunk_store = service.chunk_store()
     chunk_store.create(key)  # the directory exists before the row, as for /api uploads
     upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
+                    owner_id=access.owner_id(), client=client,
                     # Never a valid /api file name (NUL), so never an /api upload's identity.
                     name_digest=name_digest(f"\0tus/{key}"),
                     upload_length=length, upload_offset=0, upload_metadata=metadata,
