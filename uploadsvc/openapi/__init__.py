@@ -11,9 +11,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 
 from .. import __version__
-from . import api, pages, tus
+from . import api, operations, pages, tus
 
-MODULES = [api, pages, tus]
+MODULES = [api, pages, tus, operations]
 
 bp = Blueprint("openapi", __name__)
 
