@@ -82,6 +82,9 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
     already completed under any name is completed here at once from that copy."""
     upload = find(md5, file_name)
+    if upload is not None and upload.is_completed and not chunk_store().has_file(
+            upload.stored_name):
+        upload = _forget_lost_file(upload)
     if upload is None or not upload.is_completed:
         source = _completed_copy(md5)
         if source is not None:
@@ -94,6 +97,18 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     indices = stored_indices(upload)
     db.session.commit()
     return upload, indices
+
+
+def _forget_lost_file(upload: Upload) -> None:
+    """A completed upload whose file was removed by hand is forgotten, so it can be sent again."""
+    gone = db.session.execute(delete(Upload).filter_by(id=upload.id, key=upload.key,
+                                                       status=upload.status))
+    if gone.rowcount:
+        db.session.add(UploadEvent.of(UploadEvent.DELETED, upload))
+        log.warning("upload %s: its file %s is gone from uploads/; forgotten",
+                    upload.key, upload.stored_name)
+    db.session.commit()
+    return None
 
 
 def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO) -> Progress:
