@@ -14,6 +14,7 @@ need() {
 need node nodejs    # tus-js-client, tests/js
 need npm npm
 need chromium chromium   # the upload page's tests drive it headless (tests/browser)
+need redis-server redis-server   # rate limits shared by gunicorn workers (test_rate_limits)
 # A private MariaDB server for the database tests (mariadbd lives in /usr/sbin).
 PATH="$PATH:/usr/sbin" need mariadbd mariadb-server
 

@@ -9,6 +9,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.extensions import db
 
+from .contract import CheckedClient
 from .helpers import ClosingClient
 from .mariadb import MariaDBServer
 from .servers import GunicornServer
@@ -90,9 +91,14 @@ def app(data_dir, database_url):
 
 @pytest.fixture
 def client(app):
-    app.test_client_class = ClosingClient
+    """A test client whose every answer is checked against the OpenAPI document, and read
+    and closed as a server does (so call_on_close work has run when a request returns)."""
+    app.test_client_class = TestClient
     return app.test_client()
 
+
+class TestClient(ClosingClient, CheckedClient):
+    """ClosingClient's reading, CheckedClient's checks."""
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pymysql
 
 # Root's PATH has /usr/sbin; other users' may not.
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-TABLES = ("chunks", "upload_events", "uploads")
+TABLES = ("chunks", "upload_events", "uploads", "api_keys")
 
 
 def find(command: str) -> str:

@@ -29,7 +29,11 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "UPLOADSVC_DATA_DIR": str(self.data_dir), "HOST": "127.0.0.1",
                     "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
-                    "GUNICORN_THREADS": str(threads), **(env or {})}
+                    "GUNICORN_THREADS": str(threads),
+                    # In the test's directory, so that a server killed with SIGKILL (whose
+                    # on_exit never runs) leaves no metrics directory behind in /tmp.
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.data_dir.parent / f"metrics-{self.port}"),
+                    **(env or {})}
         self.database_url = database_url
         if database_url:
             self.env["UPLOADSVC_DATABASE_URL"] = database_url

@@ -410,3 +410,13 @@ def test_internal_errors_hide_details(app, client, monkeypatch):
     monkeypatch.setattr(service, "check_chunks", explode)
     body = assert_error(client.post("/api/check-chunks", json=GOOD), 500, "internal_error")
     assert "secret" not in body["message"] and "SELECT" not in body["message"]
+
+
+def test_completed_file_removed_by_hand_can_be_uploaded_again(client, data_dir):
+    f = random_file(300, 100)
+    upload_all(client, f)
+    (data_dir / "uploads" / "test.bin").unlink()
+    body = client.post("/api/check-chunks", json=f.ident()).get_json()
+    assert body == {"success": True, "uploadedChunks": [], "progress": 0}
+    assert upload_all(client, f).get_json()["path"] == "/uploads/test.bin"
+    assert (data_dir / "uploads" / "test.bin").read_bytes() == f.data

@@ -15,11 +15,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     # Imported here, not at module top: these modules import __version__ from this package.
     from . import (
+        access,
         api,
         cli,
         database,
         downloads,
         errors,
+        limits,
+        logs,
+        metrics,
+        openapi,
         page,
         proxy,
         settings,
@@ -30,14 +35,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .extensions import cors
 
     settings.load(app, test_config)
+    logs.init_app(app)
     database.init_app(app)
     storage.init_app(app)
     spooling.init_app(app)
     proxy.init_app(app)
+    access.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(api.bp)
+    metrics.init_app(app)
     app.register_blueprint(downloads.bp)
     app.register_blueprint(page.bp)
     tus.init_app(app)
+    openapi.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]},
                                   **tus.cors_resources(app)})
     errors.register_error_handlers(app)

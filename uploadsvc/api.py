@@ -10,12 +10,14 @@ from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from . import __version__, service
-from .errors import InvalidInput
+from .errors import ChunkTooLarge, InvalidInput
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 _started = time.monotonic()
+# Room for the multipart boundaries and text fields around a chunk.
+FORM_ENVELOPE = 64 * 1024
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -84,6 +86,13 @@ def upload_chunk():
     """Store one chunk (multipart: file part `chunk` plus its fields)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("Send the chunk as multipart/form-data.")
+    # Refuse an oversized chunk by its Content-Length before reading a byte of it; one sent
+    # without a length is stopped while spooling (SpoolFile's limit).
+    limit = current_app.config["MAX_CHUNK_SIZE"]
+    if request.content_length is not None and request.content_length > limit + FORM_ENVELOPE:
+        raise ChunkTooLarge()
+    request.max_content_length = min(current_app.config["MAX_CONTENT_LENGTH"],
+                                     limit + FORM_ENVELOPE)
     args = load(ChunkFormSchema(), request.form)
     chunk = request.files.get("chunk")
     if chunk is None:

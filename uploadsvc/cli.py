@@ -3,9 +3,9 @@ import json
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
-from . import housekeeping
+from . import access, housekeeping
 from .units import parse_duration
 
 
@@ -37,7 +37,8 @@ def _size(n: int | None) -> str:
 @with_appcontext
 def cleanup_command(older_than, dry_run):
     """Remove expired unfinished uploads, orphaned chunk directories and stale temp files."""
-    older_than = older_than or current_app.config["UPLOAD_EXPIRY"]
+    if older_than is None:  # not `or`: 0s is a valid choice (everything idle), not "unset"
+        older_than = current_app.config["UPLOAD_EXPIRY"]
     report = housekeeping.cleanup(older_than, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for upload in report.expired:
@@ -80,6 +81,40 @@ def stats_command(as_json):
     click.echo(f"{'Mean throughput':24}{'-' if speed is None else _size(speed) + '/s':>14}")
 
 
+@click.group("keys", cls=AppGroup)
+def keys_group():
+    """Create, list and revoke API keys (needed when UPLOADSVC_AUTH_REQUIRED is on)."""
+
+
+@keys_group.command("create")
+@click.argument("name")
+def keys_create(name):
+    """Create a key named NAME and print it; it is shown only this once."""
+    key, token = access.create_key(name)
+    click.echo(f"created key {key.id} ({name}); give this to the client, it is not stored:")
+    click.echo(token)
+
+
+@keys_group.command("list")
+def keys_list():
+    """List keys: id, name, prefix, created, revoked."""
+    for key in access.list_keys():
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        click.echo(f"{key.id:>5}  {key.name:<24} {key.prefix}...  "
+                   f"created {key.created_at:%Y-%m-%d %H:%M}  {revoked}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id", type=int)
+def keys_revoke(key_id):
+    """Revoke the key KEY_ID; requests with it are refused from now on."""
+    key = access.revoke_key(key_id)
+    if key is None:
+        raise click.ClickException(f"no key {key_id}")
+    click.echo(f"revoked key {key.id} ({key.name})")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(cleanup_command)
     app.cli.add_command(stats_command)
+    app.cli.add_command(keys_group)

@@ -1,5 +1,6 @@
 """Default configuration; every key can be overridden, see README's configuration table."""
 
+MiB = 1024**2
 GiB = 1024**3
 
 
@@ -28,6 +29,13 @@ class DefaultConfig:
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024
     JSON_SORT_KEYS = False
+    # Prometheus metrics at /metrics (off: 404); with a token, scrapers must send it as
+    # "Authorization: Bearer <token>".
+    METRICS = True
+    METRICS_TOKEN = None
+    # Logs go to stdout: "text" for people, "json" (one object a line) for log shippers.
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
     # Serve completed files at their `path` (/uploads/<stored name>); False answers 404.
     DOWNLOADS = True
     # Serve the upload page at / (and its scripts); False answers 404.
@@ -43,3 +51,21 @@ class DefaultConfig:
     # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
     # (0: none). Set it to 1 behind one nginx so that Location names the public address.
     TRUSTED_PROXIES = 0
+
+    # -- hostile input, limits and access control (README: Security) --
+    # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.
+    AUTH_REQUIRED = False
+    # Largest chunk, refused (413) by Content-Length before parsing and while spooling.
+    MAX_CHUNK_SIZE = 100 * MiB
+    # Unfinished uploads allowed at once, per client (API key, else remote address) and in
+    # all; 0 means no limit. New uploads beyond are refused with 429.
+    MAX_ACTIVE_UPLOADS_PER_CLIENT = 1000
+    MAX_ACTIVE_UPLOADS = 100_000
+    # A request body that pauses longer than this (seconds), or arrives slower than
+    # BODY_MIN_RATE bytes/s once this long has passed, is cut off with 408.
+    BODY_TIMEOUT = 30
+    BODY_MIN_RATE = 1024
+    # Flask-Limiter rate limit per client, e.g. "600/minute;20/second"; empty means none.
+    # memory:// counts per worker process; use redis:// or memcached:// for all workers.
+    RATE_LIMIT = ""
+    RATE_LIMIT_STORAGE_URI = "memory://"

@@ -3,6 +3,7 @@ from flask import Blueprint, current_app, request, send_file
 from sqlalchemy import select
 from werkzeug.http import parse_range_header
 
+from . import access
 from .errors import UploadError
 from .extensions import db
 from .models import COMPLETED, Upload
@@ -19,8 +20,9 @@ class FileNotFound(UploadError):
 
 
 def completed_upload(stored_name: str) -> Upload | None:
-    """The completed upload whose file is stored under this name, if any."""
-    query = select(Upload).filter_by(stored_name=stored_name, status=COMPLETED)
+    """The completed upload of this request's owner whose file is stored under this name."""
+    query = select(Upload).filter_by(stored_name=stored_name, status=COMPLETED,
+                                     owner_id=access.owner_id())
     return db.session.execute(query.limit(1)).scalar_one_or_none()
 
 

@@ -6,7 +6,7 @@ from flask import Flask, json
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
-from .storage import StorageFull
+from .storage import PartTooLarge, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ class UploadError(Exception):
     status = 400
     code = "bad_request"
     message = "The request is not valid."
+    headers: dict = {}
 
     def __init__(self, message: str | None = None, **extra) -> None:
         super().__init__(message or self.message)
@@ -31,6 +32,13 @@ class InvalidInput(UploadError):
 class MissingChunks(UploadError):
     code = "missing_chunks"
     message = "Some chunks have not been uploaded yet."
+
+
+class AuthRequired(UploadError):
+    status = 401
+    code = "unauthorized"
+    message = "Send a valid API key as 'Authorization: Bearer <key>'."
+    headers = {"WWW-Authenticate": 'Bearer realm="uploadsvc"'}
 
 
 class UploadNotFound(UploadError):
@@ -61,6 +69,18 @@ class FileTooLarge(UploadError):
     status = 413
     code = "file_too_large"
     message = "The file is larger than this server accepts."
+
+
+class ChunkTooLarge(UploadError):
+    status = 413
+    code = "chunk_too_large"
+    message = "The chunk is larger than this server accepts (MAX_CHUNK_SIZE)."
+
+
+class TooManyUploads(UploadError):
+    status = 429
+    code = "too_many_uploads"
+    message = "Too many unfinished uploads; complete or delete some first."
 
 
 class Md5Mismatch(UploadError):
@@ -125,12 +145,17 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(UploadError)
     def upload_error(exc: UploadError):
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(PartTooLarge)
+    def part_too_large(exc: PartTooLarge):
+        return upload_error(ChunkTooLarge())
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        # Allow (405) and Content-Range (416) tell the client what would work.
-        kept = ("allow", "content-range")
+        # Allow (405) and Content-Range (416) tell the client what would work; Retry-After
+        # (429) when, and WWW-Authenticate (401) how.
+        kept = ("allow", "content-range", "retry-after", "www-authenticate")
         headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
         return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
 

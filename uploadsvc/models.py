@@ -32,12 +32,17 @@ def name_digest(file_name: str) -> str:
 
 
 class Upload(db.Model):
-    """One file being uploaded, or uploaded, under one (md5, file name)."""
+    """One file being uploaded, or uploaded, under one (owner, md5, file name)."""
 
     __tablename__ = "uploads"
-    __table_args__ = (UniqueConstraint("md5", "name_digest"), MYSQL_TABLE)
+    __table_args__ = (UniqueConstraint("owner_id", "md5", "name_digest"), MYSQL_TABLE)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The API key that created it, 0 when access control is off: an upload is only ever seen
+    # by its owner. Not NULL, so that the unique constraint holds for keyless uploads too.
+    owner_id: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Who created it, for the per-client limit of unfinished uploads: key:<id> or ip:<address>.
+    client: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     # Server-made storage key: the only thing chunk paths are built from.
     key: Mapped[str] = mapped_column(String(32), unique=True)
     md5: Mapped[str] = mapped_column(String(32), index=True)
@@ -141,3 +146,22 @@ class UploadEvent(db.Model):
     def of(cls, kind: str, upload: Upload, **fields) -> "UploadEvent":
         return cls(kind=kind, upload_key=upload.key, md5=upload.md5,
                    file_name=upload.file_name, **fields)
+
+
+class ApiKey(db.Model):
+    """A bearer key; only its SHA-256 is stored, so a leaked database leaks no usable key."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = MYSQL_TABLE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The key's first characters, so that a person can tell keys apart in `flask keys list`.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -8,6 +8,11 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_sche
 from .errors import InvalidInput
 
 MD5_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
+# JSON Schema keywords for the OpenAPI document; the validators below are the real rules.
+MD5_DOC = {"pattern": "^[0-9a-fA-F]{32}$", "description": "hex MD5 of the whole file"}
+NAME_DOC = {"minLength": 1, "maxLength": 255,
+            "description": "a plain file name of at most 255 bytes in UTF-8"}
+TOTAL_DOC = {"minimum": 1, "description": "number of chunks; at most MAX_TOTAL_CHUNKS"}
 MAX_NAME_BYTES = 255
 
 
@@ -53,9 +58,10 @@ class UploadIdentitySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    md5 = fields.String(required=True, validate=validate_md5)
-    fileName = fields.String(required=True, validate=validate_file_name)
-    totalChunks = fields.Integer(strict=True, required=True, validate=validate_total_chunks)
+    md5 = fields.String(required=True, validate=validate_md5, metadata=MD5_DOC)
+    fileName = fields.String(required=True, validate=validate_file_name, metadata=NAME_DOC)
+    totalChunks = fields.Integer(strict=True, required=True, validate=validate_total_chunks,
+                                 metadata=TOTAL_DOC)
 
 
 class ChunkFormSchema(Schema):
@@ -64,10 +70,10 @@ class ChunkFormSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    md5 = fields.String(required=True, validate=validate_md5)
-    fileName = fields.String(required=True, validate=validate_file_name)
-    totalChunks = FormInteger(required=True, validate=validate_total_chunks)
-    chunkIndex = FormInteger(required=True)
+    md5 = fields.String(required=True, validate=validate_md5, metadata=MD5_DOC)
+    fileName = fields.String(required=True, validate=validate_file_name, metadata=NAME_DOC)
+    totalChunks = FormInteger(required=True, validate=validate_total_chunks, metadata=TOTAL_DOC)
+    chunkIndex = FormInteger(required=True, metadata={"minimum": 0})
 
     @validates_schema
     def index_in_range(self, data, **kwargs):

@@ -18,17 +18,19 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import incremental, naming
+from . import access, incremental, metrics, naming
 from .errors import (
     ChunkSizeConflict,
     FileTooLarge,
     Md5Mismatch,
     MergeInProgress,
     MissingChunks,
+    TooManyUploads,
     TotalChunksConflict,
     UploadNotFound,
 )
 from .extensions import db
+from .logs import event_fields
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
 from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone
 
@@ -54,8 +56,9 @@ def chunk_store() -> ChunkStore:
 
 
 def find(md5: str, file_name: str) -> Upload | None:
-    """The upload with this identity, if any."""
-    query = select(Upload).filter_by(md5=md5, name_digest=name_digest(file_name))
+    """The upload with this identity of this request's owner, if any."""
+    query = select(Upload).filter_by(owner_id=access.owner_id(), md5=md5,
+                                     name_digest=name_digest(file_name))
     return db.session.execute(query).scalar_one_or_none()
 
 
@@ -81,6 +84,9 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
     already completed under any name is completed here at once from that copy."""
     upload = find(md5, file_name)
+    if upload is not None and upload.is_completed and not chunk_store().has_file(
+            upload.stored_name):
+        upload = _forget_lost_file(upload)
     if upload is None or not upload.is_completed:
         source = _completed_copy(md5)
         if source is not None:
@@ -93,6 +99,18 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     indices = stored_indices(upload)
     db.session.commit()
     return upload, indices
+
+
+def _forget_lost_file(upload: Upload) -> None:
+    """A completed upload whose file was removed by hand is forgotten, so it can be sent again."""
+    gone = db.session.execute(delete(Upload).filter_by(id=upload.id, key=upload.key,
+                                                       status=upload.status))
+    if gone.rowcount:
+        db.session.add(UploadEvent.of(UploadEvent.DELETED, upload))
+        log.warning("upload %s: its file %s is gone from uploads/; forgotten",
+                    upload.key, upload.stored_name)
+    db.session.commit()
+    return None
 
 
 def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
@@ -191,7 +209,9 @@ def remove(upload: Upload, kind: str) -> None:
     chunk_store().delete_chunks(upload.key)
     if upload.stored_name:
         chunk_store().delete_file(upload.stored_name)
-    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name)
+    metrics.upload_removed(kind)
+    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name,
+             extra=event_fields(kind, upload))
 
 
 # -- internals ------------------------------------------------------------------------------
@@ -219,21 +239,42 @@ def _get_or_create(md5: str, file_name: str, total: int) -> Upload:
         upload = find(md5, file_name)
         if upload is not None:
             return upload
+        client = access.client_id()
+        check_room(client)
         # The directory exists before the row does, so every row's directory exists.
         key = uuid.uuid4().hex
         chunk_store().create(key)
-        upload = Upload(key=key, md5=md5, file_name=file_name,
-                        name_digest=name_digest(file_name), total_chunks=total)
+        upload = Upload(key=key, md5=md5, file_name=file_name, owner_id=access.owner_id(),
+                        client=client, name_digest=name_digest(file_name), total_chunks=total)
         db.session.add(upload)
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
         try:
             db.session.commit()
-            log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total)
+            metrics.upload_created()
+            log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total,
+                     extra=event_fields(UploadEvent.CREATED, upload, total_chunks=total))
             return upload
         except IntegrityError:  # another request created it first
             db.session.rollback()
             chunk_store().delete_chunks(key)
     raise MergeInProgress("This upload is being created concurrently; retry.")
+
+
+def check_room(client: str) -> None:
+    """Refuse a new upload beyond the limits of unfinished uploads (per client, in all).
+
+    Counted, not reserved: racing requests may overshoot a limit by a few, never by many.
+    """
+    config = current_app.config
+    unfinished = select(func.count()).select_from(Upload).filter_by(status="uploading")
+    per_client = config["MAX_ACTIVE_UPLOADS_PER_CLIENT"]
+    if per_client and db.session.execute(
+            unfinished.filter_by(client=client)).scalar_one() >= per_client:
+        raise TooManyUploads(f"At most {per_client} unfinished uploads per client; complete "
+                             "or delete some first.")
+    limit = config["MAX_ACTIVE_UPLOADS"]
+    if limit and db.session.execute(unfinished).scalar_one() >= limit:
+        raise TooManyUploads("The server has too many unfinished uploads; retry later.")
 
 
 def _check_declared_size(total: int, index: int, size: int, chunk_size: int | None) -> None:
@@ -280,7 +321,10 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Prog
         select(func.count()).select_from(Chunk).filter_by(upload_id=upload.id)
     ).scalar_one()
     db.session.commit()
-    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds)
+    metrics.chunk_stored(size, seconds)
+    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
     return Progress(count, upload.total_chunks)
 
 
@@ -332,10 +376,14 @@ def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:
         store.discard(merged)
         db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=merged.size))
         db.session.commit()
-        log.warning("upload %s failed verification: md5 %s", upload.key, merged.md5)
+        metrics.verification_failed()
+        log.warning("upload %s failed verification: md5 %s", upload.key, merged.md5,
+                    extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
+                                       bytes=merged.size, actual_md5=merged.md5))
         raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
     _place_or_discard(upload, merged)
     seconds = time.monotonic() - started
+    metrics.merged(seconds)
     return _finish(upload, merged.size, seconds, drop_chunks)
 
 
@@ -393,13 +441,19 @@ def _finish(upload: Upload, size: int, seconds: float, drop_chunks: bool = True)
     db.session.commit()
     if drop_chunks:
         chunk_store().delete_chunks(upload.key)
+    metrics.upload_completed()
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
-             upload.key, upload.stored_name, size, seconds)
+             upload.key, upload.stored_name, size, seconds,
+             extra=event_fields(UploadEvent.COMPLETED, upload, bytes=size,
+                                duration_ms=upload.upload_time_ms,
+                                merge_ms=round(seconds * 1000, 3), path=upload.path))
     return upload
 
 
 def _completed_copy(md5: str) -> Upload | None:
-    query = select(Upload).filter_by(md5=md5, status="completed").order_by(Upload.id)
+    # Only the owner's own files: another key's upload must not even be seen to exist.
+    query = (select(Upload).filter_by(owner_id=access.owner_id(), md5=md5, status="completed")
+             .order_by(Upload.id))
     for upload in db.session.execute(query).scalars():
         if chunk_store().has_file(upload.stored_name):
             return upload

@@ -123,7 +123,8 @@ class UploadRequest(Request):
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
-        spool = current_app.extensions["chunk_store"].spool()
+        limit = current_app.config["MAX_CHUNK_SIZE"]
+        spool = current_app.extensions["chunk_store"].spool(limit)
         # Kept here too: when parsing fails (a full disk, a broken body) werkzeug never
         # hands the part to request.files, and only close() removes the temp file.
         self.__dict__.setdefault("_spools", []).append(spool)

@@ -33,6 +33,10 @@ class StorageFull(StorageError):
     """The disk (or quota) is full."""
 
 
+class PartTooLarge(StorageError):
+    """A spooled request part grew past its limit; what was written is removed."""
+
+
 class UploadGone(StorageError):
     """The upload's chunk directory does not exist (deleted, completed or never made)."""
 
@@ -67,10 +71,18 @@ class Written:
 class SpoolFile(io.FileIO):
     """A request part spooled into temp/; removed on close unless the store claimed it."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, limit: int | None = None) -> None:
         fd, self.path = tempfile.mkstemp(dir=directory, prefix="spool-", suffix=".part")
         super().__init__(fd, "r+b")
         self.claimed = False
+        self.limit = limit
+
+    def write(self, data) -> int:
+        # Stop at the limit while the part streams in, not after it is all on disk.
+        if self.limit is not None and self.tell() + len(data) > self.limit:
+            self.close()  # the parser that owns us gives up without closing: remove it now
+            raise PartTooLarge(f"part larger than {self.limit} bytes")
+        return super().write(data)
 
     def close(self) -> None:
         try:
@@ -96,9 +108,10 @@ class ChunkStore(AssemblyMixin):
 
     # -- request spooling --------------------------------------------------------------
 
-    def spool(self) -> SpoolFile:
-        """A temp file in the data directory for an incoming request part."""
-        return SpoolFile(self.temp_dir)
+    def spool(self, limit: int | None = None) -> SpoolFile:
+        """A temp file in the data directory for an incoming request part of at most limit
+        bytes (PartTooLarge beyond)."""
+        return SpoolFile(self.temp_dir, limit)
 
     @staticmethod
     def stream_size(stream: BinaryIO) -> int:

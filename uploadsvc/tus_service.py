@@ -19,7 +19,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import select
 
-from . import service
+from . import access, metrics, service
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -32,6 +32,7 @@ from .errors import (
     UploadNotFound,
 )
 from .extensions import db
+from .logs import event_fields
 from .models import TUS, Upload, UploadEvent, name_digest, utcnow
 from .storage import LockBusy, UploadGone
 
@@ -56,7 +57,7 @@ def find(key: str) -> Upload:
     if not _KEY.fullmatch(key):
         raise UploadNotFound()
     upload = db.session.execute(
-        select(Upload).filter_by(key=key, protocol=TUS)
+        select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
     ).scalar_one_or_none()
     expired = upload is None and db.session.execute(
         select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
@@ -78,10 +79,13 @@ def create(length: int | None, file_name: str, metadata: str | None,
            concat: str | None = None) -> Upload:
     """A new, empty tus upload; a zero-length one is finished at once."""
     _check_size(length or 0)
+    client = access.client_id()
+    service.check_room(client)
     key = uuid.uuid4().hex
     chunk_store = service.chunk_store()
     chunk_store.create(key)  # the directory exists before the row, as for /api uploads
     upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
+                    owner_id=access.owner_id(), client=client,
                     # Never a valid /api file name (NUL), so never an /api upload's identity.
                     name_digest=name_digest(f"\0tus/{key}"),
                     upload_length=length, upload_offset=0, upload_metadata=metadata,
@@ -91,7 +95,11 @@ def create(length: int | None, file_name: str, metadata: str | None,
     if concat != PARTIAL:  # parts are not uploads of their own in the statistics
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
     db.session.commit()
-    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single")
+    if concat != PARTIAL:
+        metrics.upload_created()
+    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single",
+             extra=event_fields(UploadEvent.CREATED, upload, upload_length=length,
+                                concat=concat))
     if length == 0 and concat is None:
         with _locked(upload) as upload:
             _finish(upload, 0.0)
@@ -254,8 +262,12 @@ def _record_write(upload: Upload, size: int, seconds: float) -> None:
     db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
                                   duration_ms=int(seconds * 1000)))
     db.session.commit()
+    metrics.chunk_stored(size, seconds)
     log.info("tus upload %s: %d bytes stored at %d (%.3f s)",
-             upload.key, size, upload.upload_offset - size, seconds)
+             upload.key, size, upload.upload_offset - size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload,
+                                offset=upload.upload_offset - size, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
 
 
 def _finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:

@@ -18,6 +18,13 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+def parse_bool(value: str | int | bool | None) -> bool:
+    """Read on/off settings written as true/false, 1/0, yes/no or on/off."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
 def parse_origins(value: str | list | tuple) -> list[str]:
     """Accept a comma-separated string or a list of origins."""
     items = value.split(",") if isinstance(value, str) else list(value)

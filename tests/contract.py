@@ -1,0 +1,75 @@
+"""Checks real answers against the OpenAPI document, so that the document cannot drift."""
+import re
+
+from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from uploadsvc import openapi
+
+_PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+class Contract:
+    """The OpenAPI document of one app, and the check of one answer against it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.document = openapi.build(app.config)
+        self.checked: list[tuple[str, str, int]] = []
+
+    def operation(self, method: str, path: str) -> tuple[str | None, dict | None]:
+        """(path template, operation) documented for a request; (None, None) if unrouted."""
+        adapter = self.app.url_map.bind("localhost")
+        try:
+            rule, _ = adapter.match(path, method=method, return_rule=True)
+        except (NotFound, MethodNotAllowed):
+            return None, None
+        template = _PLACEHOLDER.sub(r"{\1}", rule.rule)
+        operations = self.document["paths"].get(template, {})
+        if method == "HEAD" and "head" not in operations:  # a GET without its body
+            method = "GET"
+        return template, operations.get(method.lower())
+
+    def check(self, method: str, path: str, status: int, content_type: str, body) -> None:
+        """Fail unless the answer's status and body are documented for this request."""
+        template, operation = self.operation(method, path)
+        if template is None or (operation is None and method == "OPTIONS"):
+            if path.startswith("/api/") and method != "OPTIONS":
+                assert status in (404, 405), (method, path, status)
+                self.validate(body, "#/components/schemas/Error")
+            return
+        assert operation is not None, f"{method} {template} is not in the OpenAPI document"
+        answer = operation["responses"].get(str(status))
+        assert answer is not None, f"{method} {template}: status {status} is not documented"
+        content = answer.get("content", {})
+        if not content or method == "HEAD":
+            assert not body, (method, template, status)
+        else:
+            assert content_type in content or "*/*" in content, (method, template, content_type)
+        if content_type == "application/json" and method != "HEAD":
+            schema = content["application/json"]["schema"]
+            self.validate(body, schema.get("$ref") or schema)
+        self.checked.append((method, template, status))
+
+    def validate(self, body, schema) -> None:
+        root = {"$ref": schema} if isinstance(schema, str) else dict(schema)
+        root["components"] = self.document["components"]
+        errors = list(Draft202012Validator(root).iter_errors(body))
+        assert not errors, f"{body!r} does not match {schema}: {errors[0].message}"
+
+
+class CheckedClient(FlaskClient):
+    """A test client that checks every answer against the app's OpenAPI document."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        contract = self.application.extensions.get("test_contract")
+        if contract is None:
+            contract = self.application.extensions["test_contract"] = Contract(self.application)
+        request = response.request
+        body = (response.get_json(silent=True) if response.mimetype == "application/json"
+                else response.get_data()) if response.status_code != 304 else None
+        contract.check(request.method, request.path, response.status_code, response.mimetype,
+                       body)
+        return response

@@ -1,0 +1,149 @@
+"""Limits on what one client can take: body read timeouts and rate limits.
+
+Size limits live where sizes are known (the upload-chunk view, SpoolFile, the service), and
+the limit on unfinished uploads in the service; this module wraps the WSGI app.
+"""
+import logging
+import socket
+import threading
+import time
+
+from flask import Flask
+from flask_limiter import Limiter
+from werkzeug.exceptions import RequestTimeout
+
+from . import access
+
+log = logging.getLogger(__name__)
+
+
+class TimedInput:
+    """wsgi.input that cuts off a body which stalls or trickles (slowloris), with 408.
+
+    After `timeout` seconds the body must have kept up an average of `min_rate` bytes/s.
+    A read blocked in the server on a trickling client returns only when its buffer is full,
+    so reads are made in slices and the Watchdog shuts the socket of an overdue body.
+    """
+
+    def __init__(self, stream, timeout: float, min_rate: float, sock=None) -> None:
+        self.stream = stream
+        self.timeout = timeout
+        self.min_rate = min_rate
+        self.sock = sock
+        self.slice = int(min(max(min_rate, 1024), 65536))
+        self.started = time.monotonic()
+        self.received = 0
+        self.expired = False
+
+    def deadline(self) -> float:
+        return self.started + max(self.timeout, self.received / self.min_rate)
+
+    def expire(self) -> None:
+        """Stop the body: a blocked read returns at once and answers 408."""
+        self.expired = True
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return self._check(self.stream.read, size)
+        parts = []  # read to the end, still slice by slice
+        while part := self._check(self.stream.read, self.slice):
+            parts.append(part)
+        return b"".join(parts)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._check(self.stream.readline, size)
+
+    def _check(self, read, size: int) -> bytes:
+        size = self.slice if size is None or size < 0 else min(size, self.slice)  # readline
+        try:
+            data = read(size)
+        except OSError:  # the socket timeout set below: no byte for `timeout` seconds
+            raise RequestTimeout("The request body stalled.") from None
+        self.received += len(data)
+        if self.expired or time.monotonic() > self.deadline():
+            self.expired = True
+            raise RequestTimeout("The request body arrives too slowly.")
+        return data
+
+
+class Watchdog:
+    """One thread per worker process that expires request bodies past their deadline."""
+
+    def __init__(self, period: float = 0.25) -> None:
+        self.period = period
+        self.inputs: set[TimedInput] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, body: TimedInput) -> None:
+        with self.lock:
+            self.inputs.add(body)
+            if self.thread is None or not self.thread.is_alive():  # also after a fork
+                self.thread = threading.Thread(target=self._run, name="body-watchdog",
+                                               daemon=True)
+                self.thread.start()
+
+    def forget(self, body: TimedInput) -> None:
+        with self.lock:
+            self.inputs.discard(body)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period)
+            now = time.monotonic()
+            with self.lock:
+                overdue = [body for body in self.inputs if body.deadline() < now]
+            for body in overdue:
+                log.info("cutting off a request body after %.1f s (%d bytes)",
+                         now - body.started, body.received)
+                body.expire()
+                self.forget(body)
+
+
+class BodyTimeouts:
+    """WSGI middleware: a read timeout on the client socket and a minimum body rate.
+
+    gunicorn hands the app a blocking socket without a timeout, so without this one client
+    sending a body byte by byte would hold a worker thread for as long as it likes.
+    """
+
+    def __init__(self, app, timeout: float, min_rate: float) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.min_rate = min_rate
+        self.watchdog = Watchdog()
+
+    def __call__(self, environ, start_response):
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(self.timeout)
+        body = TimedInput(environ["wsgi.input"], self.timeout, self.min_rate, sock)
+        environ["wsgi.input"] = body
+        has_body = environ.get("CONTENT_LENGTH", "0") not in ("", "0") or \
+            "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not has_body or sock is None:
+            return self.app(environ, start_response)
+        self.watchdog.watch(body)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.watchdog.forget(body)
+
+
+def init_app(app: Flask) -> None:
+    config = app.config
+    if config["BODY_TIMEOUT"]:
+        app.wsgi_app = BodyTimeouts(app.wsgi_app, float(config["BODY_TIMEOUT"]),
+                                    float(config["BODY_MIN_RATE"]))
+    config.setdefault("RATELIMIT_ENABLED", bool(config["RATE_LIMIT"]))
+    # One budget per client across all routes, not one per route.
+    config.setdefault("RATELIMIT_APPLICATION", config["RATE_LIMIT"] or None)
+    config.setdefault("RATELIMIT_STORAGE_URI", config["RATE_LIMIT_STORAGE_URI"])
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # One Limiter per app: its settings and storage are per instance, not per app.
+    Limiter(key_func=access.client_id, app=app)

@@ -1,0 +1,48 @@
+"""Downloads of completed files and the upload page, for the OpenAPI document."""
+from collections.abc import Mapping
+
+from apispec import APISpec
+
+from .api import ERRORS
+
+BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def error(status: int, description: str | None = None) -> dict:
+    return {"description": description or ERRORS[status],
+            "content": {"application/json": {"schema": "Error"}}}
+
+
+def add_paths(spec: APISpec, config: Mapping) -> None:
+    """Register the download route and the page's routes on spec."""
+    spec.path("/uploads/{stored_name}", operations={"get": {
+        "summary": "Download a completed file (Range, If-Range and ETag supported)",
+        "operationId": "download",
+        "parameters": [{"in": "path", "name": "stored_name", "required": True,
+                        "schema": {"type": "string", "minLength": 1}}],
+        "responses": {
+            "200": {"description": "The whole file, as an attachment.", "content": BINARY},
+            "206": {"description": "The requested byte range.", "content": BINARY},
+            "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+            "404": error(404, "No such file (or downloads are off, or it is another key's)."),
+            "416": error(416, "The range is outside the file (Content-Range says its size)."),
+            "401": error(401), "429": error(429), "500": error(500),
+        }}})
+    page = {"200": {"description": "The resource.", "content": BINARY},
+            "304": {"description": "Not modified."},
+            "404": error(404, "No such file, or the upload page is turned off."),
+            "429": error(429), "500": error(500)}
+    spec.path("/", operations={"get": {
+        "summary": "The upload page (HTML)", "operationId": "uploadPage", "security": [],
+        "responses": page}})
+    spec.path("/page/{filename}", operations={"get": {
+        "summary": "The page's scripts and styles", "operationId": "pageAsset", "security": [],
+        "parameters": [{"in": "path", "name": "filename", "required": True,
+                        "schema": {"type": "string", "minLength": 1}}],
+        "responses": page}})
+    spec.path("/vendor/{name}", operations={"get": {
+        "summary": "A whitelisted browser library of the page", "operationId": "vendorFile",
+        "security": [],
+        "parameters": [{"in": "path", "name": "name", "required": True,
+                        "schema": {"type": "string", "minLength": 1}}],
+        "responses": page}})
