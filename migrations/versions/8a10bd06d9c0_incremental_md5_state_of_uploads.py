@@ -1,7 +1,7 @@
 """incremental md5 state of uploads
 
 Revision ID: 8a10bd06d9c0
-Revises: 2910e9b13729
+Revises: 40632d2cab89
 Create Date: 2026-11-24 09:54:09.340062
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8a10bd06d9c0'
-down_revision = '2910e9b13729'
+down_revision = '40632d2cab89'
 branch_labels = None
 depends_on = None
 
