@@ -200,3 +200,13 @@ def test_spool_file_stops_and_removes_itself_at_its_limit(tmp_path):
     with pytest.raises(PartTooLarge):
         spool.write(b"678901")
     assert spool.closed and list((tmp_path / "temp").iterdir()) == []
+
+
+def test_timed_input_slices_follow_a_fast_body():
+    from uploadsvc.limits import MAX_SLICE
+
+    body = TimedInput(io.BytesIO(b"x" * (8 * MAX_SLICE)), timeout=30, min_rate=1024)
+    assert body.slice < 64 * 1024
+    while body.read(MAX_SLICE):
+        pass
+    assert body.slice == MAX_SLICE  # a fast body is read in large slices, not 7 KiB ones
