@@ -17,7 +17,7 @@ from . import access
 log = logging.getLogger(__name__)
 
 
-MAX_SLICE = 1024 * 1024
+MAX_SLICE = 256 * 1024
 
 
 class TimedInput:
@@ -34,7 +34,7 @@ class TimedInput:
         self.min_rate = min_rate
         self.sock = sock
         # Reads are sliced so a trickle is noticed, but a slice follows the body's own pace
-        # (a quarter second of it, up to 1 MiB): tiny slices would cost a fast body more CPU
+        # (a quarter second of it, up to 256 KiB): tiny slices would cost a fast body more CPU
         # in read calls than the upload itself.
         self.base_slice = int(min(max(min_rate * timeout / 4, 1024), 65536))
         self.slice = self.base_slice
