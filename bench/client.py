@@ -8,11 +8,10 @@ import base64
 import http.client
 import json
 import os
-import queue
 import socket
-import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -90,29 +89,9 @@ def _json_post(port: int, path: str, data: dict) -> Response:
 
 def _run_parallel(jobs: list, in_flight: int, work) -> None:
     """Run work(job) for each job on in_flight threads, jobs taken in list order."""
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for job in jobs:
-        todo.put(job)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        while not errors:
-            try:
-                job = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                work(job)
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller
-                errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(in_flight)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(in_flight) as pool:
+        for _ in pool.map(work, jobs):  # re-raises the first failure
+            pass
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import random
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,22 +83,10 @@ def timed(command: list[str]) -> float:
 
 def concurrently(jobs: list, work) -> float:
     """Run work(job) for every job at once; the wall-clock seconds of all of them."""
-    errors: list[BaseException] = []
-
-    def run(job) -> None:
-        try:
-            work(job)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(max(1, len(jobs))) as pool:
+        for _ in pool.map(work, jobs):  # re-raises the first failure
+            pass
     return time.perf_counter() - started
 
 
