@@ -9,7 +9,7 @@ import psutil
 from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from . import __version__, service
+from . import __version__, placement, service
 from .errors import ChunkTooLarge, InvalidInput
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
@@ -114,7 +114,7 @@ def complete_upload():
     upload = service.complete(args["md5"], args["fileName"], args["totalChunks"],
                               drop_chunks=False)
     response = make_response(completion(upload))
-    response.call_on_close(after_response(service.drop_chunks, upload.key))
+    response.call_on_close(after_response(placement.drop_chunks, upload.key))
     return response
 
 

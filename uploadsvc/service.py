@@ -18,7 +18,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import access, incremental, metrics, naming
+from . import access, incremental, metrics
 from .errors import (
     ChunkSizeConflict,
     FileTooLarge,
@@ -32,7 +32,8 @@ from .errors import (
 from .extensions import db
 from .logs import event_fields
 from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
-from .storage import ChunkStore, LockBusy, Merged, NameTaken, UploadGone
+from .placement import chunk_store, place_and_finish
+from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ class Progress:
     @property
     def percent(self) -> int:
         return 100 * self.uploaded // self.total if self.total else 100
-
-
-def chunk_store() -> ChunkStore:
-    return current_app.extensions["chunk_store"]
 
 
 def find(md5: str, file_name: str) -> Upload | None:
@@ -381,73 +378,9 @@ def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:
                     extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
                                        bytes=merged.size, actual_md5=merged.md5))
         raise Md5Mismatch(expected=upload.md5, actual=merged.md5)
-    _place_or_discard(upload, merged)
     seconds = time.monotonic() - started
     metrics.merged(seconds)
-    return _finish(upload, merged.size, seconds, drop_chunks)
-
-
-def place_and_finish(upload: Upload, merged: Merged, seconds: float) -> Upload:
-    """Put a verified file under uploads/ and record its upload as completed."""
-    _place_or_discard(upload, merged)
-    return _finish(upload, merged.size, seconds)
-
-
-def _place_or_discard(upload: Upload, merged: Merged) -> None:
-    try:
-        _place(upload, merged)
-    except BaseException:
-        chunk_store().discard(merged)
-        raise
-
-
-def _place(upload: Upload, merged: Merged) -> None:
-    """Put a verified file under uploads/ at a name reserved for this upload."""
-    recovered = upload.stored_name is not None  # reserved by an attempt that crashed
-    while True:
-        if upload.stored_name is None:
-            _reserve_name(upload)
-        try:
-            chunk_store().place(merged, upload.stored_name, replace=recovered)
-            return
-        except NameTaken:  # a file appeared under that name outside the service
-            upload.stored_name, recovered = None, False
-
-
-def _reserve_name(upload: Upload) -> None:
-    for candidate in naming.candidates(upload.file_name):
-        taken = db.session.execute(select(Upload.id).filter_by(stored_name=candidate)).first()
-        if taken or chunk_store().has_file(candidate):
-            continue
-        upload.stored_name = candidate
-        try:
-            db.session.commit()
-            return
-        except IntegrityError:  # reserved by a racing upload
-            db.session.rollback()
-            upload.stored_name = None
-
-
-def drop_chunks(key: str) -> None:
-    """Remove a completed upload's chunk directory (see complete())."""
-    chunk_store().delete_chunks(key)
-
-
-def _finish(upload: Upload, size: int, seconds: float, drop_chunks: bool = True) -> Upload:
-    db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
-    upload.mark_completed(size)
-    db.session.add(UploadEvent.of(UploadEvent.COMPLETED, upload, bytes=size,
-                                  duration_ms=upload.upload_time_ms))
-    db.session.commit()
-    if drop_chunks:
-        chunk_store().delete_chunks(upload.key)
-    metrics.upload_completed()
-    log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
-             upload.key, upload.stored_name, size, seconds,
-             extra=event_fields(UploadEvent.COMPLETED, upload, bytes=size,
-                                duration_ms=upload.upload_time_ms,
-                                merge_ms=round(seconds * 1000, 3), path=upload.path))
-    return upload
+    return place_and_finish(upload, merged, seconds, drop_chunks)
 
 
 def _completed_copy(md5: str) -> Upload | None:
@@ -468,8 +401,7 @@ def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
             upload = _reload(upload)
             if upload.is_completed:
                 return upload
-            _place_or_discard(upload, chunk_store().snapshot(source.stored_name))
-            return _finish(upload, source.size, 0.0)
+            return place_and_finish(upload, chunk_store().snapshot(source.stored_name), 0.0)
     except LockBusy:
         raise MergeInProgress() from None
     except UploadGone:  # the source file was deleted meanwhile: upload as usual
