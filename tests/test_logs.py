@@ -38,7 +38,8 @@ def test_json_lines_under_gunicorn(tmp_path):
     lines = [line for line in server.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line of the output is JSON
     assert all({"time", "level", "logger", "message"} <= set(record) for record in records)
-    events = [r for r in records if r["logger"] == "uploadsvc.service" and "event" in r]
+    service_loggers = ("uploadsvc.service", "uploadsvc.placement")
+    events = [r for r in records if r["logger"] in service_loggers and "event" in r]
     tus_events = [r for r in records if r["logger"] == "uploadsvc.tus_service" and "event" in r]
     assert [r["event"] for r in tus_events] == ["created", "chunk_stored"]
     assert tus_events[1]["bytes"] == 4 and tus_events[1]["file_name"] == "tus.bin"
