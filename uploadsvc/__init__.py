@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         page,
         proxy,
         settings,
+        socketbody,
         spooling,
         storage,
         tus,
@@ -42,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     proxy.init_app(app)
     access.init_app(app)
     limits.init_app(app)
+    socketbody.init_app(app)
     app.register_blueprint(api.bp)
     metrics.init_app(app)
     app.register_blueprint(downloads.bp)

@@ -1,0 +1,68 @@
+"""Large bodies read straight from gunicorn's socket (socketbody.py), over real connections:
+keep-alive and pipelined requests still line up, and a cut body stores nothing."""
+import http.client
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from .helpers import random_file
+from .live import complete, files_in, status, upload
+
+
+def multipart_request(host: str, test_file, index: int) -> bytes:
+    boundary = uuid.uuid4().hex
+    fields = {"chunkIndex": index, "md5": test_file.md5, "fileName": test_file.name,
+              "totalChunks": test_file.total}
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                    f"{v}\r\n".encode() for k, v in fields.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
+             f'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    body += test_file.chunk(index) + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/upload-chunk HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=30)
+
+
+def test_pipelined_requests_after_a_large_body(live_server):
+    test_file = random_file(2 * 300_000, 300_000, "pipelined.bin")
+    host = urlsplit(live_server.url).netloc
+    status_path = f"/api/upload-status/{test_file.md5}/{test_file.name}"
+    requests_ = (multipart_request(host, test_file, 0) + multipart_request(host, test_file, 1)
+                 + f"GET {status_path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    with connect(live_server.url) as sock:
+        sock.sendall(requests_)  # all three at once, on one keep-alive connection
+        answers = []
+        for method in ("POST", "POST", "GET"):
+            response = http.client.HTTPResponse(sock, method=method)
+            response.begin()
+            answers.append((response.status, response.read()))
+    assert [code for code, _ in answers] == [200, 200, 200], answers
+    assert b'"uploaded":2' in answers[2][1].replace(b" ", b"")
+    assert complete(live_server.url, test_file).json()["md5"] == test_file.md5
+
+
+def test_large_chunks_on_one_keep_alive_session(live_server):
+    test_file = random_file(5 * 200_000 + 123, 200_000, "keepalive.bin")
+    upload(live_server.url, test_file)  # one requests.Session: the connection is reused
+    done = complete(live_server.url, test_file).json()
+    stored = live_server.data_dir / done["path"].lstrip("/")
+    assert stored.read_bytes() == test_file.data
+
+
+def test_a_body_cut_short_stores_nothing(live_server):
+    test_file = random_file(400_000, 400_000, "cut-short.bin")
+    request = multipart_request(urlsplit(live_server.url).netloc, test_file, 0)
+    with connect(live_server.url) as sock:
+        sock.sendall(request[:len(request) // 2])
+    deadline = time.monotonic() + 10
+    while files_in(live_server.data_dir / "temp") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert files_in(live_server.data_dir / "temp") == []
+    assert status(live_server.url, test_file).status_code == 404
