@@ -17,11 +17,11 @@ that upload is merged in one pass instead.
 import logging
 from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from . import md5state
+from . import md5state, statements
 from .extensions import db
-from .models import COMPLETED, Chunk, Upload
+from .models import COMPLETED, Upload
 from .storage import ChunkStore, Merged, StorageError
 
 log = logging.getLogger(__name__)
@@ -33,16 +33,12 @@ FOLD_BATCH = 32
 
 def forget(upload: Upload) -> None:
     """Stop hashing this upload incrementally (in the caller's transaction)."""
-    db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key)
-                       .values(hashed_chunks=DISABLED, md5_state=None))
+    statements.set_hash(upload, DISABLED, None)
 
 
-def is_next(upload: Upload, index: int) -> bool:
-    """Whether this just-recorded chunk is the one the hash needs next."""
-    hashed = db.session.execute(
-        select(Upload.hashed_chunks).filter_by(id=upload.id, key=upload.key)).scalar_one_or_none()
-    db.session.commit()
-    return md5state.AVAILABLE and hashed == index
+def is_next(hashed_chunks: int, index: int) -> bool:
+    """Whether a chunk just recorded is the one the hash needs next."""
+    return md5state.AVAILABLE and hashed_chunks == index
 
 
 class Target(NamedTuple):
@@ -59,13 +55,21 @@ def advance(store: ChunkStore, upload: Target | Upload, wait: float = 0.0) -> No
     try:
         while True:
             with store.hash_lock(upload.key, wait) as held:
-                if not held:
-                    return  # the holder folds our chunk too: it looks again after letting go
-                _fold_ready(store, upload)
-            if not _next_is_stored(upload):
-                return
-    finally:
+                if held:
+                    _fold_ready(store, upload)
+            # A chunk that came while we held the lock found it busy and left itself to us.
+            found = statements.status_and_next(upload)
+            db.session.commit()
+            if found is None or found.status == COMPLETED:
+                break  # deleted or completed meanwhile: see below
+            if not held or not found[1]:
+                return  # a busy lock: its holder folds our chunk too and looks again after
+    except BaseException:
         _drop_if_gone(store, upload)
+        raise
+    # A fold that created its lock or assembly file while the directory was being removed
+    # would otherwise leave it behind.
+    store.delete_chunks(upload.key)
 
 
 def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
@@ -85,14 +89,7 @@ def assembled(store: ChunkStore, upload: Upload, wait: float) -> Merged | None:
 
 
 def _fold_ready(store: ChunkStore, upload: Target | Upload) -> None:
-    row = db.session.execute(
-        select(Upload.hashed_chunks, Upload.md5_state).filter_by(id=upload.id, key=upload.key)
-    ).one_or_none()
-    if row is None or row.hashed_chunks == DISABLED:
-        db.session.commit()
-        return
-    start, state = row
-    ready = _ready_from(upload, start)
+    start, state, ready = _ready(upload)
     while ready:
         try:
             state = store.fold(upload.key, state, ready)
@@ -101,31 +98,29 @@ def _fold_ready(store: ChunkStore, upload: Target | Upload) -> None:
             forget(upload)
             db.session.commit()
             return
-        saved = db.session.execute(
-            update(Upload).filter_by(id=upload.id, key=upload.key, hashed_chunks=start)
-            .values(hashed_chunks=start + len(ready), md5_state=state)
-        ).rowcount
-        if not saved:  # turned off meanwhile
-            db.session.commit()
+        if not statements.save_hash(upload, start, start + len(ready), state):
+            db.session.commit()  # turned off meanwhile
             return
-        start += len(ready)
-        ready = _ready_from(upload, start)
+        db.session.commit()
+        if len(ready) < FOLD_BATCH:
+            return  # advance() looks for chunks that came meanwhile
+        start, state, ready = _ready(upload)
 
 
-def _ready_from(upload: Target | Upload, start: int) -> list[tuple[int, int]]:
-    """(index, size) of the stored chunks start, start+1, ... without a gap; ends the
-    transaction, so that none stays open over the fold's file I/O."""
-    stored = db.session.execute(
-        select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
-        .where(Chunk.chunk_index >= start).order_by(Chunk.chunk_index).limit(FOLD_BATCH)
-    ).all()
+def _ready(upload: Target | Upload) -> tuple[int, bytes | None, list[tuple[int, int]]]:
+    """(hashed_chunks, md5_state, [(index, size)] of the stored chunks from hashed_chunks on,
+    without a gap); ends the transaction, so that none stays open over the fold's file I/O."""
+    rows = statements.hash_and_ready(upload, FOLD_BATCH)
     db.session.commit()
+    if not rows or rows[0].hashed_chunks == DISABLED:
+        return DISABLED, None, []
+    start, state = rows[0].hashed_chunks, rows[0].md5_state
     ready = []
-    for index, size in stored:
-        if index != start + len(ready):
+    for row in rows:
+        if row.chunk_index != start + len(ready):
             break
-        ready.append((index, size))
-    return ready
+        ready.append((row.chunk_index, row.size))
+    return start, state, ready
 
 
 def _drop_if_gone(store: ChunkStore, upload: Target | Upload) -> None:
@@ -137,14 +132,3 @@ def _drop_if_gone(store: ChunkStore, upload: Target | Upload) -> None:
     db.session.commit()
     if status is None or status == COMPLETED:
         store.delete_chunks(upload.key)
-
-
-def _next_is_stored(upload: Target | Upload) -> bool:
-    """Whether the chunk the hash needs next is stored (it may have come while we held it)."""
-    found = db.session.execute(
-        select(Chunk.id).join(Upload, Upload.id == Chunk.upload_id)
-        .where(Upload.id == upload.id, Upload.key == upload.key,
-               Chunk.chunk_index == Upload.hashed_chunks)
-    ).first()
-    db.session.commit()
-    return found is not None

@@ -14,11 +14,9 @@ from typing import BinaryIO
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import access, incremental, metrics
+from . import access, incremental, metrics, statements
 from .errors import (
     ChunkSizeConflict,
     FileTooLarge,
@@ -31,7 +29,7 @@ from .errors import (
 )
 from .extensions import db
 from .logs import event_fields
-from .models import Chunk, Upload, UploadEvent, name_digest, utcnow
+from .models import Chunk, Upload, UploadEvent, name_digest
 from .placement import chunk_store, place_and_finish
 from .storage import LockBusy, UploadGone
 
@@ -135,7 +133,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
                 _fix_chunk_size(upload, index, size)
                 chunk_store().put_chunk(upload.key, index, src)
                 progress = _record_chunk(upload, index, size, time.monotonic() - started)
-                return _fold_if_next(upload, index, progress, fold_now)
+                return _fold_if_next(upload, progress, fold_now)
         except LockBusy:
             raise MergeInProgress() from None
         except UploadGone:
@@ -301,53 +299,32 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
 def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Progress:
     # The upload's row is locked first: writers of the same upload then queue on it, where
     # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
-    touched = db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key)
-                                 .values(updated_at=utcnow())).rowcount
-    if not touched:  # removed meanwhile by a DELETE that found no directory to lock
+    if not statements.touch(upload):  # removed meanwhile by a DELETE that found no directory
         db.session.rollback()
         chunk_store().delete_chunks(upload.key)
         raise UploadNotFound()
     # Under the row lock, so a racing store of the same chunk is seen here too.
-    if db.session.execute(select(Chunk.id).filter_by(upload_id=upload.id, chunk_index=index)
-                          ).first() is not None:  # its bytes may have changed under a fold
+    stored, had_this, hashed = statements.counts(upload, index)
+    if had_this:  # its bytes may have changed under a fold
         incremental.forget(upload)
-    _upsert_chunk(upload.id, index, size)
-    db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
-                                  duration_ms=int(seconds * 1000)))
-    count = db.session.execute(
-        select(func.count()).select_from(Chunk).filter_by(upload_id=upload.id)
-    ).scalar_one()
+    statements.upsert_chunk(upload.id, index, size)
+    statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
+                         duration_ms=int(seconds * 1000))
     db.session.commit()
     metrics.chunk_stored(size, seconds)
     log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
              extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
                                 duration_ms=round(seconds * 1000, 3)))
-    return Progress(count, upload.total_chunks)
+    due = not had_this and incremental.is_next(hashed, index)
+    return Progress(stored + (0 if had_this else 1), upload.total_chunks,
+                    incremental.Target(upload.id, upload.key) if due else None)
 
 
-def _fold_if_next(upload: Upload, index: int, progress: Progress, fold_now: bool) -> Progress:
-    if not incremental.is_next(upload, index):
+def _fold_if_next(upload: Upload, progress: Progress, fold_now: bool) -> Progress:
+    if progress.fold_due is None or not fold_now:
         return progress
-    if not fold_now:
-        return replace(progress, fold_due=incremental.Target(upload.id, upload.key))
     incremental.advance(chunk_store(), upload)
-    return progress
-
-
-def _upsert_chunk(upload_id: int, index: int, size: int) -> None:
-    """Insert the chunk's row, or update it when the same chunk was stored before (by a
-    retry or a racing request): one statement, so no duplicate-key error to recover from."""
-    values = {"upload_id": upload_id, "chunk_index": index, "size": size, "stored_at": utcnow()}
-    if db.session.get_bind().dialect.name == "mysql":
-        statement = mysql_insert(Chunk).values(values)
-        statement = statement.on_duplicate_key_update(size=statement.inserted.size,
-                                                      stored_at=statement.inserted.stored_at)
-    else:
-        statement = sqlite_insert(Chunk).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["upload_id", "chunk_index"],
-            set_={"size": statement.excluded.size, "stored_at": statement.excluded.stored_at})
-    db.session.execute(statement)
+    return replace(progress, fold_due=None)
 
 
 def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:

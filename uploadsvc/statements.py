@@ -1,0 +1,124 @@
+"""The statements every chunk costs, built once on the tables.
+
+A chunk request and the fold after it run a handful of statements; as ORM-enabled
+statements built per call, building them, the ORM's bulk-update bookkeeping and loading
+rows into objects took more CPU than storing the chunk's bytes (see README, Performance).
+These are plain Core statements with bound parameters, so SQLAlchemy compiles each once per
+process. They run in the caller's transaction; the service commits.
+"""
+from typing import NamedTuple
+
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .extensions import db
+from .models import Chunk, Upload, UploadEvent, utcnow
+
+uploads, chunks, events = Upload.__table__, Chunk.__table__, UploadEvent.__table__
+
+_this_upload = and_(uploads.c.id == bindparam("b_id"), uploads.c.key == bindparam("b_key"))
+
+_TOUCH = update(uploads).where(_this_upload).values(updated_at=bindparam("b_now"))
+
+_COUNTS = select(
+    select(func.count()).where(chunks.c.upload_id == bindparam("b_id")).scalar_subquery(),
+    exists().where(chunks.c.upload_id == bindparam("b_id"),
+                   chunks.c.chunk_index == bindparam("b_index")),
+    uploads.c.hashed_chunks,
+).where(_this_upload)
+
+_SET_HASH = update(uploads).where(_this_upload).values(
+    hashed_chunks=bindparam("b_hashed"), md5_state=bindparam("b_state"))
+
+_SAVE_HASH = update(uploads).where(
+    _this_upload, uploads.c.hashed_chunks == bindparam("b_from")
+).values(hashed_chunks=bindparam("b_hashed"), md5_state=bindparam("b_state"))
+
+# The hash state and the stored chunks from where it stands (NULLs: none stored there).
+_HASH_AND_READY = (
+    select(uploads.c.hashed_chunks, uploads.c.md5_state, chunks.c.chunk_index, chunks.c.size)
+    .select_from(uploads.outerjoin(chunks, and_(
+        chunks.c.upload_id == uploads.c.id, chunks.c.chunk_index >= uploads.c.hashed_chunks)))
+    .where(_this_upload).order_by(chunks.c.chunk_index).limit(bindparam("b_limit"))
+)
+
+_STATUS_AND_NEXT = select(
+    uploads.c.status,
+    exists().where(chunks.c.upload_id == uploads.c.id,
+                   chunks.c.chunk_index == uploads.c.hashed_chunks),
+).where(_this_upload)
+
+_ADD_EVENT = insert(events)
+
+
+class Counts(NamedTuple):
+    stored: int  # chunks recorded, before this one
+    had_this: bool  # this chunk was recorded before
+    hashed: int  # the upload's hashed_chunks
+
+
+def _ids(upload) -> dict:
+    return {"b_id": upload.id, "b_key": upload.key}
+
+
+def touch(upload) -> bool:
+    """Mark the upload updated (locking its row first); False if it is gone."""
+    return db.session.execute(_TOUCH, {**_ids(upload), "b_now": utcnow()}).rowcount > 0
+
+
+def counts(upload, index: int) -> Counts:
+    return Counts(*db.session.execute(_COUNTS, {**_ids(upload), "b_index": index}).one())
+
+
+def upsert_chunk(upload_id: int, index: int, size: int) -> None:
+    """Insert the chunk's row, or update it when the same chunk was stored before (by a
+    retry or a racing request): one statement, so no duplicate-key error to recover from."""
+    db.session.execute(_upsert(db.session.get_bind().dialect.name),
+                       {"upload_id": upload_id, "chunk_index": index, "size": size,
+                        "stored_at": utcnow()})
+
+
+_upserts: dict = {}
+
+
+def _upsert(dialect: str):
+    if dialect not in _upserts:
+        if dialect == "mysql":
+            statement = mysql_insert(chunks)
+            statement = statement.on_duplicate_key_update(
+                size=statement.inserted.size, stored_at=statement.inserted.stored_at)
+        else:
+            statement = sqlite_insert(chunks)
+            statement = statement.on_conflict_do_update(
+                index_elements=["upload_id", "chunk_index"],
+                set_={"size": statement.excluded.size, "stored_at": statement.excluded.stored_at})
+        _upserts[dialect] = statement
+    return _upserts[dialect]
+
+
+def add_event(kind: str, upload, **fields) -> None:
+    db.session.execute(_ADD_EVENT, {"kind": kind, "upload_key": upload.key, "md5": upload.md5,
+                                    "file_name": upload.file_name, "bytes": None,
+                                    "duration_ms": None, "created_at": utcnow(), **fields})
+
+
+def set_hash(upload, hashed: int, state: bytes | None) -> None:
+    db.session.execute(_SET_HASH, {**_ids(upload), "b_hashed": hashed, "b_state": state})
+
+
+def save_hash(upload, start: int, hashed: int, state: bytes) -> bool:
+    """Save a fold's result if hashed_chunks is still `start`; whether it was."""
+    return db.session.execute(_SAVE_HASH, {**_ids(upload), "b_from": start, "b_hashed": hashed,
+                                           "b_state": state}).rowcount > 0
+
+
+def hash_and_ready(upload, limit: int) -> list:
+    """Rows (hashed_chunks, md5_state, chunk_index, size): the hash state, and the stored
+    chunks from hashed_chunks on in order (at most limit); [] if the upload is gone."""
+    return db.session.execute(_HASH_AND_READY, {**_ids(upload), "b_limit": limit}).all()
+
+
+def status_and_next(upload):
+    """(status, whether the chunk the hash needs next is stored), or None if gone."""
+    return db.session.execute(_STATUS_AND_NEXT, _ids(upload)).one_or_none()
