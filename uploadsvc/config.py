@@ -24,7 +24,10 @@ class DefaultConfig:
     # How long complete-upload, a chunk or DELETE waits for a running merge of the same
     # upload before answering 409 merge_in_progress.
     LOCK_WAIT_SECONDS = 10.0
-    # fsync chunks and merged files before recording them; only turn off on throw-away data.
+    # When bytes reach the disk: True, every chunk and tus PATCH before it is acknowledged;
+    # "complete", only finished files before they are reported complete (an acknowledged
+    # chunk survives any process crash but not a machine crash; completion then finds it
+    # missing and the client sends it again); False, never (throw-away data only).
     FSYNC = True
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024

@@ -96,9 +96,12 @@ class SpoolFile(io.FileIO):
 class ChunkStore(AssemblyMixin):
     """Chunks, merges and finished files of uploads, under one data directory."""
 
-    def __init__(self, root: str, fsync: bool = True, buffer_size: int = BUFFER_SIZE) -> None:
+    def __init__(self, root: str, fsync: bool | str = True,
+                 buffer_size: int = BUFFER_SIZE) -> None:
         self.root = os.path.abspath(root)
-        self.fsync = fsync
+        # fsync True: chunks and finished files; "complete": finished files only.
+        self.sync_chunks = fsync is True
+        self.fsync = bool(fsync)
         self.buffer_size = buffer_size
         self.temp_dir = os.path.join(self.root, "temp")
         self.chunks_dir = os.path.join(self.root, "chunks")
@@ -141,13 +144,14 @@ class ChunkStore(AssemblyMixin):
         dest = self._chunk_path(key, index)
         with _disk_errors(), _gone_if_missing():
             if isinstance(src, SpoolFile) and os.path.dirname(src.path) == self.temp_dir:
-                self._sync(src.fileno())
+                self._sync_chunk(src.fileno())
                 size = os.fstat(src.fileno()).st_size
                 os.rename(src.path, dest)  # same filesystem: atomic and zero-copy
                 src.claimed = True
             else:
                 size = self._write_atomically(src, dest)
-            self._sync_dir(os.path.dirname(dest))
+            if self.sync_chunks:
+                self._sync_dir(os.path.dirname(dest))
         return size
 
     def chunk_sizes(self, key: str, count: int) -> dict[int, int]:
@@ -292,8 +296,15 @@ class ChunkStore(AssemblyMixin):
                         digest.update(view[:n])
                     _write_all(out, view[:n])
                     written += n
-                self._sync(out.fileno())
+                self._sync_chunk(out.fileno())
         return Written(written, overflow, interrupted)
+
+    def data_size(self, key: str) -> int:
+        """Bytes in the upload's data file (0 if there is none)."""
+        try:
+            return os.stat(self._data_path(key)).st_size
+        except FileNotFoundError:
+            return 0
 
     def truncate(self, key: str, size: int) -> None:
         """Cut the upload's data file back to size bytes (a refused write)."""
@@ -404,18 +415,18 @@ class ChunkStore(AssemblyMixin):
             yield
 
     def _write_atomically(self, src: BinaryIO, dest: str) -> int:
-        path = self._write_temp(src, os.path.dirname(dest))
+        path = self._write_temp(src, os.path.dirname(dest), chunk=True)
         size = os.stat(path).st_size
         os.rename(path, dest)
         return size
 
-    def _write_temp(self, src: BinaryIO, directory: str) -> str:
+    def _write_temp(self, src: BinaryIO, directory: str, chunk: bool = False) -> str:
         fd, path = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
         try:
             with open(fd, "wb") as out:
                 shutil.copyfileobj(src, out, self.buffer_size)
                 out.flush()
-                self._sync(out.fileno())
+                (self._sync_chunk if chunk else self._sync)(out.fileno())
         except BaseException:
             _unlink_quietly(path)
             raise
@@ -432,6 +443,10 @@ class ChunkStore(AssemblyMixin):
 
     def _sync(self, fd: int) -> None:
         if self.fsync:
+            os.fsync(fd)
+
+    def _sync_chunk(self, fd: int) -> None:
+        if self.sync_chunks:
             os.fsync(fd)
 
     def _sync_dir(self, directory: str) -> None:

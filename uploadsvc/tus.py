@@ -131,7 +131,7 @@ class UploadResource(MethodView):
 
     def head(self, key: str):
         """The upload's offset, length and metadata; never cached."""
-        upload = tus_service.find(key)
+        upload = tus_service.head(key)
         return "", 200, {**upload_headers(upload), "Cache-Control": "no-store"}
 
     def patch(self, key: str):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import access, metrics, service
 from .errors import (
@@ -49,6 +49,11 @@ class Checksum:
 
     algorithm: str
     digest: bytes
+
+
+def head(key: str) -> Upload:
+    """The upload, for HEAD: its offset is what the data file holds."""
+    return _trust_offset(find(key))
 
 
 def find(key: str) -> Upload:
@@ -114,6 +119,7 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
     if upload.concat == FINAL:
         raise FinalUploadReadOnly()
     with _locked(upload) as upload:
+        upload = _trust_offset(upload)
         limit = _check_write(upload, offset, content_length, length)
         if upload.is_completed:
             return upload
@@ -145,7 +151,7 @@ def concatenate(part_keys: list[str], parts_header: str, file_name: str,
     with ExitStack() as stack:
         for part in sorted(parts, key=lambda p: p.key):  # one order: no deadlock
             stack.enter_context(_locked(part))
-        parts = [_reload_live(part) for part in parts]
+        parts = [_trust_offset(_reload_live(part)) for part in parts]
         for part in parts:
             if part.concat != PARTIAL or part.upload_offset != part.upload_length:
                 raise InvalidInput("Every part must be a finished partial upload.")
@@ -210,6 +216,28 @@ def _reload_live(upload: Upload) -> Upload:
     if is_expired(fresh):
         raise UploadExpired()
     return fresh
+
+
+def _trust_offset(upload: Upload) -> Upload:
+    """Lower the recorded offset to the bytes the data file holds.
+
+    Only a machine crash makes them fewer (with FSYNC "complete", offsets are committed
+    before the bytes reach the disk); the client then resumes from what is really there.
+    """
+    if upload.is_completed or upload.concat == FINAL or not upload.upload_offset:
+        return upload
+    held = service.chunk_store().data_size(upload.key)
+    if held >= upload.upload_offset:
+        return upload
+    lowered = db.session.execute(
+        update(Upload).filter_by(id=upload.id, key=upload.key,
+                                 upload_offset=upload.upload_offset)
+        .values(upload_offset=held)).rowcount
+    db.session.commit()
+    if lowered:
+        log.warning("tus upload %s: %d bytes recorded but %d on disk (lost in a crash); "
+                    "the offset is now %d", upload.key, upload.upload_offset, held, held)
+    return _reload_live(upload)
 
 
 def _check_write(upload: Upload, offset: int, content_length: int | None,

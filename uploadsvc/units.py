@@ -1,4 +1,4 @@
-"""Parsing of human-written configuration values: durations and origin lists."""
+"""Parsing of human-written configuration values: durations, switches and origin lists."""
 import re
 from datetime import timedelta
 
@@ -23,6 +23,19 @@ def parse_bool(value: str | int | bool | None) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "0", "false", "no", "off")
     return bool(value)
+
+
+FSYNC_COMPLETE = "complete"
+
+
+def parse_fsync(value: str | int | bool | None) -> bool | str:
+    """FSYNC: true/false (as parse_bool reads them) or "complete"."""
+    if isinstance(value, str) and value.strip().lower() == FSYNC_COMPLETE:
+        return FSYNC_COMPLETE
+    if isinstance(value, str) and value.strip().lower() not in (
+            "", "0", "1", "false", "true", "no", "yes", "off", "on"):
+        raise ValueError(f"not an FSYNC setting: {value!r} (use true, complete or false)")
+    return parse_bool(value)
 
 
 def parse_origins(value: str | list | tuple) -> list[str]:

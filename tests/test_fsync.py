@@ -1,0 +1,119 @@
+"""FSYNC modes: which bytes reach the disk before they are acknowledged, and how bytes lost
+in a machine crash (FSYNC "complete") are noticed instead of trusted."""
+import io
+import os
+
+import pytest
+
+from uploadsvc import create_app, service
+from uploadsvc.errors import MissingChunks
+from uploadsvc.extensions import db
+
+from .helpers import random_file
+from .tus_helpers import create, head, patch, path_of
+
+
+@pytest.fixture
+def synced(monkeypatch):
+    """(path, inode) of the files and directories fsync'd (the real fsync still runs)."""
+    paths = []
+    real = os.fsync
+
+    def fsync(fd):
+        paths.append((os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return paths
+
+
+def make_app(data_dir, database_url, fsync):
+    return create_app({"TESTING": True, "DATA_DIR": str(data_dir),
+                       "DATABASE_URL": database_url, "FSYNC": fsync})
+
+
+@pytest.mark.parametrize("value, parsed", [
+    (True, True), ("true", True), ("1", True), ("complete", "complete"),
+    ("Complete", "complete"), ("false", False), (False, False)])
+def test_fsync_setting_values(tmp_path, value, parsed):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "FSYNC": value})
+    assert app.config["FSYNC"] == parsed
+
+
+def test_fsync_setting_refuses_a_typo(tmp_path):
+    with pytest.raises(ValueError, match="FSYNC"):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "FSYNC": "completed"})
+
+
+@pytest.mark.parametrize("fsync, chunks_synced, file_synced", [
+    (True, True, True), ("complete", False, True), (False, False, False)])
+def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url, synced,
+                                                        fsync, chunks_synced, file_synced):
+    app = make_app(data_dir, database_url, fsync)
+    f = random_file(250, 100)
+    with app.app_context():
+        for index in range(f.total):
+            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        chunk_syncs = len(synced)
+        upload = service.complete(f.md5, f.name, f.total)
+        db.engine.dispose()
+    assert (chunk_syncs >= f.total) is chunks_synced and (chunk_syncs == 0) is not chunks_synced
+    placed = str(data_dir / "uploads" / upload.stored_name)
+    uploads_dir = str(data_dir / "uploads")
+    after = synced[chunk_syncs:]
+    # The finished file's bytes (its inode, under whichever name) and its directory entry.
+    assert (uploads_dir in {path for path, _ in after}) is file_synced
+    assert (os.stat(placed).st_ino in {inode for _, inode in after}) is file_synced
+
+
+def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_url):
+    app = make_app(data_dir, database_url, "complete")
+    f = random_file(250, 100)
+    with app.app_context():
+        for index in range(f.total):
+            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        upload = service.find(f.md5, f.name)
+        # What a crash leaves of a chunk whose bytes were still in the page cache.
+        os.truncate(data_dir / "chunks" / upload.key / "1", 0)
+        with pytest.raises(MissingChunks) as raised:
+            service.complete(f.md5, f.name, f.total)
+        assert raised.value.extra["missingChunks"] == [1]
+        service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+        done = service.complete(f.md5, f.name, f.total)
+        db.engine.dispose()
+    assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
+
+
+def test_tus_offset_follows_the_bytes_a_crash_left(data_dir, database_url):
+    app = make_app(data_dir, database_url, "complete")
+    client = app.test_client()
+    data = os.urandom(300_000)
+    path = path_of(create(client, len(data)))
+    assert patch(client, path, 0, data[:200_000]).status_code == 204
+    key = path.rsplit("/", 1)[1]
+    data_file = next((data_dir / "chunks" / key).glob("data*"))
+    os.truncate(data_file, 120_000)  # the last 80,000 bytes never reached the disk
+    assert head(client, path).headers["Upload-Offset"] == "120000"
+    refused = patch(client, path, 200_000, data[200_000:])
+    assert refused.status_code == 409
+    assert patch(client, path, 120_000, data[120_000:]).status_code == 204
+    assert head(client, path).headers["Upload-Offset"] == "300000"
+    placed = list((data_dir / "uploads").iterdir())
+    assert [p.read_bytes() for p in placed] == [data]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_tus_patch_after_a_crash_is_told_the_real_offset(data_dir, database_url):
+    app = make_app(data_dir, database_url, "complete")
+    client = app.test_client()
+    data = os.urandom(200_000)
+    path = path_of(create(client, len(data)))
+    assert patch(client, path, 0, data[:150_000]).status_code == 204
+    key = path.rsplit("/", 1)[1]
+    os.truncate(next((data_dir / "chunks" / key).glob("data*")), 100_000)
+    refused = patch(client, path, 150_000, data[150_000:])  # without a HEAD first
+    assert refused.status_code == 409
+    assert head(client, path).headers["Upload-Offset"] == "100000"
+    with app.app_context():
+        db.engine.dispose()
