@@ -141,23 +141,38 @@ def measure_uploadsvc(s: Settings, one, parts, big, results: Results) -> None:
         else:
             for key in ("tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib"):
                 results.add(key, None)
+    # The same throughput workloads with chunks acknowledged from the page cache.
+    with servers.Uploadsvc(s.workdir, {"UPLOADSVC_FSYNC": "complete"}) as svc:
+        with servers.PeakMemory(svc) as memory:
+            _measure_throughput(svc.port, s, one, parts, "lazy", results)
+            measure_tus(svc.port, s, one, parts, "lazytus", results)
+        results.add("lazy_rss_mib", memory.peak / MiB)
+
+
+def _seed(port: int, s: Settings, data, name: str, **options) -> client.Timing:
+    timing = client.seed_upload(port, data, s.chunk, name, **options)
+    client.seed_delete(port, data, name)
+    return timing
+
+
+def _measure_throughput(port: int, s: Settings, one, parts, prefix: str,
+                        results: Results) -> None:
+    timing = _seed(port, s, one, "one.bin")
+    results.add(f"{prefix}_one_mib_s", rate(s.size, timing.total))
+    results.add(f"{prefix}_complete_in_order_s", timing.last)
+    timing = _seed(port, s, one, "one.bin", in_flight=s.in_flight)
+    results.add(f"{prefix}_inflight_mib_s", rate(s.size, timing.total))
+    results.add(f"{prefix}_complete_inflight_s", timing.last)
+    wall = concurrently(list(enumerate(parts)),
+                        lambda job: _seed(port, s, job[1], f"part{job[0]}.bin"))
+    results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency, wall))
 
 
 def _measure_seed(port: int, s: Settings, one, parts, big, results: Results) -> None:
     def seed(data, name, **options) -> client.Timing:
-        timing = client.seed_upload(port, data, s.chunk, name, **options)
-        client.seed_delete(port, data, name)
-        return timing
+        return _seed(port, s, data, name, **options)
 
-    timing = seed(one, "one.bin")
-    results.add("seed_one_mib_s", rate(s.size, timing.total))
-    results.add("seed_complete_in_order_s", timing.last)
-    timing = seed(one, "one.bin", in_flight=s.in_flight)
-    results.add("seed_inflight_mib_s", rate(s.size, timing.total))
-    results.add("seed_complete_inflight_s", timing.last)
-    wall = concurrently(list(enumerate(parts)),
-                        lambda job: seed(job[1], f"part{job[0]}.bin"))
-    results.add("seed_many_mib_s", rate(s.concurrent_size * s.concurrency, wall))
+    _measure_throughput(port, s, one, parts, "seed", results)
     order = list(range(-(-s.size // s.chunk)))
     random.Random(1).shuffle(order)
     timing = seed(one, "one.bin", order=order)
@@ -206,6 +221,32 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
                     r["tusnode_many_mib_s"], note="" if r["tus_many_mib_s"] else tus_na), 1.5),
         _target(Row("tus", "peak RSS of a worker over the tus workloads", r["tus_rss_mib"],
                     "MiB", "target", 100.0, note="" if r["tus_rss_mib"] else tus_na), 1.0, True),
+        *_lazy_rows(s, r, size, parts, ceiling),
+    ]
+
+
+def _lazy_rows(s: Settings, r: dict, size: str, parts: str, ceiling: float) -> list[Row]:
+    """The throughput rows again, with UPLOADSVC_FSYNC=complete."""
+    section = "FSYNC=complete"
+    return [
+        _target(Row(section, f"seed API {size} × 1 stream, upload + verified complete",
+                    r["lazy_one_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
+                1.25),
+        _target(Row(section, f"seed API {size}, {s.in_flight} chunks in flight",
+                    r["lazy_inflight_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
+                1.25),
+        _target(Row(section, f"seed API {parts}", r["lazy_many_mib_s"], "MiB/s",
+                    "@tus/server", r["tusnode_many_mib_s"]), 1.25),
+        Row(section, f"seed API complete-upload, {size} sent in order",
+            r["lazy_complete_in_order_s"], "s", "md5sum", r["md5sum_s"]),
+        _target(Row(section, f"tus {size} × 1", r["lazytus_one_mib_s"], "MiB/s",
+                    "@tus/server", r["tusnode_one_mib_s"]), 1.5),
+        _target(Row(section, f"tus {size} × 1", r["lazytus_one_mib_s"], "MiB/s", "loopback",
+                    ceiling), 0.5),
+        _target(Row(section, f"tus {parts}", r["lazytus_many_mib_s"], "MiB/s", "@tus/server",
+                    r["tusnode_many_mib_s"]), 1.5),
+        _target(Row(section, "peak RSS of a worker over these workloads", r["lazy_rss_mib"],
+                    "MiB", "target", 100.0), 1.0, True),
     ]
 
 
