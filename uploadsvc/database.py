@@ -1,13 +1,14 @@
 """Database wiring: Flask-SQLAlchemy, Flask-Migrate and per-backend engine tuning."""
 import os
 import sqlite3
+import sys
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from .extensions import db, migrate
+from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
@@ -26,10 +27,19 @@ def init_app(app: Flask) -> None:
             options.setdefault(name, value)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    migrate.init_app(app, db, directory=app.config.get("MIGRATIONS_DIR", _migrations_dir()))
+    if not _serving():
+        from flask_migrate import Migrate  # Alembic: about 11 MiB of memory per process
+
+        Migrate(app, db, directory=app.config.get("MIGRATIONS_DIR", _migrations_dir()))
     if backend == "sqlite":
         with app.app_context():
             _tune_sqlite(db.engine)
+
+
+def _serving() -> bool:
+    """Whether this process is a gunicorn worker: it serves requests and never migrates
+    (`flask db` and the tests do), so it leaves Alembic unloaded."""
+    return "gunicorn.workers.base" in sys.modules
 
 
 def mysql_url(url: URL) -> URL:

@@ -1,6 +1,5 @@
 """Unbound extension instances, bound to an app by the factory."""
 from flask_cors import CORS
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -22,5 +21,4 @@ class Base(DeclarativeBase):
 # expire_on_commit=False: the service ends its transactions before long file I/O and keeps
 # using the loaded rows afterwards without a reload (and without holding database locks).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
-migrate = Migrate()
 cors = CORS()
