@@ -1,10 +1,10 @@
 """Upload flows: the one place that opens and commits transactions.
 
-Order of durability: bytes are written and fsync'd first, then the row that says they exist
-is committed. Transactions are ended before any long file I/O or lock wait, so a slow disk
-never holds a database lock. Requests for the same upload coordinate through the store's
-per-upload lock (shared for chunk writes, exclusive for merge and delete) and through unique
-constraints, never through process memory.
+Order of durability: bytes are written (and fsync'd, unless FSYNC is "complete") first, then
+the row that says they exist is committed. Transactions are ended before any long file I/O
+or lock wait, so a slow disk never holds a database lock. Requests for the same upload
+coordinate through the store's per-upload lock (shared for chunk writes, exclusive for merge
+and delete) and through unique constraints, never through process memory.
 """
 import logging
 import time

@@ -2,9 +2,11 @@
 
 A tus upload is an Upload row (protocol "tus") whose bytes live in one data file in its
 chunk directory, appended at the recorded offset. The row's upload_offset is the truth:
-bytes are written and fsync'd first, then the new offset is committed. Every write holds
-the upload's exclusive store lock, so two PATCHes never interleave, on any worker. A
-finished upload is hashed and placed under uploads/ exactly like a merged /api upload.
+bytes are written (and fsync'd, unless FSYNC is "complete") first, then the new offset is
+committed; a data file found shorter than its offset (a machine crash) lowers the offset.
+Every write holds the upload's exclusive store lock, so two PATCHes never interleave, on any
+worker. A finished upload is hashed and placed under uploads/ exactly like a merged /api
+upload.
 """
 import hashlib
 import logging
