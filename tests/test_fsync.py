@@ -84,15 +84,22 @@ def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_u
     assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
 
 
-def test_tus_offset_follows_the_bytes_a_crash_left(data_dir, database_url):
+def crashed_tus_upload(data_dir, database_url, size: int, sent: int, kept: int):
+    """(client, path, data, app) of a tus upload with `sent` bytes acknowledged under
+    FSYNC "complete", of which a machine crash kept only `kept` on disk."""
     app = make_app(data_dir, database_url, "complete")
     client = app.test_client()
-    data = os.urandom(300_000)
+    data = os.urandom(size)
     path = path_of(create(client, len(data)))
-    assert patch(client, path, 0, data[:200_000]).status_code == 204
+    assert patch(client, path, 0, data[:sent]).status_code == 204
     key = path.rsplit("/", 1)[1]
-    data_file = next((data_dir / "chunks" / key).glob("data*"))
-    os.truncate(data_file, 120_000)  # the last 80,000 bytes never reached the disk
+    os.truncate(next((data_dir / "chunks" / key).glob("data*")), kept)
+    return client, path, data, app
+
+
+def test_tus_offset_follows_the_bytes_a_crash_left(data_dir, database_url):
+    client, path, data, app = crashed_tus_upload(data_dir, database_url,
+                                                 300_000, 200_000, 120_000)
     assert head(client, path).headers["Upload-Offset"] == "120000"
     refused = patch(client, path, 200_000, data[200_000:])
     assert refused.status_code == 409
@@ -105,13 +112,8 @@ def test_tus_offset_follows_the_bytes_a_crash_left(data_dir, database_url):
 
 
 def test_tus_patch_after_a_crash_is_told_the_real_offset(data_dir, database_url):
-    app = make_app(data_dir, database_url, "complete")
-    client = app.test_client()
-    data = os.urandom(200_000)
-    path = path_of(create(client, len(data)))
-    assert patch(client, path, 0, data[:150_000]).status_code == 204
-    key = path.rsplit("/", 1)[1]
-    os.truncate(next((data_dir / "chunks" / key).glob("data*")), 100_000)
+    client, path, data, app = crashed_tus_upload(data_dir, database_url,
+                                                 200_000, 150_000, 100_000)
     refused = patch(client, path, 150_000, data[150_000:])  # without a HEAD first
     assert refused.status_code == 409
     assert head(client, path).headers["Upload-Offset"] == "100000"
