@@ -1,9 +1,11 @@
 """Real servers for tests: gunicorn serving uploadsvc on 127.0.0.1, started and stopped."""
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +86,62 @@ class GunicornServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class ThrottledProxy:
+    """A TCP relay on 127.0.0.1 that passes what clients send on to a server at a set rate.
+
+    Lets a test interrupt a client mid-upload however fast the server and the machine are.
+    Set ``rate`` to None to let bytes through at full speed again.
+    """
+
+    BLOCK = 16 * 1024
+
+    def __init__(self, target_port: int, rate: float | None) -> None:
+        self.target_port = target_port
+        self.rate = rate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> "ThrottledProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the server is down: the client sees its connection closed
+                client.close()
+                continue
+            self.connections += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, throttled: bool) -> None:
+        try:
+            while data := source.recv(self.BLOCK):
+                sink.sendall(data)
+                if throttled and self.rate:
+                    time.sleep(len(data) / self.rate)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:  # one end is gone: so is the other, as with a direct connection
+            for end in (source, sink):
+                with contextlib.suppress(OSError):  # shutdown, unlike close, wakes a recv
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()

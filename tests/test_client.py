@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from .servers import BIN, GunicornServer, free_port
+from .servers import BIN, GunicornServer, ThrottledProxy, free_port
 
 CLIENT = str(BIN / "uploadsvc-upload")
 KiB = 1024
@@ -74,27 +74,30 @@ def test_second_run_sends_nothing_for_a_known_file(live_server, tmp_path):
 
 def test_resumes_after_ctrl_c(live_server, tmp_path):
     path = make_file(tmp_path, "interrupted.bin", 4 * MiB)
-    args = [CLIENT, str(path), "--url", live_server.url, "--chunk-size", "16KiB",
-            "--parallel", "2"]
-    client = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:  # interrupt once some chunks are on the server
-            response = requests.get(f"{live_server.url}/api/upload-status/{md5_of(path)}/"
-                                    f"{path.name}", timeout=5)
-            if response.status_code == 200 and response.json()["uploaded"] >= 10:
-                break
-            time.sleep(0.02)
-        client.send_signal(signal.SIGINT)
-        _, err = client.communicate(timeout=20)
-    finally:
-        client.kill()
+    # At 2 MiB/s the upload takes two seconds: time to interrupt it, on any machine.
+    with ThrottledProxy(live_server.port, rate=2 * MiB) as proxy:
+        args = [CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB", "--parallel", "2"]
+        client = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:  # interrupt once some chunks are on the server
+                response = requests.get(f"{live_server.url}/api/upload-status/{md5_of(path)}/"
+                                        f"{path.name}", timeout=5)
+                if response.status_code == 200 and response.json()["uploaded"] >= 10:
+                    break
+                time.sleep(0.02)
+            client.send_signal(signal.SIGINT)
+            _, err = client.communicate(timeout=20)
+        finally:
+            client.kill()
     assert client.returncode == 130
     assert "run the same command again to resume" in err and "Traceback" not in err
     before = status(live_server, path)
     assert before["status"] == "uploading"
     assert 10 <= before["uploaded"] < before["total"] == 256
 
+    args[args.index(proxy.url)] = live_server.url
     result = subprocess.run([*args, "--progress"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     sent = int(result.stdout.split("sent ")[1].split(" of")[0])
@@ -124,7 +127,8 @@ def test_retries_until_a_starting_server_answers(tmp_path):
 def test_rides_out_a_server_restart_mid_upload(tmp_path):
     server = GunicornServer(tmp_path / "data", workers=2).start()
     path = make_file(tmp_path, "restart.bin", 4 * MiB)
-    client = subprocess.Popen([CLIENT, str(path), "--url", server.url, "--chunk-size", "16KiB",
+    proxy = ThrottledProxy(server.port, rate=2 * MiB)  # still uploading when the server stops
+    client = subprocess.Popen([CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB",
                                "--parallel", "2", "--retries", "10", "--backoff", "0.2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -135,9 +139,11 @@ def test_rides_out_a_server_restart_mid_upload(tmp_path):
         assert client.poll() is None  # still uploading, now against a closed port
         time.sleep(1)
         server.start()  # same port and data directory
+        proxy.rate = None
         out, err = client.communicate(timeout=90)
     finally:
         client.kill()
+        proxy.close()
         server.stop()
     assert client.returncode == 0, err
     assert "Traceback" not in err

@@ -7,6 +7,7 @@ import time
 
 import requests
 
+from .servers import ThrottledProxy
 from .test_client import CLIENT, KiB, MiB, make_file, md5_of, stored
 
 
@@ -50,28 +51,31 @@ def test_tus_uploads_files_and_prints_path_and_md5(live_server, tmp_path):
 def test_tus_resumes_after_ctrl_c(live_server, tmp_path):
     path = make_file(tmp_path, "tus-interrupted.bin", 6 * MiB)
     chunk = 64 * KiB
-    args = [CLIENT, str(path), "--tus", "--chunk-size", str(chunk), "--url", live_server.url]
-    client = subprocess.Popen(args, env=tus_env(tmp_path), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:  # interrupt once some bytes are on the server
-            urls = stored_urls(tmp_path)
-            if urls and offset(urls[0]) >= 10 * chunk:
-                break
-            time.sleep(0.02)
-        client.send_signal(signal.SIGINT)
-        _, err = client.communicate(timeout=20)
-    finally:
-        client.kill()
-    assert client.returncode == 130
-    assert "run the same command again to resume" in err and "Traceback" not in err
-    (url,) = stored_urls(tmp_path)
-    kept = offset(url)
-    assert 10 * chunk <= kept < path.stat().st_size
+    # At 4 MiB/s the upload takes over a second: time to interrupt it, on any machine.
+    with ThrottledProxy(live_server.port, rate=4 * MiB) as proxy:
+        args = [CLIENT, str(path), "--tus", "--chunk-size", str(chunk), "--url", proxy.url]
+        client = subprocess.Popen(args, env=tus_env(tmp_path), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:  # interrupt once some bytes are on the server
+                urls = stored_urls(tmp_path)
+                if urls and offset(urls[0]) >= 10 * chunk:
+                    break
+                time.sleep(0.02)
+            client.send_signal(signal.SIGINT)
+            _, err = client.communicate(timeout=20)
+        finally:
+            client.kill()
+        assert client.returncode == 130
+        assert "run the same command again to resume" in err and "Traceback" not in err
+        (url,) = stored_urls(tmp_path)
+        kept = offset(url)
+        assert 10 * chunk <= kept < path.stat().st_size
 
-    result = subprocess.run(args, env=tus_env(tmp_path), capture_output=True, text=True,
-                            timeout=120)
+        proxy.rate = None
+        result = subprocess.run(args, env=tus_env(tmp_path), capture_output=True, text=True,
+                                timeout=120)
     assert result.returncode == 0, result.stderr
     sent = int(result.stdout.split("sent ")[1].split(" of")[0])
     assert sent <= -(-(path.stat().st_size - kept) // chunk)
