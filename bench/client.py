@@ -153,7 +153,8 @@ def has_tus(port: int) -> bool:
 
 
 def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timing, str]:
-    """Create a tus upload and PATCH it in chunk_size pieces; returns timing and its path."""
+    """Create a tus upload and PATCH it in chunk_size pieces; returns timing and its path.
+    The server's MD5 of the file, if it gives one, must be the file's."""
     metadata = f"filename {base64.b64encode(name.encode()).decode()}"
     fd = os.open(data.path, os.O_RDONLY)
     try:
@@ -176,6 +177,9 @@ def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timi
         finished = time.perf_counter()
     finally:
         os.close(fd)
+    md5 = answer.headers.get("Upload-MD5")  # uploadsvc's; @tus/server computes none
+    if md5 is not None and md5 != data.md5:
+        raise RuntimeError(f"tus upload's md5 {md5} != {data.md5}")
     return Timing(finished - started, finished - last_started), path
 
 

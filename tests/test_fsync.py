@@ -1,15 +1,18 @@
 """FSYNC modes: which bytes reach the disk before they are acknowledged, and how bytes lost
 in a machine crash (FSYNC "complete") are noticed instead of trusted."""
+import hashlib
 import io
 import os
 
 import pytest
+from sqlalchemy import select
 
 from uploadsvc import create_app, service
 from uploadsvc.errors import MissingChunks
 from uploadsvc.extensions import db
+from uploadsvc.models import Upload
 
-from .helpers import random_file
+from .helpers import ClosingClient, random_file
 from .tus_helpers import create, head, patch, path_of
 
 
@@ -88,6 +91,7 @@ def crashed_tus_upload(data_dir, database_url, size: int, sent: int, kept: int):
     """(client, path, data, app) of a tus upload with `sent` bytes acknowledged under
     FSYNC "complete", of which a machine crash kept only `kept` on disk."""
     app = make_app(data_dir, database_url, "complete")
+    app.test_client_class = ClosingClient  # runs the hashing done after each answer
     client = app.test_client()
     data = os.urandom(size)
     path = path_of(create(client, len(data)))
@@ -100,13 +104,18 @@ def crashed_tus_upload(data_dir, database_url, size: int, sent: int, kept: int):
 def test_tus_offset_follows_the_bytes_a_crash_left(data_dir, database_url):
     client, path, data, app = crashed_tus_upload(data_dir, database_url,
                                                  300_000, 200_000, 120_000)
+    with app.app_context():  # the MD5 of the first 200000 bytes, hashed from the page cache
+        assert db.session.execute(select(Upload.md5_state)).scalar_one() is not None
     assert head(client, path).headers["Upload-Offset"] == "120000"
+    with app.app_context():  # covered bytes the disk lost: hashing starts again
+        assert db.session.execute(select(Upload.md5_state)).scalar_one() is None
     refused = patch(client, path, 200_000, data[200_000:])
     assert refused.status_code == 409
     assert patch(client, path, 120_000, data[120_000:]).status_code == 204
     assert head(client, path).headers["Upload-Offset"] == "300000"
     placed = list((data_dir / "uploads").iterdir())
     assert [p.read_bytes() for p in placed] == [data]
+    assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     with app.app_context():
         db.engine.dispose()
 

@@ -1,10 +1,13 @@
 """ChunkStore's data-file methods (tus uploads), without Flask."""
 import hashlib
 import io
+import mmap
 import os
 
 import pytest
 
+from uploadsvc import assembly
+from uploadsvc.md5state import Md5State
 from uploadsvc.storage import ChunkStore, UploadGone
 
 KEY = "a" * 32
@@ -76,6 +79,31 @@ def test_seal_hashes_and_links_without_removing_the_data(store):
     store.place(merged, "hello.txt")
     with open(store.file_path("hello.txt"), "rb") as placed:
         assert placed.read() == b"hello world"
+
+
+def test_hash_data_resumes_a_saved_state_across_mapping_windows(store, monkeypatch):
+    monkeypatch.setattr(assembly, "_HASH_WINDOW", 3 * mmap.ALLOCATIONGRANULARITY)
+    body = os.urandom(10 * mmap.ALLOCATIONGRANULARITY + 123)
+    store.write_at(KEY, 0, io.BytesIO(body), len(body))
+    state = None
+    for end in (1000, 5 * mmap.ALLOCATIONGRANULARITY + 7, len(body)):  # unaligned starts
+        state = store.hash_data(KEY, state, end)
+        assert Md5State(state).length == end
+        assert Md5State(state).hexdigest() == hashlib.md5(body[:end]).hexdigest()
+
+
+def test_hash_data_refuses_a_data_file_shorter_than_the_offset(store):
+    store.write_at(KEY, 0, io.BytesIO(b"x" * 100), 100)
+    with pytest.raises(ValueError):
+        store.hash_data(KEY, None, 101)
+
+
+def test_seal_hashes_only_past_a_saved_prefix(store):
+    store.write_at(KEY, 0, io.BytesIO(b"hello world"), 100)
+    prefix = Md5State()
+    prefix.update(bytearray(b"HELLO"))  # not the file's: shows that the prefix is not re-read
+    merged = store.seal(KEY, 11, saved=prefix.save())
+    assert merged.md5 == hashlib.md5(b"HELLO world").hexdigest()
 
 
 def test_concatenate_joins_parts_in_order(store):

@@ -20,6 +20,8 @@ ASSEMBLY = ".assembly"
 # Copies into assemblies, beside the hashing thread (the kernel does the copying).
 _COPIER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly-copy")
 HASH_LOCK = ".hashlock"
+# The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
+_HASH_WINDOW = 16 * 1024 * 1024
 
 
 class AssemblyMixin:
@@ -96,6 +98,26 @@ class AssemblyMixin:
             if self.fsync:  # start writing back now, so completion has little to wait for
                 os.posix_fadvise(out, offset, size, os.POSIX_FADV_DONTNEED)
             offset += size
+
+    def hash_data(self, key: str, saved: bytes | None, end: int) -> bytes:
+        """Hash the upload's data file (tus) on from where the saved MD5 state stands, up to
+        end; the new state. The bytes are hashed where they lie in the page cache (mmap)."""
+        state = Md5State(saved)
+        with self._disk_errors_and_gone(), open(self._data_path(key), "rb",
+                                                buffering=0) as data:
+            if os.fstat(data.fileno()).st_size < end:
+                raise ValueError("the data file is shorter than its recorded offset")
+            position = state.length
+            if position > end:
+                raise ValueError("the saved MD5 state is past the end")
+            while position < end:
+                start = position - position % mmap.ALLOCATIONGRANULARITY
+                length = min(end, start + _HASH_WINDOW) - start
+                with mmap.mmap(data.fileno(), length, access=mmap.ACCESS_COPY,
+                               offset=start) as window:
+                    state.update(memoryview(window)[position - start:])
+                position = start + length
+        return state.save()
 
     def assembled(self, key: str, saved: bytes) -> tuple[str, int, str] | None:
         """(path, size, md5) of a durable assembly of everything the state hashed, or None

@@ -51,6 +51,14 @@ _STATUS_AND_NEXT = select(
 
 _ADD_EVENT = insert(events)
 
+# tus: the data file's MD5 state (its length is in the state) and what is recorded.
+_DATA_HASH = select(uploads.c.status, uploads.c.upload_offset, uploads.c.md5_state).where(
+    _this_upload)
+
+_SAVE_DATA_HASH = update(uploads).where(
+    _this_upload, uploads.c.md5_state.is_not_distinct_from(bindparam("b_from"))
+).values(md5_state=bindparam("b_state"))
+
 
 class Counts(NamedTuple):
     stored: int  # chunks recorded, before this one
@@ -122,3 +130,14 @@ def hash_and_ready(upload, limit: int) -> list:
 def status_and_next(upload):
     """(status, whether the chunk the hash needs next is stored), or None if gone."""
     return db.session.execute(_STATUS_AND_NEXT, _ids(upload)).one_or_none()
+
+
+def data_hash(upload):
+    """(status, upload_offset, md5_state) of a tus upload, or None if it is gone."""
+    return db.session.execute(_DATA_HASH, _ids(upload)).one_or_none()
+
+
+def save_data_hash(upload, start: bytes | None, state: bytes) -> bool:
+    """Save a tus upload's new MD5 state if the row still holds `start`; whether it did."""
+    return db.session.execute(_SAVE_DATA_HASH, {**_ids(upload), "b_from": start,
+                                                "b_state": state}).rowcount > 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .assembly import AssemblyMixin
+from .md5state import Md5State
 
 BUFFER_SIZE = 1024 * 1024
 _KEY = re.compile(r"[0-9a-f]{32}")
@@ -311,17 +312,23 @@ class ChunkStore(AssemblyMixin):
         with _disk_errors(), _gone_if_missing():
             os.truncate(self._data_path(key), size)
 
-    def seal(self, key: str, size: int, md5: str | None = None) -> Merged:
-        """Hash the finished data file (unless its md5 is given, computed as it was written)
-        and link it into temp/, ready to be placed; the data file itself stays until the
-        upload is recorded as completed."""
+    def seal(self, key: str, size: int, md5: str | None = None,
+             saved: bytes | None = None) -> Merged:
+        """Hash the finished data file and link it into temp/, ready to be placed; the data
+        file itself stays until the upload is recorded as completed.
+
+        With md5 given (computed as the bytes were written) nothing is hashed; with the MD5
+        state of a prefix saved as the bytes arrived, only the rest is.
+        """
         digest = hashlib.md5()
         path = os.path.join(self.temp_dir, f"seal-{os.urandom(8).hex()}.part")
         with _disk_errors(), _gone_if_missing():
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
             with open(fd, "r+b", buffering=0) as data:
                 data.truncate(size)
-                if md5 is None:
+                if md5 is None and saved is not None:
+                    md5 = Md5State(self.hash_data(key, saved, size)).hexdigest()
+                elif md5 is None:
                     self._hash_into(data, digest, None)
                 self._sync(data.fileno())
             try:

@@ -7,12 +7,13 @@ access to HTTP trailers (gunicorn reads and drops them).
 import re
 from datetime import UTC
 
-from flask import Blueprint, Flask, current_app, request, url_for
+from flask import Blueprint, Flask, current_app, make_response, request, url_for
 from flask.views import MethodView
 from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 from werkzeug.http import http_date
 
-from . import tus_headers, tus_service
+from . import tus_hashing, tus_headers, tus_service
+from .api import after_response
 from .errors import InvalidInput, TusVersionUnsupported
 from .models import Upload
 from .units import parse_duration
@@ -146,9 +147,13 @@ class UploadResource(MethodView):
             tus_headers.checksum(request.headers.get("Upload-Checksum")),
             tus_headers.integer(request.headers, "Upload-Length"))
         headers = upload_headers(upload)
-        return "", 204, {name: headers[name] for name in
-                         ("Upload-Offset", "Upload-Expires", "Upload-MD5", "Upload-Path")
-                         if name in headers}
+        response = make_response(("", 204, {
+            name: headers[name] for name in
+            ("Upload-Offset", "Upload-Expires", "Upload-MD5", "Upload-Path") if name in headers}))
+        target = tus_hashing.due(upload)
+        if target:  # hash after answering: the client's next PATCH need not wait
+            response.call_on_close(after_response(tus_service.hash_arrived, target))
+        return response
 
     def delete(self, key: str):
         """Termination: remove the upload and its bytes."""

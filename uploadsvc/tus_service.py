@@ -5,8 +5,8 @@ chunk directory, appended at the recorded offset. The row's upload_offset is the
 bytes are written (and fsync'd, unless FSYNC is "complete") first, then the new offset is
 committed; a data file found shorter than its offset (a machine crash) lowers the offset.
 Every write holds the upload's exclusive store lock, so two PATCHes never interleave, on any
-worker. A finished upload is hashed and placed under uploads/ exactly like a merged /api
-upload.
+worker. The data file is hashed as PATCHes land (tus_hashing); a finished upload is placed
+under uploads/ exactly like a merged /api upload.
 """
 import hashlib
 import logging
@@ -21,7 +21,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import select, update
 
-from . import access, metrics, service
+from . import access, metrics, service, tus_hashing
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -127,8 +127,9 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             return upload
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
-        # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives.
-        whole = hashlib.md5() if offset == 0 else None
+        # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives; the
+        # PATCHes of a file sent in several are hashed after their answers (tus_hashing).
+        whole = hashlib.md5() if offset == 0 and _may_finish(upload, content_length) else None
         digests = [d for d in (digest, whole) if d is not None]
         written = service.chunk_store().write_at(key, offset, src, limit, digests)
         if written.overflow:
@@ -143,6 +144,11 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             known = whole.hexdigest() if whole and written.size == upload.upload_length else None
             _finish(upload, time.monotonic() - started, known)
         return upload
+
+
+def hash_arrived(target: tus_hashing.Target) -> None:
+    """Hash what the PATCHes brought so far (after the answer was sent)."""
+    tus_hashing.advance(service.chunk_store(), target)
 
 
 def concatenate(part_keys: list[str], parts_header: str, file_name: str,
@@ -234,12 +240,18 @@ def _trust_offset(upload: Upload) -> Upload:
     lowered = db.session.execute(
         update(Upload).filter_by(id=upload.id, key=upload.key,
                                  upload_offset=upload.upload_offset)
-        .values(upload_offset=held)).rowcount
+        .values(upload_offset=held, md5_state=None)).rowcount  # the hash restarts from 0
     db.session.commit()
     if lowered:
         log.warning("tus upload %s: %d bytes recorded but %d on disk (lost in a crash); "
                     "the offset is now %d", upload.key, upload.upload_offset, held, held)
     return _reload_live(upload)
+
+
+def _may_finish(upload: Upload, content_length: int | None) -> bool:
+    """Whether a PATCH may bring the rest of the upload (always, if either size is unknown)."""
+    return (content_length is None or upload.upload_length is None
+            or content_length >= upload.upload_length - upload.upload_offset)
 
 
 def _check_write(upload: Upload, offset: int, content_length: int | None,
@@ -301,9 +313,12 @@ def _record_write(upload: Upload, size: int, seconds: float) -> None:
 
 
 def _finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
-    """Hash the finished data file (unless its md5 is known) and place it under uploads/;
-    the caller holds the lock."""
-    merged = service.chunk_store().seal(upload.key, upload.upload_length, md5)
+    """Hash the finished data file (unless its md5 is known; from where the incremental
+    hash stands, if it does) and place it under uploads/; the caller holds the lock."""
+    store = service.chunk_store()
+    wait = float(current_app.config["LOCK_WAIT_SECONDS"])
+    saved = None if md5 else tus_hashing.prefix_state(store, upload, wait)
+    merged = store.seal(upload.key, upload.upload_length, md5, saved)
     upload.md5 = merged.md5
     upload.expires_at = None
     return service.place_and_finish(upload, merged, seconds)
