@@ -101,7 +101,8 @@ class AssemblyMixin:
 
     def hash_data(self, key: str, saved: bytes | None, end: int) -> bytes:
         """Hash the upload's data file (tus) on from where the saved MD5 state stands, up to
-        end; the new state. The bytes are hashed where they lie in the page cache (mmap)."""
+        end; the new state. The bytes are hashed where they lie in the page cache (mmap),
+        then sent on their way to the disk."""
         state = Md5State(saved)
         with self._disk_errors_and_gone(), open(self._data_path(key), "rb",
                                                 buffering=0) as data:
@@ -116,6 +117,9 @@ class AssemblyMixin:
                 with mmap.mmap(data.fileno(), length, access=mmap.ACCESS_COPY,
                                offset=start) as window:
                     state.update(memoryview(window)[position - start:])
+                if self.fsync:  # start writing back now, so finishing has little to wait for
+                    os.posix_fadvise(data.fileno(), position, start + length - position,
+                                     os.POSIX_FADV_DONTNEED)
                 position = start + length
         return state.save()
 

@@ -51,6 +51,11 @@ _STATUS_AND_NEXT = select(
 
 _ADD_EVENT = insert(events)
 
+# tus: bytes appended to the data file.
+_RECORD_WRITE = update(uploads).where(_this_upload).values(
+    upload_offset=uploads.c.upload_offset + bindparam("b_size"),
+    updated_at=bindparam("b_now"), expires_at=bindparam("b_expires"))
+
 # tus: the data file's MD5 state (its length is in the state) and what is recorded.
 _DATA_HASH = select(uploads.c.status, uploads.c.upload_offset, uploads.c.md5_state).where(
     _this_upload)
@@ -130,6 +135,12 @@ def hash_and_ready(upload, limit: int) -> list:
 def status_and_next(upload):
     """(status, whether the chunk the hash needs next is stored), or None if gone."""
     return db.session.execute(_STATUS_AND_NEXT, _ids(upload)).one_or_none()
+
+
+def record_write(upload, size: int, now, expires) -> None:
+    """Add size bytes to a tus upload's offset, marking it updated with a new expiry."""
+    db.session.execute(_RECORD_WRITE, {**_ids(upload), "b_size": size, "b_now": now,
+                                       "b_expires": expires})
 
 
 def data_hash(upload):

@@ -279,7 +279,8 @@ class ChunkStore(AssemblyMixin):
         with _disk_errors(), _gone_if_missing():
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
             with open(fd, "r+b", buffering=0) as out:
-                out.truncate(offset)
+                if os.fstat(fd).st_size != offset:  # (a truncate to the same size still
+                    out.truncate(offset)             # costs the filesystem a transaction)
                 out.seek(offset)
                 while True:
                     want = min(len(buffer), limit - written) or 1  # 1: probe for excess

@@ -20,8 +20,9 @@ from typing import BinaryIO
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
-from . import access, metrics, service, tus_hashing
+from . import access, metrics, service, statements, tus_hashing
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -191,9 +192,9 @@ def terminate(key: str) -> None:
 
 @contextmanager
 def _locked(upload: Upload) -> Iterator[Upload]:
-    """Hold the upload's exclusive lock (bounded wait) and yield its row, fresh. A finished
-    upload's row never changes and its chunk directory (with the lock file) is gone."""
-    upload = _reload_live(upload)
+    """Hold the upload's exclusive lock (bounded wait) and yield its row, fresh. `upload`
+    was just read (or created) by the caller. A finished upload's row never changes and its
+    chunk directory (with the lock file) is gone."""
     if upload.is_completed:
         yield upload
         return
@@ -298,12 +299,17 @@ def _refresh_expiry(upload: Upload) -> None:
 
 
 def _record_write(upload: Upload, size: int, seconds: float) -> None:
-    upload.upload_offset += size
-    upload.touch()
-    _refresh_expiry(upload)
-    db.session.add(UploadEvent.of(UploadEvent.CHUNK_STORED, upload, bytes=size,
-                                  duration_ms=int(seconds * 1000)))
+    """Commit the new offset (with prebuilt statements: this runs for every PATCH) and keep
+    the caller's row in step without the ORM writing it again."""
+    now = utcnow()
+    expires = now + current_app.config["TUS_EXPIRY"]
+    statements.record_write(upload, size, now, expires)
+    statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
+                         duration_ms=int(seconds * 1000))
     db.session.commit()
+    for name, value in (("upload_offset", upload.upload_offset + size), ("updated_at", now),
+                        ("expires_at", expires)):
+        set_committed_value(upload, name, value)
     metrics.chunk_stored(size, seconds)
     log.info("tus upload %s: %d bytes stored at %d (%.3f s)",
              upload.key, size, upload.upload_offset - size, seconds,
