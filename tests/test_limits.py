@@ -5,7 +5,7 @@ import io
 import pytest
 from werkzeug.exceptions import RequestTimeout
 
-from uploadsvc.limits import TimedInput
+from uploadsvc.limits import MAX_SLICE, TimedInput
 
 from .helpers import TestFile, random_file, send_chunk
 
@@ -192,6 +192,39 @@ def test_timed_input_reads_a_whole_body_in_slices():
     assert body.read() == b""
 
 
+class ReadOnly(io.RawIOBase):
+    """A body source with read() but no readinto(), like gunicorn's own body reader."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def read(self, size=-1):
+        return self.data.read(size)
+
+    readinto = None
+
+
+@pytest.mark.parametrize("source", [io.BytesIO, ReadOnly])
+def test_timed_input_reads_into_a_buffer_in_slices(source):
+    data = bytes(range(256)) * 1000
+    body = TimedInput(source(data), timeout=5, min_rate=1024)
+    buffer = bytearray(100_000)
+    got = bytearray()
+    while n := body.readinto(buffer):
+        assert n <= MAX_SLICE  # sliced, so that a trickle is noticed
+        got += buffer[:n]
+    assert got == data and body.received == len(data)
+
+
+def test_stalled_readinto_is_408():
+    class Stalls(io.RawIOBase):
+        def readinto(self, buffer):
+            raise TimeoutError("timed out")
+
+    with pytest.raises(RequestTimeout):
+        TimedInput(Stalls(), timeout=5, min_rate=1).readinto(bytearray(10))
+
+
 def test_spool_file_stops_and_removes_itself_at_its_limit(tmp_path):
     from uploadsvc.storage import ChunkStore, PartTooLarge
 
@@ -203,8 +236,6 @@ def test_spool_file_stops_and_removes_itself_at_its_limit(tmp_path):
 
 
 def test_timed_input_slices_follow_a_fast_body():
-    from uploadsvc.limits import MAX_SLICE
-
     body = TimedInput(io.BytesIO(b"x" * (8 * MAX_SLICE)), timeout=30, min_rate=1024)
     assert body.slice < 64 * 1024
     while body.read(MAX_SLICE):

@@ -1,13 +1,18 @@
 """Large bodies read straight from gunicorn's socket (socketbody.py), over real connections:
 keep-alive and pipelined requests still line up, and a cut body stores nothing."""
+import hashlib
 import http.client
+import os
 import socket
 import time
 import uuid
 from urllib.parse import urlsplit
 
+import requests
+
 from .helpers import random_file
 from .live import complete, files_in, status, upload
+from .tus_helpers import TUS, metadata
 
 
 def multipart_request(host: str, test_file, index: int) -> bytes:
@@ -66,3 +71,31 @@ def test_a_body_cut_short_stores_nothing(live_server):
         time.sleep(0.05)
     assert files_in(live_server.data_dir / "temp") == []
     assert status(live_server.url, test_file).status_code == 404
+
+
+def test_pipelined_tus_patches_read_into_the_callers_buffer(live_server):
+    """tus bodies are read with readinto (recv_into): the head gunicorn buffered, then the
+    socket, then the next request on the connection, which must start where the body ends."""
+    data = os.urandom(3 * 200_000 + 7)
+    host = urlsplit(live_server.url).netloc
+    created = requests.post(live_server.url + "/files/", timeout=10, headers={
+        **TUS, "Upload-Length": str(len(data)), "Upload-Metadata": metadata(filename="p.bin")})
+    path = urlsplit(created.headers["Location"]).path
+    pieces = [(0, 200_000), (200_000, 400_000), (400_000, len(data))]
+    requests_ = b"".join(
+        (f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\n"
+         f"Upload-Offset: {start}\r\nContent-Type: application/offset+octet-stream\r\n"
+         f"Content-Length: {end - start}\r\n\r\n").encode() + data[start:end]
+        for start, end in pieces)
+    with connect(live_server.url) as sock:
+        sock.sendall(requests_)  # all three at once, on one keep-alive connection
+        answers = []
+        for _ in pieces:
+            response = http.client.HTTPResponse(sock, method="PATCH")
+            response.begin()
+            response.read()
+            answers.append((response.status, response.getheader("Upload-Offset")))
+    assert answers == [(204, str(end)) for _, end in pieces]
+    done = requests.head(live_server.url + path, headers=TUS, timeout=10)
+    assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+    assert (live_server.data_dir / done.headers["Upload-Path"].lstrip("/")).read_bytes() == data

@@ -62,16 +62,28 @@ class TimedInput:
             parts.append(part)
         return b"".join(parts)
 
+    def readinto(self, buffer) -> int:
+        """Read into buffer, with no copy of our own where the stream reads into one too
+        (werkzeug's LimitedStream then hands down the caller's buffer)."""
+        view = memoryview(buffer).cast("B")
+        readinto = getattr(self.stream, "readinto", None)
+        if readinto is None:
+            data = self.read(len(view))
+            view[:len(data)] = data
+            return len(data)
+        return self._check(lambda size: readinto(view[:size]), len(view), count=int)
+
     def readline(self, size: int = -1) -> bytes:
         return self._check(self.stream.readline, size)
 
-    def _check(self, read, size: int) -> bytes:
+    def _check(self, read, size: int, count=len):
+        """read(size) within the slice and the deadline; count(result) is the bytes read."""
         size = self.slice if size is None or size < 0 else min(size, self.slice)  # readline
         try:
             data = read(size)
         except OSError:  # the socket timeout set below: no byte for `timeout` seconds
             raise RequestTimeout("The request body stalled.") from None
-        self.received += len(data)
+        self.received += count(data)
         now = time.monotonic()
         if now > self.started:
             pace = self.received / (now - self.started)

@@ -64,6 +64,26 @@ class SocketBody:
         self.reader.length -= len(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        """Like read, straight into buffer (recv_into): the kernel's copy is the only one."""
+        view = memoryview(buffer).cast("B")
+        if self.head:
+            n = min(len(view), len(self.head))
+            view[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        size = min(len(view), self.reader.length)
+        if size <= 0:
+            return 0
+        try:
+            n = self.sock.recv_into(view, size)
+        except BaseException:
+            self.body.failed = True  # where the next request starts is unknown now
+            raise
+        if not n:
+            self.body.failed = True
+        self.reader.length -= n
+        return n
+
     def readline(self, size: int = -1) -> bytes:
         line = bytearray()
         while size < 0 or len(line) < size:
