@@ -21,7 +21,7 @@ ASSEMBLY = ".assembly"
 _COPIER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly-copy")
 HASH_LOCK = ".hashlock"
 # The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
-_HASH_WINDOW = 16 * 1024 * 1024
+_HASH_WINDOW = 2 * 1024 * 1024
 
 
 class AssemblyMixin:
