@@ -80,9 +80,12 @@ def _example(rule: str) -> str:
 
 
 class Stalling(io.BytesIO):
-    """A body whose socket times out."""
+    """A body whose socket times out, however it is read."""
 
     def read(self, size=-1):
+        raise TimeoutError("timed out")
+
+    def readinto(self, buffer):
         raise TimeoutError("timed out")
 
 
