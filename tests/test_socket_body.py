@@ -2,6 +2,7 @@
 keep-alive and pipelined requests still line up, and a cut body stores nothing."""
 import hashlib
 import http.client
+import io
 import os
 import socket
 import time
@@ -9,6 +10,8 @@ import uuid
 from urllib.parse import urlsplit
 
 import requests
+
+from uploadsvc.socketbody import SocketBody
 
 from .helpers import random_file
 from .live import complete, files_in, status, upload
@@ -99,3 +102,42 @@ def test_pipelined_tus_patches_read_into_the_callers_buffer(live_server):
     done = requests.head(live_server.url + path, headers=TUS, timeout=10)
     assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     assert (live_server.data_dir / done.headers["Upload-Path"].lstrip("/")).read_bytes() == data
+
+
+class LengthReader:
+    """The parts of gunicorn's body reader that SocketBody uses."""
+
+    def __init__(self, length: int, buffered: bytes) -> None:
+        self.length = length
+        self.unreader = self
+        self.buffered = buffered
+
+    def take_buffered(self) -> bytes:
+        taken, self.buffered = self.buffered, b""
+        return taken
+
+    def unread(self, data: bytes) -> None:
+        self.buffered = data + self.buffered
+
+
+class Body:
+    def __init__(self, reader: LengthReader) -> None:
+        self.reader = reader
+        self.buf = io.BytesIO()
+        self.failed = False
+
+
+def test_readline_takes_blocks_and_keeps_what_follows_the_line():
+    body_bytes = b"first line\n" + b"x" * 20_000 + b"\nlast"
+    here, there = socket.socketpair()
+    with here, there:
+        there.sendall(body_bytes[6:] + b"NEXT REQUEST")  # the rest, then a pipelined request
+        reader = LengthReader(len(body_bytes), body_bytes[:6])  # gunicorn had buffered 6
+        body = SocketBody(Body(reader), here)
+        assert body.readline() == b"first line\n"
+        assert body.readline(100) == b"x" * 100
+        assert body.readline() == b"x" * 19_900 + b"\n"
+        assert body.readline() == b"last"
+        assert body.readline() == b""
+        assert reader.length == 0  # not one byte of the next request was taken
+        assert here.recv(100) == b"NEXT REQUEST"

@@ -14,6 +14,8 @@ from flask import Flask
 
 # Smaller bodies are not worth a second code path.
 MIN_LENGTH = 64 * 1024
+# What readline takes from the socket at a time.
+LINE_BLOCK = 8 * 1024
 
 
 class SocketBody:
@@ -85,14 +87,19 @@ class SocketBody:
         return n
 
     def readline(self, size: int = -1) -> bytes:
+        """A line (at most size bytes), read a block at a time; what follows it is kept for
+        the next read."""
         line = bytearray()
         while size < 0 or len(line) < size:
-            byte = self.read(1)
-            if not byte:
+            block = self.read(LINE_BLOCK if size < 0 else min(LINE_BLOCK, size - len(line)))
+            if not block:
                 break
-            line += byte
-            if byte == b"\n":
+            end = block.find(b"\n")
+            if end >= 0:
+                line += block[:end + 1]
+                self.head = block[end + 1:] + self.head
                 break
+            line += block
         return bytes(line)
 
 
