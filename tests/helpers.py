@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask.testing import FlaskClient
 
-from uploadsvc.assembly import ASSEMBLY, HASH_LOCK
+from uploadsvc.assembly import ASSEMBLY, ASSEMBLY_BOOT, HASH_LOCK
 
 
 @dataclass
@@ -58,7 +58,7 @@ def upload_all(client, test_file: TestFile, order=None):
 
 def chunk_files(directory) -> list[str]:
     """Names in a chunk directory, less the incremental hash's assembly and hash lock."""
-    return sorted(n for n in os.listdir(directory) if n not in (ASSEMBLY, HASH_LOCK))
+    return sorted(n for n in os.listdir(directory) if n not in (ASSEMBLY, ASSEMBLY_BOOT, HASH_LOCK))
 
 
 class ClosingClient(FlaskClient):

@@ -7,10 +7,12 @@ import os
 import pytest
 from sqlalchemy import select
 
-from uploadsvc import create_app, service
+from uploadsvc import assembly, create_app, service
+from uploadsvc.assembly import ASSEMBLY_BOOT
 from uploadsvc.errors import MissingChunks
 from uploadsvc.extensions import db
 from uploadsvc.models import Upload
+from uploadsvc.storage import DATA_BOOT
 
 from .helpers import ClosingClient, random_file
 from .tus_helpers import create, head, patch, path_of
@@ -57,13 +59,18 @@ def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url,
     with app.app_context():
         for index in range(f.total):
             service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
-        chunk_syncs = len(synced)
+        acknowledged = len(synced)
         upload = service.complete(f.md5, f.name, f.total)
         db.engine.dispose()
+    # Once per upload, the assembly's boot mark and its directory (see BootMarks).
+    marks = [i for i, (path, _) in enumerate(synced[:acknowledged])
+             if path.endswith(ASSEMBLY_BOOT)]
+    assert len(marks) == (1 if fsync else 0)
+    chunk_syncs = acknowledged - 2 * len(marks)
     assert (chunk_syncs >= f.total) is chunks_synced and (chunk_syncs == 0) is not chunks_synced
     placed = str(data_dir / "uploads" / upload.stored_name)
     uploads_dir = str(data_dir / "uploads")
-    after = synced[chunk_syncs:]
+    after = synced[acknowledged:]
     # The finished file's bytes (its inode, under whichever name) and its directory entry.
     assert (uploads_dir in {path for path, _ in after}) is file_synced
     assert (os.stat(placed).st_ino in {inode for _, inode in after}) is file_synced
@@ -126,5 +133,33 @@ def test_tus_patch_after_a_crash_is_told_the_real_offset(data_dir, database_url)
     refused = patch(client, path, 150_000, data[150_000:])  # without a HEAD first
     assert refused.status_code == 409
     assert head(client, path).headers["Upload-Offset"] == "100000"
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_tus_bytes_not_fsynced_before_a_machine_restart_are_sent_again(
+        data_dir, database_url, monkeypatch):
+    """Under FSYNC "complete" a data file from before a restart may hold zeros anywhere, at
+    any size: the upload starts again from 0 rather than trust it."""
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
+    client, path, data, app = crashed_tus_upload(data_dir, database_url,
+                                                 300_000, 200_000, 200_000)
+    assert head(client, path).headers["Upload-Offset"] == "200000"  # same boot: trusted
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+    assert head(client, path).headers["Upload-Offset"] == "0"
+    assert patch(client, path, 0, data).status_code == 204
+    assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+    assert [p.read_bytes() for p in (data_dir / "uploads").iterdir()] == [data]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_tus_bytes_fsynced_as_they_come_need_no_boot_mark(data_dir, database_url):
+    app = make_app(data_dir, database_url, True)
+    client = app.test_client()
+    path = path_of(create(client, 1000))
+    assert patch(client, path, 0, bytes(600)).status_code == 204
+    key = path.rsplit("/", 1)[1]
+    assert not (data_dir / "chunks" / key / DATA_BOOT).exists()
     with app.app_context():
         db.engine.dispose()

@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from uploadsvc import service
+from uploadsvc import assembly, service
 from uploadsvc.assembly import ASSEMBLY
 from uploadsvc.errors import Md5Mismatch
 from uploadsvc.extensions import db
@@ -126,6 +126,39 @@ def test_a_lost_assembly_falls_back_to_the_merge(ctx, data_dir, merges):
     upload = service.find(f.md5, f.name)
     (data_dir / "chunks" / upload.key / ASSEMBLY).unlink()
     service.complete(f.md5, f.name, f.total)
+    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_an_assembly_from_before_a_machine_restart_is_not_placed(ctx, data_dir, merges,
+                                                                 monkeypatch):
+    """Folds do not fsync the assembly, so after a crash it may hold zeros where the page
+    cache was lost, even at its full size: the chunk files (fsync'd) are merged instead."""
+    f = random_file(500, 128)
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
+    for index in range(f.total):
+        store(f, index)
+    assert hashed(f) == f.total
+    upload = service.find(f.md5, f.name)
+    path = data_dir / "chunks" / upload.key / ASSEMBLY
+    with open(path, "r+b") as damaged:  # what the crash left: the right size, a hole of zeros
+        damaged.seek(130)
+        damaged.write(bytes(100))
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+    assert service.complete(f.md5, f.name, f.total).md5 == f.md5
+    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_folding_stops_when_the_assembly_was_begun_before_a_restart(ctx, data_dir, merges,
+                                                                    monkeypatch):
+    f = random_file(500, 128)
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
+    store(f, 0)
+    store(f, 1)
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+    store(f, 2)  # the next fold finds the assembly's mark from the other boot
+    assert hashed(f) == -1
+    store(f, 3)
+    assert service.complete(f.md5, f.name, f.total).md5 == f.md5
     assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from .md5state import Md5State
 
 ASSEMBLY = ".assembly"
+# The boot of the machine an assembly was begun in: see _begun_this_boot.
+ASSEMBLY_BOOT = ".assembly-boot"
 # Copies into assemblies, beside the hashing thread (the kernel does the copying).
 _COPIER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly-copy")
 HASH_LOCK = ".hashlock"
@@ -24,7 +26,49 @@ HASH_LOCK = ".hashlock"
 _HASH_WINDOW = 2 * 1024 * 1024
 
 
-class AssemblyMixin:
+class BootMarks:
+    """Which boot of the machine wrote bytes that were not fsync'd as they were written.
+
+    Folds append to an assembly without fsync (it is fsync'd when the upload completes), and
+    under FSYNC "complete" so do tus PATCHes to their data file. Pages are written back in
+    no particular order, so after a machine crash such a file may hold zeros where the page
+    cache was lost, even at its full size. A mark holding the kernel's boot id tells: one
+    from another boot means the file is not to be trusted. Where the boot id cannot be read
+    (not Linux), files are trusted as before.
+    """
+
+    def _mark_boot(self, key: str, name: str) -> None:
+        """Mark the file as written in this boot; the mark is on the disk before the bytes
+        it speaks for are written (once per file and boot, so its fsyncs cost little)."""
+        if BOOT_ID is not None:
+            with open(os.path.join(self._chunk_dir(key), name), "w") as mark:
+                mark.write(BOOT_ID)
+                mark.flush()
+                self._sync(mark.fileno())
+            self._sync_dir(self._chunk_dir(key))
+
+    def _begun_this_boot(self, key: str, name: str) -> bool:
+        if BOOT_ID is None:
+            return True
+        try:
+            with open(os.path.join(self._chunk_dir(key), name)) as mark:
+                return mark.read() == BOOT_ID
+        except FileNotFoundError:
+            return False
+
+
+def _read_boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+BOOT_ID = _read_boot_id()
+
+
+class AssemblyMixin(BootMarks):
     """ChunkStore's assembly methods (the byte work; the service decides when)."""
 
     @contextmanager
@@ -67,6 +111,10 @@ class AssemblyMixin:
         state = Md5State(saved)
         path = os.path.join(self._chunk_dir(key), ASSEMBLY)
         with self._disk_errors_and_gone():
+            if not state.length:
+                self._mark_boot(key, ASSEMBLY_BOOT)
+            elif not self._begun_this_boot(key, ASSEMBLY_BOOT):
+                raise ValueError("the assembly was begun before the machine restarted")
             sources = [open(self._chunk_path(key, index), "rb", buffering=0)  # noqa: SIM115
                        for index, _ in chunks]
             try:
@@ -128,6 +176,8 @@ class AssemblyMixin:
         if the file is missing or short (then the caller merges from the chunks)."""
         state = Md5State(saved)
         path = os.path.join(self._chunk_dir(key), ASSEMBLY)
+        if not self._begun_this_boot(key, ASSEMBLY_BOOT):
+            return None
         with self._disk_errors_and_gone():
             try:
                 fd = os.open(path, os.O_WRONLY)

@@ -23,6 +23,8 @@ from .assembly import AssemblyMixin
 from .md5state import Md5State
 
 BUFFER_SIZE = 1024 * 1024
+# The boot of the machine that last wrote a tus data file without fsync (see BootMarks).
+DATA_BOOT = ".data-boot"
 _KEY = re.compile(r"[0-9a-f]{32}")
 
 
@@ -277,6 +279,8 @@ class ChunkStore(AssemblyMixin):
         view = memoryview(buffer)
         written, overflow, interrupted = 0, False, False
         with _disk_errors(), _gone_if_missing():
+            if not self.sync_chunks and not self._begun_this_boot(key, DATA_BOOT):
+                self._mark_boot(key, DATA_BOOT)  # bytes follow that are not fsync'd
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
             with open(fd, "r+b", buffering=0) as out:
                 if os.fstat(fd).st_size != offset:  # (a truncate to the same size still
@@ -302,11 +306,23 @@ class ChunkStore(AssemblyMixin):
         return Written(written, overflow, interrupted)
 
     def data_size(self, key: str) -> int:
-        """Bytes in the upload's data file (0 if there is none)."""
+        """Bytes in the upload's data file that can be trusted (0 if there is none).
+
+        A file written without fsync before the machine last restarted may hold zeros
+        anywhere (see BootMarks): it is emptied, and the upload starts again from 0.
+        """
+        path = self._data_path(key)
         try:
-            return os.stat(self._data_path(key)).st_size
+            size = os.stat(path).st_size
         except FileNotFoundError:
             return 0
+        mark = os.path.join(self._chunk_dir(key), DATA_BOOT)
+        if os.path.exists(mark) and not self._begun_this_boot(key, DATA_BOOT):
+            with _disk_errors(), _gone_if_missing():
+                os.truncate(path, 0)
+                os.unlink(mark)
+            return 0
+        return size
 
     def truncate(self, key: str, size: int) -> None:
         """Cut the upload's data file back to size bytes (a refused write)."""
