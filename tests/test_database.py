@@ -1,10 +1,14 @@
 """The database layer on both backends: names, timestamps, MySQL's charset and pool."""
+import shutil
+import sqlite3
+import threading
+from contextlib import closing
 from datetime import datetime
 
 import pytest
 from sqlalchemy import select, text
 
-from uploadsvc import create_app, service
+from uploadsvc import create_app, database, service
 from uploadsvc.errors import UploadNotFound
 from uploadsvc.extensions import db
 from uploadsvc.models import UploadEvent
@@ -104,3 +108,33 @@ def test_mysql_pool_replaces_a_connection_the_server_dropped(mariadb, mariadb_da
         db.session.commit()
         db.engine.dispose()
     assert second != first
+
+
+def events_in_the_database_file(path) -> int:
+    """Events in the SQLite file itself, without what its WAL holds."""
+    copy = path.with_name("without-wal.sqlite3")
+    shutil.copyfile(path, copy)
+    with closing(sqlite3.connect(copy)) as connection:
+        return connection.execute("SELECT count(*) FROM upload_events").fetchone()[0]
+
+
+def test_workers_leave_sqlite_checkpoints_to_a_thread_of_their_own(
+        data_dir, migrated_database, monkeypatch):
+    monkeypatch.setattr(database, "_serving", lambda: True)  # as in a gunicorn worker
+    monkeypatch.setattr(database, "CHECKPOINT_PERIOD", 3600)  # the test runs it by hand
+    path = data_dir / "uploadsvc.sqlite3"
+    shutil.copyfile(migrated_database, path)
+    before = [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
+                      "DATABASE_URL": f"sqlite:///{path}"})
+    started = [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+    assert len(started) == len(before) + 1
+    with app.app_context():
+        for index in range(400):  # well past the 1000 pages of SQLite's own checkpoint
+            db.session.add(UploadEvent(kind="created", upload_key=f"{index:032x}",
+                                       md5="0" * 32, file_name="a.bin"))
+            db.session.commit()
+        assert events_in_the_database_file(path) == 0  # no commit paid for a checkpoint
+        database.checkpoint(db.engine)  # what the thread does every CHECKPOINT_PERIOD
+        assert events_in_the_database_file(path) == 400
+        db.engine.dispose()
