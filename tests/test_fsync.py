@@ -163,3 +163,22 @@ def test_tus_bytes_fsynced_as_they_come_need_no_boot_mark(data_dir, database_url
     assert not (data_dir / "chunks" / key / DATA_BOOT).exists()
     with app.app_context():
         db.engine.dispose()
+
+
+def test_after_a_restart_with_fsync_on_the_old_mark_goes_with_the_old_bytes(
+        data_dir, database_url, monkeypatch):
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
+    _, path, data, app = crashed_tus_upload(data_dir, database_url, 300_000, 200_000, 200_000)
+    with app.app_context():
+        db.engine.dispose()
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+    app = make_app(data_dir, database_url, True)  # restarted with every PATCH fsync'd
+    client = app.test_client()
+    assert head(client, path).headers["Upload-Offset"] == "0"
+    assert patch(client, path, 0, data[:100_000]).status_code == 204
+    assert not (data_dir / "chunks" / path.rsplit("/", 1)[1] / DATA_BOOT).exists()
+    assert head(client, path).headers["Upload-Offset"] == "100000"  # trusted again
+    assert patch(client, path, 100_000, data[100_000:]).status_code == 204
+    assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+    with app.app_context():
+        db.engine.dispose()

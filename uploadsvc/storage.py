@@ -279,8 +279,13 @@ class ChunkStore(AssemblyMixin):
         view = memoryview(buffer)
         written, overflow, interrupted = 0, False, False
         with _disk_errors(), _gone_if_missing():
-            if not self.sync_chunks and not self._begun_this_boot(key, DATA_BOOT):
-                self._mark_boot(key, DATA_BOOT)  # bytes follow that are not fsync'd
+            if not self._begun_this_boot(key, DATA_BOOT):  # none, or another boot's
+                # The recorded offset was lowered to 0 (data_size), and the file is cut
+                # back to it below.
+                if self.sync_chunks:
+                    _unlink_quietly(os.path.join(self._chunk_dir(key), DATA_BOOT))
+                else:
+                    self._mark_boot(key, DATA_BOOT)  # bytes follow that are not fsync'd
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
             with open(fd, "r+b", buffering=0) as out:
                 if os.fstat(fd).st_size != offset:  # (a truncate to the same size still
@@ -308,19 +313,16 @@ class ChunkStore(AssemblyMixin):
     def data_size(self, key: str) -> int:
         """Bytes in the upload's data file that can be trusted (0 if there is none).
 
-        A file written without fsync before the machine last restarted may hold zeros
-        anywhere (see BootMarks): it is emptied, and the upload starts again from 0.
+        None of a file written without fsync before the machine last restarted can be: it
+        may hold zeros anywhere (see BootMarks). The next write_at, under the upload's lock,
+        cuts it back and sets the mark right; nothing is changed here, where no lock is held.
         """
-        path = self._data_path(key)
         try:
-            size = os.stat(path).st_size
+            size = os.stat(self._data_path(key)).st_size
         except FileNotFoundError:
             return 0
-        mark = os.path.join(self._chunk_dir(key), DATA_BOOT)
-        if os.path.exists(mark) and not self._begun_this_boot(key, DATA_BOOT):
-            with _disk_errors(), _gone_if_missing():
-                os.truncate(path, 0)
-                os.unlink(mark)
+        if (os.path.exists(os.path.join(self._chunk_dir(key), DATA_BOOT))
+                and not self._begun_this_boot(key, DATA_BOOT)):
             return 0
         return size
 
