@@ -77,22 +77,7 @@ def test_resumes_after_ctrl_c(live_server, tmp_path):
     # At 2 MiB/s the upload takes two seconds: time to interrupt it, on any machine.
     with ThrottledProxy(live_server.port, rate=2 * MiB) as proxy:
         args = [CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB", "--parallel", "2"]
-        client = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
-        deadline = time.monotonic() + 30
-        try:
-            while time.monotonic() < deadline:  # interrupt once some chunks are on the server
-                response = requests.get(f"{live_server.url}/api/upload-status/{md5_of(path)}/"
-                                        f"{path.name}", timeout=5)
-                if response.status_code == 200 and response.json()["uploaded"] >= 10:
-                    break
-                time.sleep(0.02)
-            client.send_signal(signal.SIGINT)
-            _, err = client.communicate(timeout=20)
-        finally:
-            client.kill()
-    assert client.returncode == 130
-    assert "run the same command again to resume" in err and "Traceback" not in err
+        interrupt_once(args, os.environ, lambda: status_or_none(live_server, path) >= 10)
     before = status(live_server, path)
     assert before["status"] == "uploading"
     assert 10 <= before["uploaded"] < before["total"] == 256
@@ -104,6 +89,22 @@ def test_resumes_after_ctrl_c(live_server, tmp_path):
     assert sent <= 256 - before["uploaded"]
     assert "all files: 100%" in result.stderr  # the bars, forced on without a terminal
     assert stored(live_server, result.stdout).read_bytes() == path.read_bytes()
+
+
+def interrupt_once(args: list[str], env: dict, ready) -> None:
+    """Run the client, press Ctrl-C once ready() holds, and check how it stopped."""
+    client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.02)
+        client.send_signal(signal.SIGINT)
+        _, err = client.communicate(timeout=20)
+    finally:
+        client.kill()
+    assert client.returncode == 130
+    assert "run the same command again to resume" in err and "Traceback" not in err
 
 
 def test_retries_until_a_starting_server_answers(tmp_path):

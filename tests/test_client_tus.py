@@ -1,14 +1,12 @@
 """uploadsvc-upload --tus against the tus endpoint (/files/) under real gunicorn."""
 import json
 import os
-import signal
 import subprocess
-import time
 
 import requests
 
 from .servers import ThrottledProxy
-from .test_client import CLIENT, KiB, MiB, make_file, md5_of, stored
+from .test_client import CLIENT, KiB, MiB, interrupt_once, make_file, md5_of, stored
 
 
 def tus_env(tmp_path) -> dict:
@@ -54,21 +52,12 @@ def test_tus_resumes_after_ctrl_c(live_server, tmp_path):
     # At 4 MiB/s the upload takes over a second: time to interrupt it, on any machine.
     with ThrottledProxy(live_server.port, rate=4 * MiB) as proxy:
         args = [CLIENT, str(path), "--tus", "--chunk-size", str(chunk), "--url", proxy.url]
-        client = subprocess.Popen(args, env=tus_env(tmp_path), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        try:
-            while time.monotonic() < deadline:  # interrupt once some bytes are on the server
-                urls = stored_urls(tmp_path)
-                if urls and offset(urls[0]) >= 10 * chunk:
-                    break
-                time.sleep(0.02)
-            client.send_signal(signal.SIGINT)
-            _, err = client.communicate(timeout=20)
-        finally:
-            client.kill()
-        assert client.returncode == 130
-        assert "run the same command again to resume" in err and "Traceback" not in err
+
+        def some_bytes_stored() -> bool:
+            urls = stored_urls(tmp_path)
+            return bool(urls) and offset(urls[0]) >= 10 * chunk
+
+        interrupt_once(args, tus_env(tmp_path), some_bytes_stored)
         (url,) = stored_urls(tmp_path)
         kept = offset(url)
         assert 10 * chunk <= kept < path.stat().st_size
