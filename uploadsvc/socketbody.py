@@ -54,17 +54,7 @@ class SocketBody:
             data, self.head = self.head[:size], self.head[size:]
             return data
         size = min(size, self.reader.length)
-        if size <= 0:
-            return b""
-        try:
-            data = self.sock.recv(size)
-        except BaseException:
-            self.body.failed = True  # where the next request starts is unknown now
-            raise
-        if not data:
-            self.body.failed = True
-        self.reader.length -= len(data)
-        return data
+        return self._recv(self.sock.recv, size, len) if size > 0 else b""
 
     def readinto(self, buffer) -> int:
         """Like read, straight into buffer (recv_into): the kernel's copy is the only one."""
@@ -74,17 +64,21 @@ class SocketBody:
             view[:n], self.head = self.head[:n], self.head[n:]
             return n
         size = min(len(view), self.reader.length)
-        if size <= 0:
-            return 0
+        return self._recv(lambda n: self.sock.recv_into(view, n), size, int) if size > 0 else 0
+
+    def _recv(self, receive, size: int, count):
+        """receive(size) from the socket, keeping gunicorn's count of the body's bytes left;
+        count(result) is the bytes received."""
         try:
-            n = self.sock.recv_into(view, size)
+            received = receive(size)
         except BaseException:
             self.body.failed = True  # where the next request starts is unknown now
             raise
+        n = count(received)
         if not n:
             self.body.failed = True
         self.reader.length -= n
-        return n
+        return received
 
     def readline(self, size: int = -1) -> bytes:
         """A line (at most size bytes), read a block at a time; what follows it is kept for
