@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask.testing import FlaskClient
 
-from uploadsvc.assembly import ASSEMBLY, ASSEMBLY_BOOT, HASH_LOCK
+from uploadsvc.assembly import DATA_BOOT, HASH_LOCK
 
 
 @dataclass
@@ -57,8 +57,8 @@ def upload_all(client, test_file: TestFile, order=None):
 
 
 def chunk_files(directory) -> list[str]:
-    """Names in a chunk directory, less the incremental hash's assembly and hash lock."""
-    return sorted(n for n in os.listdir(directory) if n not in (ASSEMBLY, ASSEMBLY_BOOT, HASH_LOCK))
+    """Names in a chunk directory, less the hash lock and boot mark."""
+    return sorted(n for n in os.listdir(directory) if n not in (DATA_BOOT, HASH_LOCK))
 
 
 class ClosingClient(FlaskClient):

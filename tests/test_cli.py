@@ -57,7 +57,7 @@ def test_cleanup_dry_run_removes_nothing(app, client, runner, data_dir):
     key = make_idle(app, client, f, hours=48)
     result = runner.invoke(args=["cleanup", "--dry-run"])
     assert "would remove expired upload" in result.output
-    assert (data_dir / "chunks" / key / "0").exists()
+    assert (data_dir / "chunks" / key / "data").read_bytes() == f.chunk(0)
     assert client.get(f"/api/upload-status/{f.md5}/{f.name}").status_code == 200
 
 

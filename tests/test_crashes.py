@@ -84,10 +84,9 @@ def holder_of(server: GunicornServer, path: Path) -> int:
     raise AssertionError(f"no worker has {path} open")
 
 
-def kill(server: GunicornServer, what: str, path: Path) -> None:
-    """SIGKILL the worker holding path, or the whole server (every process of its group)."""
+def kill(server: GunicornServer, what: str, pid: int) -> None:
+    """SIGKILL the worker pid, or the whole server (every process of its group)."""
     if what == "worker":
-        pid = holder_of(server, path)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30  # the master replaces the worker
         while pid in server.worker_pids() or len(server.worker_pids()) < 4:
@@ -115,15 +114,16 @@ def test_killed_while_a_chunk_is_written(server, what):
     sock = send_part_of_chunk(server, test_file, 1)
     try:
         spool = wait_for_temp_file(server, "spool-", 1 * MiB)
-        kill(server, what, spool)
+        kill(server, what, holder_of(server, spool))
     finally:
         sock.close()
-    # The half-sent chunk is not stored: not counted, not in the chunk directory.
+    # The half-sent chunk is not stored: not counted, not in the data file.
     assert status(server.url, test_file).json()["uploaded"] == 1
     check = requests.post(f"{server.url}/api/check-chunks", json=test_file.ident(), timeout=30)
     assert check.json()["uploadedChunks"] == [0]
     key = key_of(server, test_file)
-    assert chunk_files(server.data_dir / "chunks" / key) == [".lock", "0"]
+    assert chunk_files(server.data_dir / "chunks" / key) == [".lock", "data"]
+    assert (server.data_dir / "chunks" / key / "data").read_bytes() == test_file.chunk(0)
     assert spool.exists()  # the killed process could not remove its spool file
     # The upload resumes and completes with the right md5.
     upload(server.url, test_file, [1, 2])
@@ -138,15 +138,18 @@ def test_killed_while_a_chunk_is_written(server, what):
 
 @pytest.mark.parametrize("what", ["worker", "server"])
 def test_killed_while_merging(server, what):
-    test_file = random_file(32 * MiB, 8 * MiB, f"merge-crash-{what}.bin")
+    test_file = random_file(128 * MiB, 8 * MiB, f"merge-crash-{what}.bin")
     upload(server.url, test_file)
-    upload(server.url, test_file, [0])  # sent twice: no incremental hash, completion merges
+    # Sent twice: chunk 0 waits in a file of its own, so completion puts it in place and
+    # hashes the whole file, with the data file open.
+    upload(server.url, test_file, [0])
+    data = server.data_dir / "chunks" / key_of(server, test_file) / "data"
+    wait_until_closed(server, data)  # the hashing after the last chunk's answer is over
     answers = []
     caller = threading.Thread(target=lambda: answers.append(_complete_or_error(server, test_file)))
     caller.start()
     try:
-        merge = wait_for_temp_file(server, "merge-", 0)
-        kill(server, what, merge)
+        kill(server, what, wait_until_open(server, data))
     finally:
         caller.join()
     assert isinstance(answers[0], requests.ConnectionError), answers
@@ -160,10 +163,31 @@ def test_killed_while_merging(server, what):
             what in n] == [test_file.name]
     assert sql(server.database_url, "SELECT COUNT(*) FROM upload_events "
                "WHERE kind = 'completed' AND md5 = :md5", md5=test_file.md5) == [(1,)]
-    report = clean_up_debris(server)
-    assert "removed stale temp file temp/" + merge.name in report
+    clean_up_debris(server)
     assert files_in(server.data_dir / "temp") == []
     assert files_in(server.data_dir / "chunks") == []
+
+
+def wait_until_open(server: GunicornServer, path: Path) -> int:
+    """The worker that opens path, as soon as one does."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            return holder_of(server, path)
+        except AssertionError:
+            continue
+    raise AssertionError(f"no worker opened {path}")
+
+
+def wait_until_closed(server: GunicornServer, path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            holder_of(server, path)
+        except AssertionError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"a worker keeps {path} open")
 
 
 def _complete_or_error(server: GunicornServer, test_file: TestFile):

@@ -8,11 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from uploadsvc import assembly, create_app, service
-from uploadsvc.assembly import ASSEMBLY_BOOT
+from uploadsvc.assembly import DATA_BOOT
 from uploadsvc.errors import MissingChunks
 from uploadsvc.extensions import db
 from uploadsvc.models import Upload
-from uploadsvc.storage import DATA_BOOT
 
 from .helpers import ClosingClient, random_file
 from .tus_helpers import create, head, patch, path_of
@@ -62,10 +61,12 @@ def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url,
         acknowledged = len(synced)
         upload = service.complete(f.md5, f.name, f.total)
         db.engine.dispose()
-    # Once per upload, the assembly's boot mark and its directory (see BootMarks).
+    # Once per upload when chunks are not fsync'd, the boot mark (written aside, then
+    # renamed) and its directory (see BootMarks); every chunk here is written in place.
     marks = [i for i, (path, _) in enumerate(synced[:acknowledged])
-             if path.endswith(ASSEMBLY_BOOT)]
-    assert len(marks) == (1 if fsync else 0)
+             if os.path.basename(path).startswith(".") and path.endswith(".part")]
+    assert (data_dir / "chunks").exists() and not any((data_dir / "chunks").iterdir())
+    assert len(marks) == (1 if fsync == "complete" else 0)
     chunk_syncs = acknowledged - 2 * len(marks)
     assert (chunk_syncs >= f.total) is chunks_synced and (chunk_syncs == 0) is not chunks_synced
     placed = str(data_dir / "uploads" / upload.stored_name)
@@ -76,22 +77,45 @@ def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url,
     assert (os.stat(placed).st_ino in {inode for _, inode in after}) is file_synced
 
 
-def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_url):
+def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_url,
+                                                            monkeypatch):
+    """Under FSYNC "complete" a crash may leave zeros anywhere in chunks already recorded:
+    after a restart none of them is trusted, and the client is told to send them again."""
     app = make_app(data_dir, database_url, "complete")
     f = random_file(250, 100)
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     with app.app_context():
         for index in range(f.total):
             service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
-        upload = service.find(f.md5, f.name)
-        # What a crash leaves of a chunk whose bytes were still in the page cache.
-        os.truncate(data_dir / "chunks" / upload.key / "1", 0)
+        key = service.find(f.md5, f.name).key
+        with open(data_dir / "chunks" / key / "data", "r+b") as damaged:  # the full size,
+            damaged.seek(120)                                             # with a hole
+            damaged.write(bytes(50))
+        monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
         with pytest.raises(MissingChunks) as raised:
             service.complete(f.md5, f.name, f.total)
-        assert raised.value.extra["missingChunks"] == [1]
-        service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+        assert raised.value.extra["missingChunks"] == [0, 1, 2]
+        assert service.check_chunks(f.md5, f.name, f.total)[1] == []
+        for index in range(f.total):
+            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         done = service.complete(f.md5, f.name, f.total)
         db.engine.dispose()
     assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
+
+
+def test_a_resumed_upload_is_told_what_a_crash_may_have_lost(data_dir, database_url,
+                                                            monkeypatch):
+    app = make_app(data_dir, database_url, "complete")
+    f = random_file(250, 100)
+    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
+    with app.app_context():
+        service.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+        monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+        # The first chunk sent after the restart finds the old mark: the one before it is
+        # forgotten, the new one kept.
+        service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+        assert service.check_chunks(f.md5, f.name, f.total)[1] == [1]
+        db.engine.dispose()
 
 
 def crashed_tus_upload(data_dir, database_url, size: int, sent: int, kept: int):

@@ -78,7 +78,8 @@ def test_a_chunk_that_does_not_fit(client, small_disk):
     assert check["uploadedChunks"] == [0]
     assert files_in(data / "temp") == []
     [key] = os.listdir(data / "chunks")
-    assert chunk_files(data / "chunks" / key) == [".lock", "0"]
+    assert chunk_files(data / "chunks" / key) == [".lock", "data"]
+    assert (data / "chunks" / key / "data").read_bytes() == test_file.chunk(0)
 
     filler.unlink()
     for index in (1, 2):
@@ -88,14 +89,26 @@ def test_a_chunk_that_does_not_fit(client, small_disk):
     assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
 
 
-def test_a_merge_that_does_not_fit(client, small_disk):
+def test_completing_needs_no_room_of_its_own(client, small_disk):
+    """Chunks are written in place: the finished file is the data file, linked."""
     data = small_disk / "data"
     test_file = random_file(4 * CHUNK, CHUNK, "full-merge.bin")
     for index in range(test_file.total):
         assert send_chunk(client, test_file, index).status_code == 200
-    # sent twice: no incremental hash, so completion needs room for a single-pass merge
-    assert send_chunk(client, test_file, 0).status_code == 200
-    filler = fill(small_disk, leave=2 * CHUNK)
+    fill(small_disk, leave=CHUNK // 2)
+    done = client.post("/api/complete-upload", json=test_file.ident())
+    assert done.status_code == 200 and done.json["md5"] == test_file.md5, done.json
+    assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
+
+
+def test_a_chunk_placed_at_completion_that_does_not_fit(client, small_disk):
+    data = small_disk / "data"
+    test_file = random_file(4 * CHUNK, CHUNK, "full-place.bin")
+    # The last chunk first: its offset is not known yet, so it waits in a file of its own,
+    # and completion copies it into place, where the disk has no room for it.
+    for index in [3, 0, 1, 2]:
+        assert send_chunk(client, test_file, index).status_code == 200
+    filler = fill(small_disk, leave=CHUNK // 2)
     assert_insufficient_storage(client.post("/api/complete-upload", json=test_file.ident()))
     assert files_in(data / "temp") == []
     assert files_in(data / "uploads") == []

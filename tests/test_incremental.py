@@ -1,5 +1,5 @@
 """Incremental hashing: chunks folded into a saved MD5 as they arrive, and every way back to
-the single-pass merge."""
+hashing the whole file in one pass."""
 import hashlib
 import io
 import os
@@ -13,14 +13,13 @@ import requests
 from sqlalchemy import select
 
 from uploadsvc import assembly, service
-from uploadsvc.assembly import ASSEMBLY
-from uploadsvc.errors import Md5Mismatch
+from uploadsvc.errors import Md5Mismatch, MissingChunks
 from uploadsvc.extensions import db
 from uploadsvc.md5state import Md5State
 from uploadsvc.models import Upload
 from uploadsvc.storage import ChunkStore
 
-from .helpers import random_file
+from .helpers import chunk_files, random_file
 
 
 @pytest.fixture
@@ -31,15 +30,16 @@ def ctx(app):
 
 @pytest.fixture
 def merges(monkeypatch):
-    """Counts single-pass merges."""
+    """Counts completions that hash the whole file in one pass (no saved MD5 state)."""
     calls = []
-    original = ChunkStore.merge
+    original = ChunkStore.seal
 
-    def counting(self, key, count):
-        calls.append(key)
-        return original(self, key, count)
+    def counting(self, key, size, md5=None, saved=None):
+        if md5 is None and saved is None:
+            calls.append(key)
+        return original(self, key, size, md5, saved)
 
-    monkeypatch.setattr(ChunkStore, "merge", counting)
+    monkeypatch.setattr(ChunkStore, "seal", counting)
     return calls
 
 
@@ -119,47 +119,33 @@ def test_a_retried_chunk_falls_back_to_a_correct_merge(ctx, data_dir, merges):
     assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
-def test_a_lost_assembly_falls_back_to_the_merge(ctx, data_dir, merges):
+def test_a_data_file_cut_short_asks_for_its_lost_chunks_again(ctx, data_dir, merges):
     f = random_file(500, 128)
     for index in range(f.total):
         store(f, index)
     upload = service.find(f.md5, f.name)
-    (data_dir / "chunks" / upload.key / ASSEMBLY).unlink()
+    os.truncate(data_dir / "chunks" / upload.key / "data", 300)  # chunks 2 and 3 end later
+    with pytest.raises(MissingChunks) as raised:
+        service.complete(f.md5, f.name, f.total)
+    assert raised.value.extra["missingChunks"] == [2, 3]
+    store(f, 2)
+    store(f, 3)
     service.complete(f.md5, f.name, f.total)
     assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
-def test_an_assembly_from_before_a_machine_restart_is_not_placed(ctx, data_dir, merges,
-                                                                 monkeypatch):
-    """Folds do not fsync the assembly, so after a crash it may hold zeros where the page
-    cache was lost, even at its full size: the chunk files (fsync'd) are merged instead."""
+def test_fsyncd_chunks_and_their_hash_are_trusted_after_a_machine_restart(
+        ctx, data_dir, merges, monkeypatch):
+    """By default every chunk is fsync'd before it is recorded, and hashed bytes never
+    change in place, so a restart costs nothing."""
     f = random_file(500, 128)
     monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     for index in range(f.total):
         store(f, index)
     assert hashed(f) == f.total
-    upload = service.find(f.md5, f.name)
-    path = data_dir / "chunks" / upload.key / ASSEMBLY
-    with open(path, "r+b") as damaged:  # what the crash left: the right size, a hole of zeros
-        damaged.seek(130)
-        damaged.write(bytes(100))
     monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
     assert service.complete(f.md5, f.name, f.total).md5 == f.md5
-    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
-
-
-def test_folding_stops_when_the_assembly_was_begun_before_a_restart(ctx, data_dir, merges,
-                                                                    monkeypatch):
-    f = random_file(500, 128)
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
-    store(f, 0)
-    store(f, 1)
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
-    store(f, 2)  # the next fold finds the assembly's mark from the other boot
-    assert hashed(f) == -1
-    store(f, 3)
-    assert service.complete(f.md5, f.name, f.total).md5 == f.md5
-    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
 def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, data_dir, merges):
@@ -203,3 +189,94 @@ def test_parallel_in_order_chunks_across_workers_are_all_hashed_before_completio
     done = requests.post(f"{live_server.url}/api/complete-upload", json=ident).json()
     assert done["md5"] == md5 and done["size"] == len(data)
     assert (live_server.data_dir / "uploads" / "folded.bin").read_bytes() == data
+
+
+# -- chunks in place --------------------------------------------------------------------
+
+
+def chunk_dir(data_dir, f):
+    return data_dir / "chunks" / service.find(f.md5, f.name).key
+
+
+def test_chunks_are_written_once_at_their_offset_in_any_order(ctx, data_dir, merges):
+    f = random_file(1000, 128)
+    for index in [3, 0, 7, 1, 2, 4, 6, 5]:
+        store(f, index)
+    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "data"]
+    assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
+    service.complete(f.md5, f.name, f.total)
+    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_the_last_chunk_sent_first_waits_in_a_file_of_its_own(ctx, data_dir, merges):
+    f = random_file(1000, 128)
+    store(f, f.total - 1)  # no other chunk has told the chunk size: its offset is unknown
+    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", str(f.total - 1)]
+    for index in range(f.total - 1):
+        store(f, index)
+    assert hashed(f) == f.total - 1  # the fold stops before it
+    service.complete(f.md5, f.name, f.total)  # puts it in place and hashes on from there
+    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_a_chunk_claimed_by_another_request_goes_to_a_file_of_its_own(ctx, app, data_dir,
+                                                                      merges):
+    f = random_file(500, 128)
+    store(f, 0)
+    key, chunk_store = service.find(f.md5, f.name).key, app.extensions["chunk_store"]
+    with chunk_store.claim(key, 1) as first:
+        with chunk_store.claim(key, 1) as second, chunk_store.claim(key, 2) as other:
+            assert first and not second and other  # per open file: threads exclude too
+        store(f, 1)
+    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "1", "data"]
+    for index in range(2, f.total):
+        store(f, index)
+    service.complete(f.md5, f.name, f.total)
+    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_a_resent_chunk_never_changes_hashed_bytes(ctx, data_dir, merges, monkeypatch):
+    """A re-send goes to a chunk file of its own, even when its request dies before the
+    chunk is recorded again: the bytes in place are the ones hashed, and completion, seeing
+    the chunk file, hashes the whole file instead of trusting the saved state."""
+    f = random_file(500, 128)
+    for index in range(f.total):
+        store(f, index)
+    assert hashed(f) == f.total
+
+    def dies(*args):
+        raise ConnectionResetError("the worker died before recording the chunk")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "_record_chunk", dies)
+        with pytest.raises(ConnectionResetError):
+            store(f, 1, b"x" * 128)
+    assert hashed(f) == f.total  # nothing recorded
+    assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
+    with pytest.raises(Md5Mismatch):  # never a verified success over other bytes
+        service.complete(f.md5, f.name, f.total)
+    assert len(merges) == 1
+    store(f, 1)  # the client sends the right bytes again
+    assert service.complete(f.md5, f.name, f.total).md5 == f.md5
+    assert (data_dir / "uploads" / f.name).read_bytes() == f.data
+
+
+def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
+        ctx, data_dir, merges):
+    f = random_file(500, 128)
+    store(f, 0)
+
+    class Dying(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell():
+                raise ConnectionResetError("the client went away")
+            return super().read(50)
+
+    with pytest.raises(ConnectionResetError):
+        service.store_chunk(f.md5, f.name, f.total, 1, Dying(f.chunk(1)))
+    assert service.check_chunks(f.md5, f.name, f.total)[1] == [0]
+    for index in range(1, f.total):
+        store(f, index)
+    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "data"]  # in place, claimed anew
+    service.complete(f.md5, f.name, f.total)
+    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data

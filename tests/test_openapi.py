@@ -131,7 +131,8 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     client.post("/api/upload-chunk", data=other.form(0))  # 413
     app.config["MAX_CHUNK_SIZE"] = 1 << 20
     with monkeypatch.context() as patch:
-        patch.setattr(ChunkStore, "put_chunk", lambda *a: (_ for _ in ()).throw(StorageFull()))
+        patch.setattr(ChunkStore, "put_chunk_at",
+                      lambda *a: (_ for _ in ()).throw(StorageFull()))
         client.post("/api/upload-chunk", data=other.form(0))  # 507
         patch.setattr(ChunkStore, "spool", lambda *a: (_ for _ in ()).throw(RuntimeError()))
         client.post("/api/upload-chunk", data=other.form(0))  # 500

@@ -1,5 +1,6 @@
 """The service layer inside an app context: ordering of bytes and rows, events, locks."""
 import io
+import os
 
 import pytest
 from sqlalchemy import select
@@ -34,7 +35,8 @@ def test_rows_follow_bytes(ctx, data_dir):
     assert (progress.uploaded, progress.total, progress.percent) == (1, 3, 33)
     upload = service.find(f.md5, f.name)
     assert upload.chunk_size == 100 and upload.status == "uploading"
-    assert (data_dir / "chunks" / upload.key / "1").read_bytes() == f.chunk(1)
+    # In place, at its offset: chunks 0 and 2 will fill the rest of the file.
+    assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
     rows = db.session.execute(select(Chunk.chunk_index, Chunk.size)).all()
     assert rows == [(1, 100)]
 
@@ -61,11 +63,11 @@ def test_chunk_row_whose_bytes_vanished_is_reported_missing(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
     upload = service.find(f.md5, f.name)
-    (data_dir / "chunks" / upload.key / "1").unlink()
+    os.truncate(data_dir / "chunks" / upload.key / "data", 150)  # chunks 1 and 2 end later
     with pytest.raises(MissingChunks) as raised:
         service.complete(f.md5, f.name, f.total)
-    assert raised.value.extra["missingChunks"] == [1]
-    assert service.status(f.md5, f.name)[1] == [0, 2]
+    assert raised.value.extra["missingChunks"] == [1, 2]
+    assert service.status(f.md5, f.name)[1] == [0]
 
 
 def test_complete_while_another_request_merges_is_merge_in_progress(app, ctx):
@@ -125,8 +127,9 @@ def test_chunk_directory_removed_under_a_live_upload_is_made_again(ctx, data_dir
     upload = service.find(f.md5, f.name)
     shutil.rmtree(data_dir / "chunks" / upload.key)
     service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
-    assert (data_dir / "chunks" / upload.key / "1").read_bytes() == f.chunk(1)
-    with pytest.raises(MissingChunks) as raised:  # chunk 0's row lost its bytes
+    assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
+    assert service.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the directory
+    with pytest.raises(MissingChunks) as raised:
         service.complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [0, 2]
 

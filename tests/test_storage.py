@@ -47,41 +47,73 @@ def test_resent_chunk_replaces_the_old_copy(store):
     store.create(KEY)
     store.put_chunk(KEY, 3, io.BytesIO(b"old bytes"))
     store.put_chunk(KEY, 3, io.BytesIO(b"new"))
-    assert store.chunk_sizes(KEY, 4) == {3: 3}
+    assert store.stored_sizes(KEY, {3: 3}, 10) == {3: 3}
 
 
 def test_chunk_for_missing_directory_is_gone(store):
     with pytest.raises(UploadGone):
         store.put_chunk(KEY, 0, io.BytesIO(b"x"))
+    with pytest.raises(UploadGone):
+        store.put_chunk_at(KEY, 0, io.BytesIO(b"x"), 0)
 
 
-def test_merge_concatenates_in_order_and_hashes(store):
+def seal_parts(store, parts, order, in_files=()):
+    """Chunks of equal size (the last shorter) written in place, or in chunk files, then
+    placed and sealed."""
+    chunk_size = len(parts[0])
+    for index in order:
+        if index in in_files:
+            store.put_chunk(KEY, index, io.BytesIO(parts[index]))
+        else:
+            store.put_chunk_at(KEY, index, io.BytesIO(parts[index]), index * chunk_size)
+    placed = store.place_chunk_files(KEY, chunk_size)
+    merged = store.seal(KEY, sum(map(len, parts)))
+    store.drop_chunk_files(KEY, placed)
+    return merged, placed
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_chunks_in_place_and_in_files_seal_in_order_and_hash(store, tmp_path, spooled):
     store.create(KEY)
-    parts = [os.urandom(70_000), os.urandom(70_000), os.urandom(123)]
-    for index in (2, 0, 1):
-        store.put_chunk(KEY, index, io.BytesIO(parts[index]))
-    merged = store.merge(KEY, 3)
+    parts = [os.urandom(70_000), os.urandom(70_000), os.urandom(70_000), os.urandom(123)]
+    if spooled:  # a spooled part is copied into place by the kernel
+        spool = store.spool()
+        spool.write(parts[2])
+        spool.seek(0)
+        assert store.put_chunk_at(KEY, 2, spool, 140_000) == 70_000
+        spool.close()
+    merged, placed = seal_parts(store, parts, (3, 0, 1) if spooled else (3, 2, 0, 1),
+                                in_files=(3,))
     whole = b"".join(parts)
-    assert merged.size == len(whole)
+    assert placed == [3] and merged.size == len(whole)
     assert merged.md5 == hashlib.md5(whole).hexdigest()
     with open(merged.path, "rb") as f:
         assert f.read() == whole
+    assert files_under(tmp_path / "data" / "chunks") == [f"{KEY}/.lock", f"{KEY}/data"]
 
 
-def test_merge_uses_fixed_buffers(tmp_path):
+def test_sealing_uses_fixed_buffers(tmp_path):
     store = ChunkStore(str(tmp_path / "data"), buffer_size=4096)
     store.create(KEY)
-    store.put_chunk(KEY, 0, io.BytesIO(b"a" * 100_000))
-    merged = store.merge(KEY, 1)
+    merged, _ = seal_parts(store, [b"a" * 100_000], [0])
     assert merged.size == 100_000
     assert merged.md5 == hashlib.md5(b"a" * 100_000).hexdigest()
 
 
+def test_stored_sizes_follow_the_data_file_and_chunk_files(store, tmp_path):
+    store.create(KEY)
+    store.put_chunk_at(KEY, 1, io.BytesIO(b"b" * 10), 10)
+    store.put_chunk(KEY, 3, io.BytesIO(b"d" * 4))
+    recorded = {0: 10, 1: 10, 2: 10, 3: 4}
+    # Chunk 0 lies in the file's first bytes (a hole here); chunk 2 ends past the file.
+    assert store.stored_sizes(KEY, recorded, 10) == {0: 10, 1: 10, 3: 4}
+    assert store.chunk_files(KEY, [0, 1, 2, 3]) == [3]
+
+
 def test_place_never_replaces_a_different_file(store, tmp_path):
     store.create(KEY)
-    store.put_chunk(KEY, 0, io.BytesIO(b"mine"))
     (tmp_path / "data" / "uploads" / "report.pdf").write_bytes(b"someone else's")
-    merged = store.merge(KEY, 1)
+    merged, _ = seal_parts(store, [b"mine"], [0])
     with pytest.raises(NameTaken):
         store.place(merged, "report.pdf")
     assert (tmp_path / "data" / "uploads" / "report.pdf").read_bytes() == b"someone else's"
@@ -92,9 +124,9 @@ def test_place_never_replaces_a_different_file(store, tmp_path):
 
 def test_place_can_replace_its_own_reserved_name(store, tmp_path):
     store.create(KEY)
-    store.put_chunk(KEY, 0, io.BytesIO(b"retry"))
+    merged, _ = seal_parts(store, [b"retry"], [0])
     (tmp_path / "data" / "uploads" / "a.bin").write_bytes(b"retry")
-    store.place(store.merge(KEY, 1), "a.bin", replace=True)
+    store.place(merged, "a.bin", replace=True)
     assert (tmp_path / "data" / "uploads" / "a.bin").read_bytes() == b"retry"
 
 

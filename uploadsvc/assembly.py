@@ -1,50 +1,60 @@
-"""The store's incremental assembly: an upload's file built and hashed as its chunks arrive.
+"""The store's assembly: an upload's file built in place as its chunks arrive.
 
-chunks/<key>/.assembly holds chunks 0..n-1 back to back and the caller keeps the MD5 state
-of exactly those bytes, so completing an upload sent in order needs neither a re-read nor
-a re-hash. The chunk files stay the truth; the assembly is a cache that the single-pass merge
-can always replace.
+Chunk i of an /api upload is written straight into ``chunks/<key>/data`` at offset
+i × chunk size, so every byte reaches the disk once, and the file that completion places is
+the very file the chunks were written to. The caller keeps the MD5 state of the file's
+prefix as its chunks are recorded, so completing an upload sent in order needs neither a
+re-read nor a re-hash.
+
+Bytes in place are written only by the one request that claims the chunk while it is not
+recorded (see ``claim``); a chunk re-sent after it was recorded, or one whose offset is not
+known yet (the last chunk, before any other has told the chunk size), goes to a chunk file
+``chunks/<key>/<index>`` instead, written aside and renamed, and is copied into place when
+the upload completes. So bytes that were hashed never change under the hash: a chunk file
+that overrides hashed bytes makes completion hash the whole file again.
 """
 import errno
 import fcntl
+import io
 import mmap
 import os
+import struct
+import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
 from .md5state import Md5State
 
-ASSEMBLY = ".assembly"
-# The boot of the machine an assembly was begun in: see _begun_this_boot.
-ASSEMBLY_BOOT = ".assembly-boot"
-# Copies into assemblies, beside the hashing thread (the kernel does the copying).
-_COPIER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assembly-copy")
 HASH_LOCK = ".hashlock"
+# The boot of the machine that last wrote bytes into the upload's directory without fsync.
+DATA_BOOT = ".data-boot"
 # The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
 _HASH_WINDOW = 2 * 1024 * 1024
+_COPY_STEP = 1 << 20
 
 
 class BootMarks:
     """Which boot of the machine wrote bytes that were not fsync'd as they were written.
 
-    Folds append to an assembly without fsync (it is fsync'd when the upload completes), and
-    under FSYNC "complete" so do tus PATCHes to their data file. Pages are written back in
-    no particular order, so after a machine crash such a file may hold zeros where the page
-    cache was lost, even at its full size. A mark holding the kernel's boot id tells: one
-    from another boot means the file is not to be trusted. Where the boot id cannot be read
-    (not Linux), files are trusted as before.
+    Under FSYNC "complete", chunks and tus PATCHes are written without fsync. Pages are
+    written back in no particular order, so after a machine crash such a file may hold
+    zeros where the page cache was lost, even at its full size. A mark holding the kernel's
+    boot id tells: one from another boot means the bytes are not to be trusted. Where the
+    boot id cannot be read (not Linux), files are trusted as before.
     """
 
     def _mark_boot(self, key: str, name: str) -> None:
         """Mark the file as written in this boot; the mark is on the disk before the bytes
         it speaks for are written (once per file and boot, so its fsyncs cost little)."""
-        if BOOT_ID is not None:
-            with open(os.path.join(self._chunk_dir(key), name), "w") as mark:
+        if BOOT_ID is not None:  # written aside and renamed: never seen half-written
+            fd, path = tempfile.mkstemp(dir=self._chunk_dir(key), prefix=".", suffix=".part")
+            with open(fd, "w") as mark:
                 mark.write(BOOT_ID)
                 mark.flush()
                 self._sync(mark.fileno())
+            os.replace(path, os.path.join(self._chunk_dir(key), name))
             self._sync_dir(self._chunk_dir(key))
 
     def _begun_this_boot(self, key: str, name: str) -> bool:
@@ -55,6 +65,12 @@ class BootMarks:
                 return mark.read() == BOOT_ID
         except FileNotFoundError:
             return False
+
+    def written_before_restart(self, key: str) -> bool:
+        """Whether the upload's directory holds bytes written without fsync before the
+        machine last restarted (none of which can be trusted)."""
+        return (os.path.exists(os.path.join(self._chunk_dir(key), DATA_BOOT))
+                and not self._begun_this_boot(key, DATA_BOOT))
 
 
 def _read_boot_id() -> str | None:
@@ -69,13 +85,135 @@ BOOT_ID = _read_boot_id()
 
 
 class AssemblyMixin(BootMarks):
-    """ChunkStore's assembly methods (the byte work; the service decides when)."""
+    """ChunkStore's methods for chunks written in place (the byte work; the service decides
+    when)."""
+
+    @contextmanager
+    def claim(self, key: str, index: int) -> Iterator[bool]:
+        """Claim chunk `index` for a write in place; yields whether we got it (no waiting:
+        a request that finds it taken writes a chunk file instead).
+
+        An open-file-description lock on byte `index` of the upload's lock file: it excludes
+        other threads as well as other processes, and the kernel drops it with the file.
+        """
+        try:
+            fd = os.open(os.path.join(self._chunk_dir(key), ".lock"), os.O_RDWR)
+        except FileNotFoundError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # drops the lock
+
+    def put_chunk_at(self, key: str, index: int, src: BinaryIO, offset: int) -> int:
+        """Write a claimed, unrecorded chunk into the upload's data file at offset, fsync'd
+        unless FSYNC is "complete"; returns its size. A chunk file left by an earlier
+        attempt at this index is removed first: the bytes in place are the chunk now."""
+        with self._disk_errors_and_gone():
+            self._unsynced_bytes_follow(key)
+            _unlink_quietly(self._chunk_path(key, index))
+            try:
+                fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                created = True
+            except FileExistsError:
+                fd = os.open(self._data_path(key), os.O_RDWR)
+                created = False
+            try:
+                size = self._copy_in(src, fd, offset)
+                self._sync_chunk(fd)
+            finally:
+                os.close(fd)
+            if created and self.sync_chunks:
+                self._sync_dir(self._chunk_dir(key))
+        return size
+
+    def _copy_in(self, src: BinaryIO, fd: int, offset: int) -> int:
+        """Copy all of src to fd at offset: in the kernel from a spooled part, else through
+        one buffer."""
+        if (isinstance(src, io.FileIO)
+                and os.path.dirname(getattr(src, "path", "")) == self.temp_dir):
+            size = os.fstat(src.fileno()).st_size
+            _copy_range(src.fileno(), fd, size, offset)
+            return size
+        size = 0
+        while data := src.read(self.buffer_size):
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(fd, view, offset + size)
+                view, size = view[written:], size + written
+        return size
+
+    def _unsynced_bytes_follow(self, key: str) -> None:
+        if not self.sync_chunks and not self._begun_this_boot(key, DATA_BOOT):
+            self._mark_boot(key, DATA_BOOT)
+
+    def stored_sizes(self, key: str, chunks: dict[int, int], chunk_size: int | None
+                     ) -> dict[int, int]:
+        """Sizes on disk of recorded chunks {index: size}: a chunk file's, or the recorded
+        size if the data file reaches the chunk's end; chunks found in neither are left out."""
+        try:
+            data_end = os.stat(self._data_path(key)).st_size
+        except FileNotFoundError:
+            data_end = -1
+        found = {}
+        for index, size in chunks.items():
+            try:
+                found[index] = os.stat(self._chunk_path(key, index)).st_size
+            except FileNotFoundError:
+                if index * (chunk_size or 0) + size <= data_end:
+                    found[index] = size
+        return found
+
+    def chunk_files(self, key: str, indices: Iterator[int]) -> list[int]:
+        """Which of these chunks are in chunk files of their own (not yet in place)."""
+        return [i for i in indices if os.path.exists(self._chunk_path(key, i))]
+
+    def place_chunk_files(self, key: str, chunk_size: int | None) -> list[int]:
+        """Copy every chunk file into the data file at its offset (under the upload's
+        exclusive lock); the indices, in order. The files stay until drop_chunk_files."""
+        with self._disk_errors_and_gone():
+            indices = sorted(int(name) for name in os.listdir(self._chunk_dir(key))
+                             if name.isdigit())
+            if not indices:
+                return []
+            fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                for index in indices:
+                    with open(self._chunk_path(key, index), "rb", buffering=0) as src:
+                        size = os.fstat(src.fileno()).st_size
+                        _copy_range(src.fileno(), fd, size, index * (chunk_size or 0))
+                self._sync(fd)
+            finally:
+                os.close(fd)
+        return indices
+
+    def drop_chunk_files(self, key: str, indices: list[int]) -> None:
+        """Remove chunk files whose bytes place_chunk_files put in place (and synced)."""
+        for index in indices:
+            _unlink_quietly(self._chunk_path(key, index))
+
+    def clear_chunks(self, key: str) -> None:
+        """Remove every chunk's bytes (data file, chunk files, boot mark); the directory and
+        its locks stay. The caller holds the upload's exclusive lock."""
+        with self._disk_errors_and_gone():
+            for name in os.listdir(self._chunk_dir(key)):
+                if name not in (".lock", HASH_LOCK):
+                    _unlink_quietly(os.path.join(self._chunk_dir(key), name))
+            self._sync_dir(self._chunk_dir(key))
 
     @contextmanager
     def hash_lock(self, key: str, wait: float = 0.0) -> Iterator[bool]:
         """Hold the upload's hash lock, waiting at most `wait` seconds; yields whether we got it.
 
-        Whoever holds it folds every chunk that is ready, so a busy lock can be skipped.
+        Whoever holds it hashes every chunk that is ready, so a busy lock can be skipped.
         """
         try:
             fd = os.open(os.path.join(self._chunk_dir(key), HASH_LOCK), os.O_CREAT | os.O_RDWR,
@@ -98,64 +236,15 @@ class AssemblyMixin(BootMarks):
         finally:
             os.close(fd)
 
-    def fold(self, key: str, saved: bytes | None, chunks: list[tuple[int, int]]) -> bytes:
-        """Append chunks [(index, size)] to the assembly and hash them; the new MD5 state.
-
-        Bytes go at the offset the state has hashed so far, so a fold that was interrupted
-        or lost a race is simply overwritten by the next one. The kernel copies them
-        (copy_file_range) on a second thread while this one hashes them where they lie in
-        the page cache (mmap): no byte passes through a Python buffer, and a fold takes
-        about as long as the MD5 alone (what completing an upload sent out of order waits
-        for).
-        """
-        state = Md5State(saved)
-        path = os.path.join(self._chunk_dir(key), ASSEMBLY)
-        with self._disk_errors_and_gone():
-            if not state.length:
-                self._mark_boot(key, ASSEMBLY_BOOT)
-            elif not self._begun_this_boot(key, ASSEMBLY_BOOT):
-                raise ValueError("the assembly was begun before the machine restarted")
-            sources = [open(self._chunk_path(key, index), "rb", buffering=0)  # noqa: SIM115
-                       for index, _ in chunks]
-            try:
-                for (index, size), src in zip(chunks, sources, strict=True):
-                    if os.fstat(src.fileno()).st_size != size:
-                        raise ValueError(f"chunk {index} is not the recorded size")
-                out = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-                try:
-                    copy = _COPIER.submit(self._copy_all, sources, chunks, out, state.length)
-                    try:
-                        for (_, size), src in zip(chunks, sources, strict=True):
-                            if size:
-                                with mmap.mmap(src.fileno(), size,
-                                               access=mmap.ACCESS_COPY) as data:
-                                    state.update(data)  # a private mapping: not copied
-                    finally:
-                        copy.result()
-                finally:
-                    os.close(out)
-            finally:
-                for src in sources:
-                    src.close()
-        return state.save()
-
-    def _copy_all(self, sources: list, chunks: list[tuple[int, int]], out: int,
-                  offset: int) -> None:
-        for (_, size), src in zip(chunks, sources, strict=True):
-            _copy_range(src.fileno(), out, size, offset)
-            if self.fsync:  # start writing back now, so completion has little to wait for
-                os.posix_fadvise(out, offset, size, os.POSIX_FADV_DONTNEED)
-            offset += size
-
     def hash_data(self, key: str, saved: bytes | None, end: int) -> bytes:
-        """Hash the upload's data file (tus) on from where the saved MD5 state stands, up to
-        end; the new state. The bytes are hashed where they lie in the page cache (mmap),
-        then sent on their way to the disk."""
+        """Hash the upload's data file on from where the saved MD5 state stands, up to end;
+        the new state. The bytes are hashed where they lie in the page cache (mmap), then
+        sent on their way to the disk."""
         state = Md5State(saved)
         with self._disk_errors_and_gone(), open(self._data_path(key), "rb",
                                                 buffering=0) as data:
             if os.fstat(data.fileno()).st_size < end:
-                raise ValueError("the data file is shorter than its recorded offset")
+                raise ValueError("the data file is shorter than its recorded chunks")
             position = state.length
             if position > end:
                 raise ValueError("the saved MD5 state is past the end")
@@ -171,26 +260,10 @@ class AssemblyMixin(BootMarks):
                 position = start + length
         return state.save()
 
-    def assembled(self, key: str, saved: bytes) -> tuple[str, int, str] | None:
-        """(path, size, md5) of a durable assembly of everything the state hashed, or None
-        if the file is missing or short (then the caller merges from the chunks)."""
-        state = Md5State(saved)
-        path = os.path.join(self._chunk_dir(key), ASSEMBLY)
-        if not self._begun_this_boot(key, ASSEMBLY_BOOT):
-            return None
-        with self._disk_errors_and_gone():
-            try:
-                fd = os.open(path, os.O_WRONLY)
-            except FileNotFoundError:
-                return None
-            try:
-                if os.fstat(fd).st_size < state.length:
-                    return None
-                os.ftruncate(fd, state.length)  # drop bytes of a fold that lost a race
-                self._sync(fd)
-            finally:
-                os.close(fd)
-        return path, state.length, state.hexdigest()
+
+def _flock(kind: int, index: int) -> bytes:
+    """A struct flock for one byte at `index` (l_pid must be 0 for OFD locks)."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, index, 1, 0)
 
 
 def _copy_range(src: int, out: int, size: int, offset: int) -> None:
@@ -204,8 +277,13 @@ def _copy_range(src: int, out: int, size: int, offset: int) -> None:
                 raise
             n = 0
         if not n:  # fall back to reading and writing
-            data = os.pread(src, min(size - done, 1 << 20), done)
+            data = os.pread(src, min(size - done, _COPY_STEP), done)
             if not data:
                 raise ValueError("chunk shorter than recorded")
             n = os.pwrite(out, data, offset + done)
         done += n
+
+
+def _unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)

@@ -91,6 +91,9 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
         return upload, list(range(total)) if upload else []
     if upload.total_chunks != total:
         raise TotalChunksConflict()
+    db.session.commit()
+    if chunk_store().written_before_restart(upload.key):
+        _forget_unsynced(upload)
     indices = stored_indices(upload)
     db.session.commit()
     return upload, indices
@@ -110,7 +113,8 @@ def _forget_lost_file(upload: Upload) -> None:
 
 def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
                 fold_now: bool = True) -> Progress:
-    """Store one chunk durably; re-sending a stored chunk replaces it harmlessly.
+    """Store one chunk (durably, unless FSYNC is "complete"); re-sending a stored chunk
+    replaces it harmlessly.
 
     If it is the chunk the upload's hash needs next, it is hashed now, or with fold_now
     False left to the caller (Progress.fold_due), who calls fold_arrived() after answering.
@@ -124,15 +128,15 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
         raise TotalChunksConflict()
     started = time.monotonic()
     db.session.commit()  # never wait for the lock inside a transaction (SQLite: a write lock)
+    if chunk_store().written_before_restart(upload.key):
+        _forget_unsynced(upload)
     for attempt in range(2):
         try:
             with chunk_store().lock(upload.key, exclusive=False, timeout=_lock_wait()):
                 upload = _reload(upload)
                 if upload.is_completed:
                     return Progress(total, total)
-                _fix_chunk_size(upload, index, size)
-                chunk_store().put_chunk(upload.key, index, src)
-                progress = _record_chunk(upload, index, size, time.monotonic() - started)
+                progress = _put_chunk(upload, index, size, src, started)
                 return _fold_if_next(upload, progress, fold_now)
         except LockBusy:
             raise MergeInProgress() from None
@@ -141,6 +145,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
             if upload.is_completed:
                 return Progress(total, total)
             if attempt == 0:  # the directory was removed under a live upload: make it again
+                _forget_chunks(upload)  # their bytes went with it
                 chunk_store().create(upload.key)
     raise MergeInProgress("This upload changed meanwhile; retry.")
 
@@ -282,8 +287,9 @@ def _check_declared_size(total: int, index: int, size: int, chunk_size: int | No
         raise FileTooLarge(f"The file would be at least {least} bytes; the limit is {limit}.")
 
 
-def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
-    """Record the common chunk size from the first non-last chunk; refuse ones that differ."""
+def _fix_chunk_size(upload: Upload, index: int, size: int) -> int | None:
+    """Record the common chunk size from the first non-last chunk; refuse ones that differ.
+    Returns the chunk size (None while only the last chunk has come)."""
     last = index == upload.total_chunks - 1
     if not last and upload.chunk_size is None:
         db.session.execute(update(Upload).filter_by(id=upload.id, chunk_size=None)
@@ -294,6 +300,62 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> None:
         if (size != upload.chunk_size) if not last else (size > upload.chunk_size):
             raise ChunkSizeConflict()
         _check_declared_size(upload.total_chunks, index, size, upload.chunk_size)
+    return upload.chunk_size
+
+
+def _forget_chunks(upload: Upload) -> None:
+    """Delete the rows of the upload's chunks and start its hash again."""
+    db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
+    statements.set_hash(upload, 0, None)
+    db.session.commit()
+
+
+def _put_chunk(upload: Upload, index: int, size: int, src: BinaryIO,
+               started: float) -> Progress:
+    """Write a chunk's bytes, in place where it can, and record it; the caller holds the
+    upload's shared lock."""
+    chunk_size = _fix_chunk_size(upload, index, size)
+    with chunk_store().claim(upload.key, index) as claimed:
+        offset = _place_of(upload, index, chunk_size) if claimed else None
+        if offset is None:
+            chunk_store().put_chunk(upload.key, index, src)
+        else:
+            chunk_store().put_chunk_at(upload.key, index, src, offset)
+        return _record_chunk(upload, index, size, time.monotonic() - started)
+
+
+def _place_of(upload: Upload, index: int, chunk_size: int | None) -> int | None:
+    """The offset at which a claimed chunk is written into the upload's data file, or None
+    when it goes to a chunk file of its own: it was recorded before (a re-send; the bytes in
+    place may be hashed already), or its offset is not known yet (the last chunk, before any
+    other has told the chunk size)."""
+    if chunk_size is None and index:
+        return None
+    recorded = statements.counts(upload, index).had_this
+    db.session.commit()
+    return None if recorded else index * (chunk_size or 0)
+
+
+def _forget_unsynced(upload: Upload) -> None:
+    """Forget the chunks of an upload that were written without fsync before the machine
+    restarted: any of them may hold zeros, so the client is told to send them again."""
+    try:
+        with chunk_store().lock(upload.key, exclusive=True, timeout=_lock_wait()):
+            upload = _reload(upload)
+            if chunk_store().written_before_restart(upload.key):
+                _clear_chunks(upload)
+    except LockBusy:
+        raise MergeInProgress() from None
+    except UploadGone:
+        pass  # deleted or completed meanwhile
+
+
+def _clear_chunks(upload: Upload) -> None:
+    """Rows first, then bytes; the caller holds the upload's exclusive lock."""
+    _forget_chunks(upload)
+    chunk_store().clear_chunks(upload.key)
+    log.warning("upload %s: its chunks were written without fsync before the machine "
+                "restarted; forgotten, to be sent again", upload.key)
 
 
 def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Progress:
@@ -329,10 +391,12 @@ def _fold_if_next(upload: Upload, progress: Progress, fold_now: bool) -> Progres
 
 def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:
     store = chunk_store()
+    if store.written_before_restart(upload.key):
+        _clear_chunks(upload)
     rows = dict(db.session.execute(
         select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
     ).all())
-    on_disk = store.chunk_sizes(upload.key, upload.total_chunks)
+    on_disk = store.stored_sizes(upload.key, rows, upload.chunk_size)
     lost = [i for i, size in rows.items() if on_disk.get(i) != size]
     if lost:  # a row whose bytes vanished is not stored: forget it, so the client re-sends
         db.session.execute(delete(Chunk).filter_by(upload_id=upload.id)
@@ -343,9 +407,7 @@ def _merge(upload: Upload, drop_chunks: bool = True) -> Upload:
     if missing:
         raise MissingChunks(missingChunks=missing)
     started = time.monotonic()
-    merged = incremental.assembled(store, upload, _lock_wait())
-    if merged is None or merged.md5 != upload.md5:  # the single pass decides a mismatch
-        merged = store.merge(upload.key, upload.total_chunks)
+    merged = incremental.sealed(store, upload, sum(rows.values()), _lock_wait())
     if merged.md5 != upload.md5:
         store.discard(merged)
         db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=merged.size))

@@ -1,9 +1,9 @@
 """ChunkStore: the only code that touches upload bytes on disk.
 
-Layout under the data directory: ``temp/`` (spooled request parts, merges in progress),
-``chunks/<key>/<index>`` (stored chunks, plus a ``.lock`` file), ``uploads/<stored name>``.
-Every path is built from a server-made key, a chunk index or a stored name the service chose;
-every write goes to a temp file that is fsync'd and renamed into place.
+Layout under the data directory: ``temp/`` (spooled request parts, files being placed),
+``chunks/<key>/`` (an upload's ``data`` file, written in place as chunks or tus PATCHes
+arrive, chunk files ``<index>`` not yet in place, a ``.lock`` file), ``uploads/<stored name>``.
+Every path is built from a server-made key, a chunk index or a stored name the service chose.
 """
 import errno
 import fcntl
@@ -19,12 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .assembly import AssemblyMixin
+from .assembly import DATA_BOOT, AssemblyMixin
 from .md5state import Md5State
 
 BUFFER_SIZE = 1024 * 1024
-# The boot of the machine that last wrote a tus data file without fsync (see BootMarks).
-DATA_BOOT = ".data-boot"
 _KEY = re.compile(r"[0-9a-f]{32}")
 
 
@@ -143,9 +141,12 @@ class ChunkStore(AssemblyMixin):
         return os.path.isdir(self._chunk_dir(key))
 
     def put_chunk(self, key: str, index: int, src: BinaryIO) -> int:
-        """Store a chunk durably and atomically, replacing an earlier copy; returns its size."""
+        """Store a chunk in a chunk file of its own, durably and atomically, replacing an
+        earlier copy; returns its size. (Chunks are written in place where they can be:
+        see put_chunk_at.)"""
         dest = self._chunk_path(key, index)
         with _disk_errors(), _gone_if_missing():
+            self._unsynced_bytes_follow(key)
             if isinstance(src, SpoolFile) and os.path.dirname(src.path) == self.temp_dir:
                 self._sync_chunk(src.fileno())
                 size = os.fstat(src.fileno()).st_size
@@ -156,16 +157,6 @@ class ChunkStore(AssemblyMixin):
             if self.sync_chunks:
                 self._sync_dir(os.path.dirname(dest))
         return size
-
-    def chunk_sizes(self, key: str, count: int) -> dict[int, int]:
-        """Sizes of the chunk files present among indices 0..count-1."""
-        sizes = {}
-        for index in range(count):
-            try:
-                sizes[index] = os.stat(self._chunk_path(key, index)).st_size
-            except FileNotFoundError:
-                continue
-        return sizes
 
     def delete_chunks(self, key: str) -> None:
         """Remove the upload's chunk directory and everything in it."""
@@ -196,28 +187,7 @@ class ChunkStore(AssemblyMixin):
         finally:
             os.close(fd)
 
-    # -- merging and finished files -----------------------------------------------------
-
-    def merge(self, key: str, count: int) -> Merged:
-        """Concatenate chunks 0..count-1 into a temp file, hashing in the same single pass."""
-        digest = hashlib.md5()
-        buffer = bytearray(self.buffer_size)
-        view = memoryview(buffer)
-        size = 0
-        fd, path = tempfile.mkstemp(dir=self.temp_dir, prefix="merge-", suffix=".part")
-        try:
-            with _disk_errors(), _gone_if_missing(), open(fd, "wb", buffering=0) as out:
-                for index in range(count):
-                    with open(self._chunk_path(key, index), "rb", buffering=0) as src:
-                        while n := src.readinto(buffer):
-                            digest.update(view[:n])
-                            _write_all(out, view[:n])
-                            size += n
-                self._sync(out.fileno())
-        except BaseException:
-            _unlink_quietly(path)
-            raise
-        return Merged(path=path, size=size, md5=digest.hexdigest())
+    # -- finished files -----------------------------------------------------
 
     def discard(self, merged: Merged) -> None:
         _unlink_quietly(merged.path)
