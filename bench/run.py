@@ -27,6 +27,8 @@ SCALES = {  # size, concurrent size, concurrency, big size, chunk size
     "tiny": (4 * MiB, 1 * MiB, 4, 8 * MiB, 1 * MiB),
 }
 IN_FLIGHT = 4
+# UPLOADSVC_FSYNC settings measured after the default one, and their keys' prefixes.
+FSYNC_MODES = (("complete", "lazy"), ("false", "nosync"))
 
 
 @dataclass
@@ -141,12 +143,14 @@ def measure_uploadsvc(s: Settings, one, parts, big, results: Results) -> None:
         else:
             for key in ("tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib"):
                 results.add(key, None)
-    # The same throughput workloads with chunks acknowledged from the page cache.
-    with servers.Uploadsvc(s.workdir, {"UPLOADSVC_FSYNC": "complete"}) as svc:
-        with servers.PeakMemory(svc) as memory:
-            _measure_throughput(svc.port, s, one, parts, "lazy", results)
-            measure_tus(svc.port, s, one, parts, "lazytus", results)
-        results.add("lazy_rss_mib", memory.peak / MiB)
+    # The same throughput workloads with chunks acknowledged from the page cache, then with
+    # no fsync at all, as @tus/server runs.
+    for fsync, prefix in FSYNC_MODES:
+        with servers.Uploadsvc(s.workdir, {"UPLOADSVC_FSYNC": fsync}) as svc:
+            with servers.PeakMemory(svc) as memory:
+                _measure_throughput(svc.port, s, one, parts, prefix, results)
+                measure_tus(svc.port, s, one, parts, f"{prefix}tus", results)
+            results.add(f"{prefix}_rss_mib", memory.peak / MiB)
 
 
 def _seed(port: int, s: Settings, data, name: str, **options) -> client.Timing:
@@ -221,31 +225,33 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
                     r["tusnode_many_mib_s"], note="" if r["tus_many_mib_s"] else tus_na), 1.5),
         _target(Row("tus", "peak RSS of a worker over the tus workloads", r["tus_rss_mib"],
                     "MiB", "target", 100.0, note="" if r["tus_rss_mib"] else tus_na), 1.0, True),
-        *_lazy_rows(s, r, size, parts, ceiling),
+        *(row for fsync, prefix in FSYNC_MODES
+          for row in _fsync_rows(s, r, size, parts, ceiling, fsync, prefix)),
     ]
 
 
-def _lazy_rows(s: Settings, r: dict, size: str, parts: str, ceiling: float) -> list[Row]:
-    """The throughput rows again, with UPLOADSVC_FSYNC=complete."""
-    section = "FSYNC=complete"
+def _fsync_rows(s: Settings, r: dict, size: str, parts: str, ceiling: float, fsync: str,
+                prefix: str) -> list[Row]:
+    """The throughput rows again, under another UPLOADSVC_FSYNC setting."""
+    section = f"FSYNC={fsync}"
     return [
         _target(Row(section, f"seed API {size} × 1 stream, upload + verified complete",
-                    r["lazy_one_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
+                    r[f"{prefix}_one_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
                 1.25),
         _target(Row(section, f"seed API {size}, {s.in_flight} chunks in flight",
-                    r["lazy_inflight_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
+                    r[f"{prefix}_inflight_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
                 1.25),
-        _target(Row(section, f"seed API {parts}", r["lazy_many_mib_s"], "MiB/s",
+        _target(Row(section, f"seed API {parts}", r[f"{prefix}_many_mib_s"], "MiB/s",
                     "@tus/server", r["tusnode_many_mib_s"]), 1.25),
         Row(section, f"seed API complete-upload, {size} sent in order",
-            r["lazy_complete_in_order_s"], "s", "md5sum", r["md5sum_s"]),
-        _target(Row(section, f"tus {size} × 1", r["lazytus_one_mib_s"], "MiB/s",
+            r[f"{prefix}_complete_in_order_s"], "s", "md5sum", r["md5sum_s"]),
+        _target(Row(section, f"tus {size} × 1", r[f"{prefix}tus_one_mib_s"], "MiB/s",
                     "@tus/server", r["tusnode_one_mib_s"]), 1.5),
-        _target(Row(section, f"tus {size} × 1", r["lazytus_one_mib_s"], "MiB/s", "loopback",
+        _target(Row(section, f"tus {size} × 1", r[f"{prefix}tus_one_mib_s"], "MiB/s", "loopback",
                     ceiling), 0.5),
-        _target(Row(section, f"tus {parts}", r["lazytus_many_mib_s"], "MiB/s", "@tus/server",
+        _target(Row(section, f"tus {parts}", r[f"{prefix}tus_many_mib_s"], "MiB/s", "@tus/server",
                     r["tusnode_many_mib_s"]), 1.5),
-        _target(Row(section, "peak RSS of a worker over these workloads", r["lazy_rss_mib"],
+        _target(Row(section, "peak RSS of a worker over these workloads", r[f"{prefix}_rss_mib"],
                     "MiB", "target", 100.0), 1.0, True),
     ]
 

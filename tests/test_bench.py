@@ -18,8 +18,12 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
                 "seed_inflight_mib_s", "seed_many_mib_s", "seed_big_mib_s",
                 "seed_complete_in_order_s", "seed_complete_random_s", "seed_rss_mib",
                 "tusnode_one_mib_s", "tusnode_many_mib_s", "tusnode_rss_mib",
-                "tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib"):
+                "tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib",
+                *(f"{prefix}{key}" for prefix in ("lazy", "nosync")
+                  for key in ("_one_mib_s", "_inflight_mib_s", "_many_mib_s", "_rss_mib",
+                              "tus_one_mib_s", "tus_many_mib_s"))):
         assert figures[key] and figures[key] > 0, key
     assert "| seed API" in result.stdout and "md5sum" in result.stdout
+    assert "| FSYNC=complete" in result.stdout and "| FSYNC=false" in result.stdout
     # the bench cleans up its files and data directory
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
