@@ -65,6 +65,12 @@ def assert_insufficient_storage(response):
     assert response.json["message"]
 
 
+def assert_completes(client, data, test_file):
+    done = client.post("/api/complete-upload", json=test_file.ident())
+    assert done.status_code == 200 and done.json["md5"] == test_file.md5, done.json
+    assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
+
+
 def test_a_chunk_that_does_not_fit(client, small_disk):
     data = small_disk / "data"
     test_file = random_file(3 * CHUNK, CHUNK, "full-chunk.bin")
@@ -84,9 +90,7 @@ def test_a_chunk_that_does_not_fit(client, small_disk):
     filler.unlink()
     for index in (1, 2):
         assert send_chunk(client, test_file, index).status_code == 200
-    done = client.post("/api/complete-upload", json=test_file.ident())
-    assert done.status_code == 200 and done.json["md5"] == test_file.md5, done.json
-    assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
+    assert_completes(client, data, test_file)
 
 
 def test_completing_needs_no_room_of_its_own(client, small_disk):
@@ -96,9 +100,7 @@ def test_completing_needs_no_room_of_its_own(client, small_disk):
     for index in range(test_file.total):
         assert send_chunk(client, test_file, index).status_code == 200
     fill(small_disk, leave=CHUNK // 2)
-    done = client.post("/api/complete-upload", json=test_file.ident())
-    assert done.status_code == 200 and done.json["md5"] == test_file.md5, done.json
-    assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
+    assert_completes(client, data, test_file)
 
 
 def test_a_chunk_placed_at_completion_that_does_not_fit(client, small_disk):
@@ -116,7 +118,5 @@ def test_a_chunk_placed_at_completion_that_does_not_fit(client, small_disk):
     assert (status["status"], status["uploaded"]) == ("uploading", test_file.total)
 
     filler.unlink()
-    done = client.post("/api/complete-upload", json=test_file.ident())
-    assert done.status_code == 200 and done.json["md5"] == test_file.md5, done.json
-    assert (data / "uploads" / test_file.name).read_bytes() == test_file.data
+    assert_completes(client, data, test_file)
     assert files_in(data / "chunks") == []
