@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .assembly import DATA_BOOT, AssemblyMixin
+from .assembly import DATA_BOOT, AssemblyMixin, _unlink_quietly
 from .md5state import Md5State
 
 BUFFER_SIZE = 1024 * 1024
@@ -187,7 +187,7 @@ class ChunkStore(AssemblyMixin):
         finally:
             os.close(fd)
 
-    # -- finished files -----------------------------------------------------
+    # -- finished files -----------------------------------------------------------------
 
     def discard(self, merged: Merged) -> None:
         _unlink_quietly(merged.path)
@@ -291,10 +291,7 @@ class ChunkStore(AssemblyMixin):
             size = os.stat(self._data_path(key)).st_size
         except FileNotFoundError:
             return 0
-        if (os.path.exists(os.path.join(self._chunk_dir(key), DATA_BOOT))
-                and not self._begun_this_boot(key, DATA_BOOT)):
-            return 0
-        return size
+        return 0 if self.written_before_restart(key) else size
 
     def truncate(self, key: str, size: int) -> None:
         """Cut the upload's data file back to size bytes (a refused write)."""
@@ -458,13 +455,6 @@ def _write_all(out: io.FileIO, data: memoryview) -> None:
     while data:
         written = out.write(data)
         data = data[written:]
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @contextmanager
