@@ -34,7 +34,7 @@ control_socket_disable = not control_socket
 
 # UPLOADSVC_LOG_FORMAT=json: gunicorn's access and error lines as JSON too, like the app's.
 if os.environ.get("UPLOADSVC_LOG_FORMAT", "").lower() == "json":
-    from uploadsvc.logs import gunicorn_config
+    from uploadsvc.core.logs import gunicorn_config
 
     logconfig_dict = gunicorn_config(loglevel)
 
@@ -71,6 +71,6 @@ def on_exit(server):
 
 def post_fork(server, worker):
     """Keep a worker's resident memory near what it uses (see README, Performance)."""
-    from uploadsvc.memory import tune_malloc
+    from uploadsvc.core.memory import tune_malloc
 
     tune_malloc()

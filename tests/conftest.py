@@ -7,7 +7,7 @@ import flask_migrate
 import pytest
 
 from uploadsvc import create_app
-from uploadsvc.extensions import db
+from uploadsvc.core.extensions import db
 
 from .contract import CheckedClient
 from .helpers import ClosingClient

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask.testing import FlaskClient
 
-from uploadsvc.assembly import DATA_BOOT, HASH_LOCK
+from uploadsvc.storage.assembly import DATA_BOOT, HASH_LOCK
 
 
 @dataclass

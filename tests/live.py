@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from uploadsvc.database import mysql_url
+from uploadsvc.core.database import mysql_url
 
 from .helpers import TestFile
 from .servers import BIN, PROJECT

@@ -4,8 +4,8 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from uploadsvc.extensions import db
-from uploadsvc.models import ApiKey, Upload
+from uploadsvc.core.extensions import db
+from uploadsvc.core.models import ApiKey, Upload
 
 from .helpers import random_file, upload_all
 

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from uploadsvc.services import api_uploads
+
 from .helpers import TestFile, random_file, send_chunk, upload_all
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -402,12 +404,11 @@ def test_wrong_method_is_405_with_allow(client):
 
 
 def test_internal_errors_hide_details(app, client, monkeypatch):
-    from uploadsvc import service
 
     def explode(*args):
         raise RuntimeError("secret /var/lib/path and SELECT * FROM uploads")
 
-    monkeypatch.setattr(service, "check_chunks", explode)
+    monkeypatch.setattr(api_uploads, "check_chunks", explode)
     body = assert_error(client.post("/api/check-chunks", json=GOOD), 500, "internal_error")
     assert "secret" not in body["message"] and "SELECT" not in body["message"]
 

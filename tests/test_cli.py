@@ -3,6 +3,8 @@ import json
 import os
 import time
 
+from uploadsvc.services import api_uploads
+
 from .helpers import random_file, send_chunk, upload_all
 
 
@@ -15,12 +17,11 @@ def make_idle(app, client, f, hours):
     """An unfinished upload whose last chunk arrived `hours` ago."""
     from datetime import timedelta
 
-    from uploadsvc import service
-    from uploadsvc.extensions import db
+    from uploadsvc.core.extensions import db
 
     send_chunk(client, f, 0)
     with app.app_context():
-        upload = service.find(f.md5, f.name)
+        upload = api_uploads.find(f.md5, f.name)
         upload.updated_at -= timedelta(hours=hours)
         db.session.commit()
         return upload.key
@@ -78,12 +79,12 @@ def test_cleanup_removes_orphans_and_stale_temp_files(app, client, runner, data_
 
 
 def test_cleanup_keeps_upload_in_active_use(app, client, runner):
-    from uploadsvc import service
 
     f = random_file(300, 100)
     key = make_idle(app, client, f, hours=48)
     with app.app_context():
-        with service.chunk_store().lock(key, exclusive=False, timeout=1):  # a chunk being written
+        # a chunk being written
+        with api_uploads.chunk_store().lock(key, exclusive=False, timeout=1):
             result = runner.invoke(args=["cleanup"])
     assert "0 expired uploads" in result.output
     assert client.get(f"/api/upload-status/{f.md5}/{f.name}").status_code == 200

@@ -6,7 +6,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from uploadsvc import create_app, downloads
+from uploadsvc import create_app
+from uploadsvc.http import downloads
 
 from .helpers import TestFile, random_file, send_chunk, upload_all
 

@@ -7,11 +7,13 @@ import os
 import pytest
 from sqlalchemy import select
 
-from uploadsvc import assembly, create_app, service
-from uploadsvc.assembly import DATA_BOOT
-from uploadsvc.errors import MissingChunks
-from uploadsvc.extensions import db
-from uploadsvc.models import Upload
+from uploadsvc import create_app
+from uploadsvc.core.extensions import db
+from uploadsvc.core.models import Upload
+from uploadsvc.services import api_uploads
+from uploadsvc.services.errors import MissingChunks
+from uploadsvc.storage import assembly
+from uploadsvc.storage.assembly import DATA_BOOT
 
 from .helpers import ClosingClient, random_file
 from .tus_helpers import create, head, patch, path_of
@@ -57,9 +59,9 @@ def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url,
     f = random_file(250, 100)
     with app.app_context():
         for index in range(f.total):
-            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         acknowledged = len(synced)
-        upload = service.complete(f.md5, f.name, f.total)
+        upload = api_uploads.complete(f.md5, f.name, f.total)
         db.engine.dispose()
     # Once per upload when chunks are not fsync'd, the boot mark (written aside, then
     # renamed) and its directory (see BootMarks); every chunk here is written in place.
@@ -86,19 +88,19 @@ def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_u
     monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     with app.app_context():
         for index in range(f.total):
-            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
-        key = service.find(f.md5, f.name).key
+            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        key = api_uploads.find(f.md5, f.name).key
         with open(data_dir / "chunks" / key / "data", "r+b") as damaged:  # the full size,
             damaged.seek(120)                                             # with a hole
             damaged.write(bytes(50))
         monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
         with pytest.raises(MissingChunks) as raised:
-            service.complete(f.md5, f.name, f.total)
+            api_uploads.complete(f.md5, f.name, f.total)
         assert raised.value.extra["missingChunks"] == [0, 1, 2]
-        assert service.check_chunks(f.md5, f.name, f.total)[1] == []
+        assert api_uploads.check_chunks(f.md5, f.name, f.total)[1] == []
         for index in range(f.total):
-            service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
-        done = service.complete(f.md5, f.name, f.total)
+            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        done = api_uploads.complete(f.md5, f.name, f.total)
         db.engine.dispose()
     assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
 
@@ -109,12 +111,12 @@ def test_a_resumed_upload_is_told_what_a_crash_may_have_lost(data_dir, database_
     f = random_file(250, 100)
     monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     with app.app_context():
-        service.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+        api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
         monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
         # The first chunk sent after the restart finds the old mark: the one before it is
         # forgotten, the new one kept.
-        service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
-        assert service.check_chunks(f.md5, f.name, f.total)[1] == [1]
+        api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+        assert api_uploads.check_chunks(f.md5, f.name, f.total)[1] == [1]
         db.engine.dispose()
 
 

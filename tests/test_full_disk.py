@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from uploadsvc import create_app
-from uploadsvc.extensions import db
+from uploadsvc.core.extensions import db
 
 from .helpers import ClosingClient, chunk_files, random_file, send_chunk
 from .live import files_in

@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from uploadsvc import openapi
-from uploadsvc.config import DefaultConfig
+from uploadsvc.core.config import DefaultConfig
+from uploadsvc.http import openapi
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]

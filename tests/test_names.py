@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from uploadsvc.naming import _RESERVED_CHARS, _WINDOWS_DEVICES
+from uploadsvc.core.naming import _RESERVED_CHARS, _WINDOWS_DEVICES
 
 from .helpers import TestFile, send_chunk
 

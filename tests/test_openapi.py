@@ -91,7 +91,7 @@ class Stalling(io.BytesIO):
 
 def test_every_documented_answer_is_produced_and_matches(app, client, runner, monkeypatch):
     """Drive each operation into each documented status; the client checks every body."""
-    from uploadsvc.storage import ChunkStore, StorageFull
+    from uploadsvc.storage.local import ChunkStore, StorageFull
 
     app.config.update(MAX_ACTIVE_UPLOADS_PER_CLIENT=3, MAX_JSON_BODY=2000)
     f, other = random_file(3000, 1000), random_file(100, 100, "other.bin")

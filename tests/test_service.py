@@ -5,10 +5,10 @@ import os
 import pytest
 from sqlalchemy import select
 
-from uploadsvc import service
-from uploadsvc.errors import MergeInProgress, MissingChunks, UploadNotFound
-from uploadsvc.extensions import db
-from uploadsvc.models import Chunk, Upload, UploadEvent
+from uploadsvc.core.extensions import db
+from uploadsvc.core.models import Chunk, Upload, UploadEvent
+from uploadsvc.services import api_uploads
+from uploadsvc.services.errors import MergeInProgress, MissingChunks, UploadNotFound
 
 from .helpers import random_file
 
@@ -21,7 +21,7 @@ def ctx(app):
 
 def store_all(f, order=None):
     for index in order if order is not None else range(f.total):
-        service.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
 
 
 def events():
@@ -31,9 +31,9 @@ def events():
 
 def test_rows_follow_bytes(ctx, data_dir):
     f = random_file(250, 100)
-    progress = service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+    progress = api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
     assert (progress.uploaded, progress.total, progress.percent) == (1, 3, 33)
-    upload = service.find(f.md5, f.name)
+    upload = api_uploads.find(f.md5, f.name)
     assert upload.chunk_size == 100 and upload.status == "uploading"
     # In place, at its offset: chunks 0 and 2 will fill the rest of the file.
     assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
@@ -44,15 +44,15 @@ def test_rows_follow_bytes(ctx, data_dir):
 def test_events_are_recorded(ctx):
     f = random_file(250, 100)
     store_all(f)
-    service.complete(f.md5, f.name, f.total)
-    service.delete_upload(f.md5, f.name)
+    api_uploads.complete(f.md5, f.name, f.total)
+    api_uploads.delete_upload(f.md5, f.name)
     assert events() == ["created"] + ["chunk_stored"] * 3 + ["completed", "deleted"]
 
 
 def test_completion_records_size_path_and_removes_chunks(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f, [2, 1, 0])
-    upload = service.complete(f.md5, f.name, f.total)
+    upload = api_uploads.complete(f.md5, f.name, f.total)
     assert upload.status == "completed" and upload.size == 250
     assert upload.path == "/uploads/test.bin" and upload.completed_at is not None
     assert db.session.execute(select(Chunk)).first() is None
@@ -62,59 +62,59 @@ def test_completion_records_size_path_and_removes_chunks(ctx, data_dir):
 def test_chunk_row_whose_bytes_vanished_is_reported_missing(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
-    upload = service.find(f.md5, f.name)
+    upload = api_uploads.find(f.md5, f.name)
     os.truncate(data_dir / "chunks" / upload.key / "data", 150)  # chunks 1 and 2 end later
     with pytest.raises(MissingChunks) as raised:
-        service.complete(f.md5, f.name, f.total)
+        api_uploads.complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [1, 2]
-    assert service.status(f.md5, f.name)[1] == [0]
+    assert api_uploads.status(f.md5, f.name)[1] == [0]
 
 
 def test_complete_while_another_request_merges_is_merge_in_progress(app, ctx):
     app.config["LOCK_WAIT_SECONDS"] = 0.05
     f = random_file(250, 100)
     store_all(f)
-    upload = service.find(f.md5, f.name)
-    with service.chunk_store().lock(upload.key, exclusive=True, timeout=1):
+    upload = api_uploads.find(f.md5, f.name)
+    with api_uploads.chunk_store().lock(upload.key, exclusive=True, timeout=1):
         with pytest.raises(MergeInProgress):
-            service.complete(f.md5, f.name, f.total)
+            api_uploads.complete(f.md5, f.name, f.total)
         with pytest.raises(MergeInProgress):
-            service.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
-    assert service.complete(f.md5, f.name, f.total).status == "completed"
+            api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+    assert api_uploads.complete(f.md5, f.name, f.total).status == "completed"
 
 
 def test_crashed_merge_leftover_is_replaced_on_retry(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
-    upload = service.find(f.md5, f.name)
+    upload = api_uploads.find(f.md5, f.name)
     # A merge that crashed after placing its file but before committing the row.
     upload.stored_name = "test.bin"
     db.session.commit()
     (data_dir / "uploads" / "test.bin").write_bytes(f.data)
-    done = service.complete(f.md5, f.name, f.total)
+    done = api_uploads.complete(f.md5, f.name, f.total)
     assert done.path == "/uploads/test.bin"
     assert sorted(p.name for p in (data_dir / "uploads").iterdir()) == ["test.bin"]
 
 
 def test_unknown_upload(ctx):
     with pytest.raises(UploadNotFound):
-        service.status("0" * 32, "x")
+        api_uploads.status("0" * 32, "x")
     with pytest.raises(UploadNotFound):
-        service.delete_upload("0" * 32, "x")
+        api_uploads.delete_upload("0" * 32, "x")
 
 
 def test_active_count_counts_unfinished_only(ctx):
     a, b = random_file(100, 50), random_file(100, 50)
     store_all(a)
     store_all(b, [0])
-    assert service.active_count() == 2
-    service.complete(a.md5, a.name, a.total)
-    assert service.active_count() == 1
+    assert api_uploads.active_count() == 2
+    api_uploads.complete(a.md5, a.name, a.total)
+    assert api_uploads.active_count() == 1
 
 
 def test_row_of_each_upload_has_its_directory(ctx, data_dir):
     f = random_file(100, 50)
-    service.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+    api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
     keys = db.session.execute(select(Upload.key)).scalars().all()
     assert [p.name for p in (data_dir / "chunks").iterdir()] == keys
 
@@ -124,22 +124,22 @@ def test_chunk_directory_removed_under_a_live_upload_is_made_again(ctx, data_dir
 
     f = random_file(250, 100)
     store_all(f, [0])
-    upload = service.find(f.md5, f.name)
+    upload = api_uploads.find(f.md5, f.name)
     shutil.rmtree(data_dir / "chunks" / upload.key)
-    service.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+    api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
     assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
-    assert service.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the directory
+    assert api_uploads.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the directory
     with pytest.raises(MissingChunks) as raised:
-        service.complete(f.md5, f.name, f.total)
+        api_uploads.complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [0, 2]
 
 
 def test_instant_upload_whose_source_vanished_falls_back_to_uploading(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
-    service.complete(f.md5, f.name, f.total)
-    upload = service.find(f.md5, f.name)
-    source = service._completed_copy(f.md5)
+    api_uploads.complete(f.md5, f.name, f.total)
+    upload = api_uploads.find(f.md5, f.name)
+    source = api_uploads._completed_copy(f.md5)
     (data_dir / "uploads" / "test.bin").unlink()
-    fresh = service._complete_from_copy(service._get_or_create(f.md5, "b.bin", 3), source)
+    fresh = api_uploads._complete_from_copy(api_uploads._get_or_create(f.md5, "b.bin", 3), source)
     assert fresh.status == "uploading" and upload.status == "completed"

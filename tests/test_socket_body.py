@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from uploadsvc.socketbody import SocketBody
+from uploadsvc.http.socketbody import SocketBody
 
 from .helpers import random_file
 from .live import complete, files_in, status, upload

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from uploadsvc.storage import ChunkStore, LockBusy, NameTaken, UploadGone
+from uploadsvc.storage.local import ChunkStore, LockBusy, NameTaken, UploadGone
 
 KEY = "0123456789abcdef0123456789abcdef"
 

@@ -6,11 +6,11 @@ import os
 import pytest
 from sqlalchemy import select
 
-from uploadsvc import tus_hashing
-from uploadsvc.extensions import db
-from uploadsvc.md5state import Md5State
-from uploadsvc.models import Upload
-from uploadsvc.storage import ChunkStore
+from uploadsvc.core.extensions import db
+from uploadsvc.core.models import Upload
+from uploadsvc.services import tus_hashing
+from uploadsvc.storage.local import ChunkStore
+from uploadsvc.storage.md5state import Md5State
 
 from .tus_helpers import TUS, create, head, metadata, patch, path_of
 

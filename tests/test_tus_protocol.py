@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from uploadsvc import create_app
-from uploadsvc.extensions import db
-from uploadsvc.models import Upload, UploadEvent, utcnow
+from uploadsvc.core.extensions import db
+from uploadsvc.core.models import Upload, UploadEvent, utcnow
 
 from .tus_helpers import TUS, checksum, create, head, metadata, patch, path_of
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from uploadsvc import assembly
-from uploadsvc.md5state import Md5State
-from uploadsvc.storage import ChunkStore, UploadGone
+from uploadsvc.storage import assembly
+from uploadsvc.storage.local import ChunkStore, UploadGone
+from uploadsvc.storage.md5state import Md5State
 
 KEY = "a" * 32
 OTHER = "b" * 32

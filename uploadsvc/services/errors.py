@@ -5,8 +5,8 @@ import logging
 from flask import Flask, json
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
-from .storage import PartTooLarge, StorageFull
+from ..core.extensions import db
+from ..storage.local import PartTooLarge, StorageFull
 
 log = logging.getLogger(__name__)
 

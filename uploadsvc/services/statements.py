@@ -12,8 +12,8 @@ from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .extensions import db
-from .models import Chunk, Upload, UploadEvent, utcnow
+from ..core.extensions import db
+from ..core.models import Chunk, Upload, UploadEvent, utcnow
 
 uploads, chunks, events = Upload.__table__, Chunk.__table__, UploadEvent.__table__
 

@@ -12,7 +12,7 @@ from flask import Flask
 from flask_limiter import Limiter
 from werkzeug.exceptions import RequestTimeout
 
-from . import access
+from ..services import access
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,10 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import Chunk, Upload, UploadEvent, name_digest
+from ..storage.local import LockBusy, UploadGone
 from . import access, incremental, metrics, statements
 from .errors import (
     ChunkSizeConflict,
@@ -27,11 +31,7 @@ from .errors import (
     TotalChunksConflict,
     UploadNotFound,
 )
-from .extensions import db
-from .logs import event_fields
-from .models import Chunk, Upload, UploadEvent, name_digest
 from .placement import chunk_store, place_and_finish
-from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
 

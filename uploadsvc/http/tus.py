@@ -12,11 +12,12 @@ from flask.views import MethodView
 from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 from werkzeug.http import http_date
 
-from . import tus_hashing, tus_headers, tus_service
+from ..core.models import Upload
+from ..core.units import parse_duration
+from ..services import tus_hashing, tus_uploads
+from ..services.errors import InvalidInput, TusVersionUnsupported
+from . import tus_headers
 from .api import after_response
-from .errors import InvalidInput, TusVersionUnsupported
-from .models import Upload
-from .units import parse_duration
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
@@ -68,9 +69,9 @@ def upload_headers(upload: Upload) -> dict:
         headers["Upload-Length"] = str(upload.upload_length)
     if upload.upload_metadata:
         headers["Upload-Metadata"] = upload.upload_metadata
-    if upload.concat == tus_service.PARTIAL:
+    if upload.concat == tus_uploads.PARTIAL:
         headers["Upload-Concat"] = "partial"
-    elif upload.concat == tus_service.FINAL:
+    elif upload.concat == tus_uploads.FINAL:
         headers["Upload-Concat"] = f"final;{upload.concat_parts}"
     if upload.expires_at is not None and not upload.is_completed:
         headers["Upload-Expires"] = http_date(upload.expires_at.replace(tzinfo=UTC))
@@ -103,10 +104,10 @@ class UploadCollection(MethodView):
             if length is not None:
                 raise InvalidInput("A final upload takes its length from its parts.")
             keys = tus_headers.final_parts(concat)
-            upload = tus_service.concatenate(keys, concat[len("final;"):].strip(), name,
+            upload = tus_uploads.concatenate(keys, concat[len("final;"):].strip(), name,
                                              raw_metadata)
             return "", 201, {"Location": location(upload), **upload_headers(upload)}
-        if concat not in (None, tus_service.PARTIAL):
+        if concat not in (None, tus_uploads.PARTIAL):
             raise InvalidInput("Upload-Concat must be `partial` or `final;<urls>`.")
         deferred = request.headers.get("Upload-Defer-Length")
         if deferred is not None and deferred.strip() != "1":
@@ -117,9 +118,9 @@ class UploadCollection(MethodView):
         if not with_body and request.mimetype and request.content_length:
             raise UnsupportedMediaType(f"A body to store must be sent as {OFFSET_STREAM}.")
         checksum = tus_headers.checksum(request.headers.get("Upload-Checksum"))
-        upload = tus_service.create(length, name, raw_metadata, concat)
+        upload = tus_uploads.create(length, name, raw_metadata, concat)
         if with_body:
-            upload = tus_service.write(upload.key, 0, request.stream, request.content_length,
+            upload = tus_uploads.write(upload.key, 0, request.stream, request.content_length,
                                        checksum)
         return "", 201, {"Location": location(upload), **upload_headers(upload)}
 
@@ -132,7 +133,7 @@ class UploadResource(MethodView):
 
     def head(self, key: str):
         """The upload's offset, length and metadata; never cached."""
-        upload = tus_service.head(key)
+        upload = tus_uploads.head(key)
         return "", 200, {**upload_headers(upload), "Cache-Control": "no-store"}
 
     def patch(self, key: str):
@@ -142,7 +143,7 @@ class UploadResource(MethodView):
         offset = tus_headers.integer(request.headers, "Upload-Offset")
         if offset is None:
             raise InvalidInput("Upload-Offset is required.")
-        upload = tus_service.write(
+        upload = tus_uploads.write(
             key, offset, request.stream, request.content_length,
             tus_headers.checksum(request.headers.get("Upload-Checksum")),
             tus_headers.integer(request.headers, "Upload-Length"))
@@ -152,12 +153,12 @@ class UploadResource(MethodView):
             ("Upload-Offset", "Upload-Expires", "Upload-MD5", "Upload-Path") if name in headers}))
         target = tus_hashing.due(upload)
         if target:  # hash after answering: the client's next PATCH need not wait
-            response.call_on_close(after_response(tus_service.hash_arrived, target))
+            response.call_on_close(after_response(tus_uploads.hash_arrived, target))
         return response
 
     def delete(self, key: str):
         """Termination: remove the upload and its bytes."""
-        tus_service.terminate(key)
+        tus_uploads.terminate(key)
         return "", 204
 
     def post(self, key: str):

@@ -9,12 +9,13 @@ from, so a state in the row is always the MD5 of a prefix of the finished file.
 """
 import logging
 
-from . import md5state, statements
-from .extensions import db
+from ..core.extensions import db
+from ..core.models import COMPLETED, Upload
+from ..storage import md5state
+from ..storage.local import ChunkStore, StorageError
+from ..storage.md5state import Md5State
+from . import statements
 from .incremental import Target
-from .md5state import Md5State
-from .models import COMPLETED, Upload
-from .storage import ChunkStore, StorageError
 
 log = logging.getLogger(__name__)
 

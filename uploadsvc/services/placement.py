@@ -9,11 +9,12 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from . import metrics, naming
-from .extensions import db
-from .logs import event_fields
-from .models import Chunk, Upload, UploadEvent
-from .storage import ChunkStore, Merged, NameTaken
+from ..core import naming
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import Chunk, Upload, UploadEvent
+from ..storage.local import ChunkStore, Merged, NameTaken
+from . import metrics
 
 log = logging.getLogger(__name__)
 

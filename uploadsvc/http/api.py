@@ -9,8 +9,9 @@ import psutil
 from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from . import __version__, placement, service
-from .errors import ChunkTooLarge, InvalidInput
+from .. import __version__
+from ..services import api_uploads, placement
+from ..services.errors import ChunkTooLarge, InvalidInput
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,9 @@ def check_chunks():
     """Which chunks of an upload are stored; completes known files at once."""
     args = json_body(UploadIdentitySchema())
     total = args["totalChunks"]
-    upload, indices = service.check_chunks(args["md5"], args["fileName"], total)
+    upload, indices = api_uploads.check_chunks(args["md5"], args["fileName"], total)
     body = {"success": True, "uploadedChunks": indices,
-            "progress": service.Progress(len(indices), total).percent}
+            "progress": api_uploads.Progress(len(indices), total).percent}
     if upload is not None and upload.is_completed:
         body.update(completed=True, path=upload.path)
     return body
@@ -97,13 +98,13 @@ def upload_chunk():
     chunk = request.files.get("chunk")
     if chunk is None:
         raise InvalidInput("The file part 'chunk' is missing.")
-    progress = service.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
+    progress = api_uploads.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
                                    args["chunkIndex"], chunk.stream, fold_now=False)
     response = make_response({"success": True, "uploaded": progress.uploaded,
                               "total": progress.total, "progress": progress.percent,
                               "chunkIndex": args["chunkIndex"]})
     if progress.fold_due:  # hash after answering: the client's next chunk need not wait
-        response.call_on_close(after_response(service.fold_arrived, progress.fold_due))
+        response.call_on_close(after_response(api_uploads.fold_arrived, progress.fold_due))
     return response
 
 
@@ -111,7 +112,7 @@ def upload_chunk():
 def complete_upload():
     """Merge the chunks, verify the md5 and place the file under uploads/."""
     args = json_body(UploadIdentitySchema())
-    upload = service.complete(args["md5"], args["fileName"], args["totalChunks"],
+    upload = api_uploads.complete(args["md5"], args["fileName"], args["totalChunks"],
                               drop_chunks=False)
     response = make_response(completion(upload))
     response.call_on_close(after_response(placement.drop_chunks, upload.key))
@@ -122,10 +123,10 @@ def complete_upload():
 def upload_status(md5: str, fileName: str):  # noqa: N803 - the route's own names
     """Progress of one upload."""
     args = load(PathIdentitySchema(), {"md5": md5, "fileName": fileName})
-    upload, indices = service.status(args["md5"], args["fileName"])
+    upload, indices = api_uploads.status(args["md5"], args["fileName"])
     uploaded = upload.total_chunks if upload.is_completed else len(indices)
     body = {"uploaded": uploaded, "total": upload.total_chunks,
-            "percentage": service.Progress(uploaded, upload.total_chunks).percent,
+            "percentage": api_uploads.Progress(uploaded, upload.total_chunks).percent,
             "status": upload.status, "startTime": iso(upload.started_at),
             "lastUpdate": iso(upload.updated_at)}
     if upload.is_completed:
@@ -137,7 +138,7 @@ def upload_status(md5: str, fileName: str):  # noqa: N803 - the route's own name
 def delete_upload(md5: str, fileName: str):  # noqa: N803
     """Remove an upload, its chunks and, once completed, its file."""
     args = load(PathIdentitySchema(), {"md5": md5, "fileName": fileName})
-    service.delete_upload(args["md5"], args["fileName"])
+    api_uploads.delete_upload(args["md5"], args["fileName"])
     return {"success": True}
 
 
@@ -149,6 +150,6 @@ def stats():
     shared = getattr(memory, "shared", 0)
     usage = {"rss": memory.rss, "heapTotal": getattr(memory, "data", memory.vms),
              "heapUsed": memory.rss - shared, "external": shared}
-    return {"activeUploads": service.active_count(), "totalMemoryUsage": usage,
+    return {"activeUploads": api_uploads.active_count(), "totalMemoryUsage": usage,
             "uptime": round(time.monotonic() - _started, 3),
             "nodeVersion": runtime(), "platform": sys.platform}

@@ -22,7 +22,11 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import access, metrics, service, statements, tus_hashing
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import TUS, Upload, UploadEvent, name_digest, utcnow
+from ..storage.local import LockBusy, UploadGone
+from . import access, api_uploads, metrics, statements, tus_hashing
 from .errors import (
     ChecksumMismatch,
     FileTooLarge,
@@ -34,10 +38,6 @@ from .errors import (
     UploadLocked,
     UploadNotFound,
 )
-from .extensions import db
-from .logs import event_fields
-from .models import TUS, Upload, UploadEvent, name_digest, utcnow
-from .storage import LockBusy, UploadGone
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def create(length: int | None, file_name: str, metadata: str | None,
     """A new, empty tus upload; a zero-length one is finished at once."""
     _check_size(length or 0)
     client = access.client_id()
-    service.check_room(client)
+    api_uploads.check_room(client)
     key = uuid.uuid4().hex
-    chunk_store = service.chunk_store()
+    chunk_store = api_uploads.chunk_store()
     chunk_store.create(key)  # the directory exists before the row, as for /api uploads
     upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
                     owner_id=access.owner_id(), client=client,
@@ -132,12 +132,12 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
         # PATCHes of a file sent in several are hashed after their answers (tus_hashing).
         whole = hashlib.md5() if offset == 0 and _may_finish(upload, content_length) else None
         digests = [d for d in (digest, whole) if d is not None]
-        written = service.chunk_store().write_at(key, offset, src, limit, digests)
+        written = api_uploads.chunk_store().write_at(key, offset, src, limit, digests)
         if written.overflow:
-            service.chunk_store().truncate(key, offset)
+            api_uploads.chunk_store().truncate(key, offset)
             raise FileTooLarge("The body runs past the upload's length.")
         if digest is not None and (written.interrupted or digest.digest() != checksum.digest):
-            service.chunk_store().truncate(key, offset)
+            api_uploads.chunk_store().truncate(key, offset)
             raise ChecksumMismatch()
         if written.size:
             _record_write(upload, written.size, time.monotonic() - started)
@@ -149,7 +149,7 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
 
 def hash_arrived(target: tus_hashing.Target) -> None:
     """Hash what the PATCHes brought so far (after the answer was sent)."""
-    tus_hashing.advance(service.chunk_store(), target)
+    tus_hashing.advance(api_uploads.chunk_store(), target)
 
 
 def concatenate(part_keys: list[str], parts_header: str, file_name: str,
@@ -171,20 +171,20 @@ def concatenate(part_keys: list[str], parts_header: str, file_name: str,
         # The transfer began with the first part: that is what upload time and stats measure.
         final.started_at = min(part.started_at for part in parts)
         started = time.monotonic()
-        merged = service.chunk_store().concatenate([part.key for part in parts])
+        merged = api_uploads.chunk_store().concatenate([part.key for part in parts])
         final.md5 = merged.md5
         final.upload_offset = merged.size
         final.expires_at = None
-        service.place_and_finish(final, merged, time.monotonic() - started)
+        api_uploads.place_and_finish(final, merged, time.monotonic() - started)
         for part in parts:
-            service.remove(part, UploadEvent.CONCATENATED)
+            api_uploads.remove(part, UploadEvent.CONCATENATED)
     return final
 
 
 def terminate(key: str) -> None:
     """Remove an upload's bytes and row (termination); a finished file goes too."""
     with _locked(find(key)) as upload:
-        service.remove(upload, UploadEvent.DELETED)
+        api_uploads.remove(upload, UploadEvent.DELETED)
 
 
 # -- internals ------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def _locked(upload: Upload) -> Iterator[Upload]:
     wait = float(current_app.config["LOCK_WAIT_SECONDS"])
     with ExitStack() as stack:
         try:
-            stack.enter_context(service.chunk_store().lock(upload.key, True, wait))
+            stack.enter_context(api_uploads.chunk_store().lock(upload.key, True, wait))
         except LockBusy:
             raise UploadLocked() from None
         except UploadGone:  # finished or removed meanwhile
@@ -235,7 +235,7 @@ def _trust_offset(upload: Upload) -> Upload:
     """
     if upload.is_completed or upload.concat == FINAL or not upload.upload_offset:
         return upload
-    held = service.chunk_store().data_size(upload.key)
+    held = api_uploads.chunk_store().data_size(upload.key)
     if held >= upload.upload_offset:
         return upload
     lowered = db.session.execute(
@@ -321,10 +321,10 @@ def _record_write(upload: Upload, size: int, seconds: float) -> None:
 def _finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
     """Hash the finished data file (unless its md5 is known; from where the incremental
     hash stands, if it does) and place it under uploads/; the caller holds the lock."""
-    store = service.chunk_store()
+    store = api_uploads.chunk_store()
     wait = float(current_app.config["LOCK_WAIT_SECONDS"])
     saved = None if md5 else tus_hashing.prefix_state(store, upload, wait)
     merged = store.seal(upload.key, upload.upload_length, md5, saved)
     upload.md5 = merged.md5
     upload.expires_at = None
-    return service.place_and_finish(upload, merged, seconds)
+    return api_uploads.place_and_finish(upload, merged, seconds)

@@ -77,7 +77,8 @@ def mysql_pool_options(config: Any) -> dict:
 
 
 def _migrations_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+    project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(project, "migrations")
 
 
 def _tune_sqlite(engine: Engine, checkpoint_apart: bool = False) -> None:

@@ -3,7 +3,7 @@ import os
 
 from flask import Blueprint, current_app, send_file, send_from_directory
 
-from .errors import UploadError
+from ..services.errors import UploadError
 
 bp = Blueprint("page", __name__, static_folder="page_assets", static_url_path="/page")
 
@@ -64,5 +64,5 @@ def modules_dir() -> str:
     configured = current_app.config["WEB_MODULES_DIR"]
     if configured:
         return os.path.abspath(configured)
-    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return os.path.join(project, "web", "node_modules")

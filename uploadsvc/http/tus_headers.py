@@ -5,9 +5,9 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-from .errors import InvalidInput
+from ..services.errors import InvalidInput
+from ..services.tus_uploads import Checksum
 from .schemas import MAX_NAME_BYTES
-from .tus_service import Checksum
 
 # hashlib names offered for Upload-Checksum, preferred first (tus requires sha1).
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")

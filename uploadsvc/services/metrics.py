@@ -19,8 +19,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ..core.units import parse_bool
 from .errors import error_response
-from .units import parse_bool
 
 # prometheus_client decides at import whether values live in files; decide alike.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

@@ -3,12 +3,12 @@ from flask import Blueprint, current_app, request, send_file
 from sqlalchemy import select
 from werkzeug.http import parse_range_header
 
-from . import access
-from .errors import UploadError
-from .extensions import db
-from .models import COMPLETED, Upload
-from .naming import safe_name
-from .service import chunk_store
+from ..core.extensions import db
+from ..core.models import COMPLETED, Upload
+from ..core.naming import safe_name
+from ..services import access
+from ..services.errors import UploadError
+from ..services.api_uploads import chunk_store
 
 bp = Blueprint("downloads", __name__)
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select
 
-from . import service
-from .extensions import db
-from .models import COMPLETED, TUS, UPLOADING, Upload, UploadEvent, utcnow
-from .storage import LockBusy, UploadGone
+from ..core.extensions import db
+from ..core.models import COMPLETED, TUS, UPLOADING, Upload, UploadEvent, utcnow
+from ..storage.local import LockBusy, UploadGone
+from . import api_uploads
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
     Upload-Expires), chunk directories no unfinished upload owns, and stale temp files.
     Completed files are never touched."""
     report = CleanupReport()
-    store = service.chunk_store()
+    store = api_uploads.chunk_store()
     now = utcnow()
     cutoff = now - older_than
     stale = db.session.execute(
@@ -63,7 +63,7 @@ def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
 
 def _expire(upload: Upload, cutoff, now) -> bool:
     """Remove one idle upload unless a request is using it or it moved meanwhile."""
-    store = service.chunk_store()
+    store = api_uploads.chunk_store()
     try:
         with store.lock(upload.key, exclusive=True, timeout=0):
             return _expire_locked(upload, cutoff, now)
@@ -86,7 +86,7 @@ def _expire_locked(upload: Upload, cutoff, now) -> bool:
     if fresh is None or fresh.status != UPLOADING or not _is_stale(fresh, cutoff, now):
         db.session.commit()
         return False
-    service.remove(fresh, UploadEvent.EXPIRED)
+    api_uploads.remove(fresh, UploadEvent.EXPIRED)
     return True
 
 

@@ -2,7 +2,7 @@
 
 Off by default (existing front ends send no key); on with AUTH_REQUIRED. Only the SHA-256 of
 a key is stored and looked up, so a copy of the database holds no usable key. Uploads belong
-to the key that created it (service.find filters by owner_id()): another key gets 404.
+to the key that created it (api_uploads.find filters by owner_id()): another key gets 404.
 """
 import hashlib
 import hmac
@@ -12,9 +12,9 @@ import secrets
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import select
 
+from ..core.extensions import db
+from ..core.models import ApiKey, utcnow
 from .errors import AuthRequired
-from .extensions import db
-from .models import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from . import md5state, statements
-from .extensions import db
-from .md5state import Md5State
-from .models import COMPLETED, Upload
-from .storage import ChunkStore, Merged, StorageError
+from ..core.extensions import db
+from ..core.models import COMPLETED, Upload
+from ..storage import md5state
+from ..storage.local import ChunkStore, Merged, StorageError
+from ..storage.md5state import Md5State
+from . import statements
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import unicodedata
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
-from .errors import InvalidInput
+from ..services.errors import InvalidInput
 
 MD5_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 # JSON Schema keywords for the OpenAPI document; the validators below are the real rules.

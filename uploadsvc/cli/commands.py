@@ -5,8 +5,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import access, housekeeping
-from .units import parse_duration
+from ..core.units import parse_duration
+from ..services import access, housekeeping
 
 
 class Duration(click.ParamType):

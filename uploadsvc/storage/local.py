@@ -474,7 +474,3 @@ def _gone_if_missing() -> Iterator[None]:
     except FileNotFoundError as exc:
         raise UploadGone(str(exc)) from exc
 
-
-def init_app(app) -> None:
-    """Give the app its ChunkStore, rooted at the configured data directory."""
-    app.extensions["chunk_store"] = ChunkStore(app.config["DATA_DIR"], fsync=app.config["FSYNC"])

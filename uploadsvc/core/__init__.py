@@ -1,0 +1,1 @@
+"""What every layer shares: configuration, the database and its models, logging, units."""

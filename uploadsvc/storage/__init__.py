@@ -1,0 +1,1 @@
+"""Upload bytes: the storage interface, its errors, its backends and their locks."""
