@@ -89,17 +89,27 @@ class GunicornServer:
 
 
 class ThrottledProxy:
-    """A TCP relay on 127.0.0.1 that passes what clients send on to a server at a set rate.
+    """A TCP relay on 127.0.0.1 between clients and a server, that can slow or stop uploads.
 
-    Lets a test interrupt a client mid-upload however fast the server and the machine are.
-    Set ``rate`` to None to let bytes through at full speed again.
+    ``rate`` (bytes per second, None: full speed, settable at any time) paces what clients
+    send. ``hold_after`` makes the client unable to finish, however fast the machine: the
+    relay passes that many of the bytes clients send (all connections together), then holds
+    the rest: it reads no more from the clients and forwards nothing, yet closes nothing.
+    ``held`` is set once it holds; answers from the server still reach the clients.
+    ``release()`` ends the hold.
     """
 
     BLOCK = 16 * 1024
 
-    def __init__(self, target_port: int, rate: float | None) -> None:
+    def __init__(self, target_port: int, rate: float | None = None,
+                 hold_after: int | None = None) -> None:
         self.target_port = target_port
         self.rate = rate
+        self.hold_after = hold_after
+        self.held = threading.Event()
+        self._passed = 0
+        self._released = False
+        self._changed = threading.Condition()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.connections: list[socket.socket] = []
@@ -111,7 +121,16 @@ class ThrottledProxy:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def release(self) -> None:
+        """End the hold, once the client it stopped has gone: the held connections are cut
+        (the server sees them end, as it would the client's own), later ones pass all."""
+        with self._changed:
+            self.hold_after = None
+            self._released = True
+            self._changed.notify_all()
+
     def close(self) -> None:
+        self.release()
         self.listener.close()
         for connection in self.connections:
             with contextlib.suppress(OSError):
@@ -133,15 +152,36 @@ class ThrottledProxy:
             threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket, throttled: bool) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(self.BLOCK):
-                sink.sendall(data)
-                if throttled and self.rate:
+                passing = self._allow(len(data)) if upstream else len(data)
+                sink.sendall(data[:passing])
+                if passing < len(data):
+                    self._hold()
+                    break  # released: cut this connection
+                if upstream and self.rate:
                     time.sleep(len(data) / self.rate)
-            sink.shutdown(socket.SHUT_WR)
+            else:
+                sink.shutdown(socket.SHUT_WR)
+                return
         except OSError:  # one end is gone: so is the other, as with a direct connection
-            for end in (source, sink):
-                with contextlib.suppress(OSError):  # shutdown, unlike close, wakes a recv
-                    end.shutdown(socket.SHUT_RDWR)
-                end.close()
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):  # shutdown, unlike close, wakes a recv
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def _allow(self, size: int) -> int:
+        """How many of `size` bytes a client sent may pass now."""
+        with self._changed:
+            if self.hold_after is None:
+                return size
+            passing = max(0, min(size, self.hold_after - self._passed))
+            self._passed += passing
+            return passing
+
+    def _hold(self) -> None:
+        with self._changed:
+            self.held.set()
+            self._changed.wait_for(lambda: self._released)

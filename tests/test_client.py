@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from .servers import BIN, GunicornServer, ThrottledProxy, free_port
@@ -74,10 +75,11 @@ def test_second_run_sends_nothing_for_a_known_file(live_server, tmp_path):
 
 def test_resumes_after_ctrl_c(live_server, tmp_path):
     path = make_file(tmp_path, "interrupted.bin", 4 * MiB)
-    # At 2 MiB/s the upload takes two seconds: time to interrupt it, on any machine.
-    with ThrottledProxy(live_server.port, rate=2 * MiB) as proxy:
+    # The relay passes 1 MiB of the 4 and holds the rest: the client cannot finish before
+    # the Ctrl-C, however fast or loaded the machine.
+    with ThrottledProxy(live_server.port, hold_after=MiB) as proxy:
         args = [CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB", "--parallel", "2"]
-        interrupt_once(args, os.environ, lambda: status_or_none(live_server, path) >= 10)
+        interrupt_once(args, os.environ, proxy, lambda: status_or_none(live_server, path) >= 10)
     before = status(live_server, path)
     assert before["status"] == "uploading"
     assert 10 <= before["uploaded"] < before["total"] == 256
@@ -91,20 +93,36 @@ def test_resumes_after_ctrl_c(live_server, tmp_path):
     assert stored(live_server, result.stdout).read_bytes() == path.read_bytes()
 
 
-def interrupt_once(args: list[str], env: dict, ready) -> None:
-    """Run the client, press Ctrl-C once ready() holds, and check how it stopped."""
+def interrupt_once(args: list[str], env: dict, proxy: ThrottledProxy, ready,
+                   timeout: float = 30) -> None:
+    """Run the client through proxy (which holds what it sends past its hold_after), press
+    Ctrl-C once the relay holds and ready() holds, check how it stopped, then release."""
     client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    deadline = time.monotonic() + 30
     try:
-        while time.monotonic() < deadline and not ready():
+        deadline = time.monotonic() + timeout
+        while not proxy.held.wait(0.05):  # the event; the loop only watches the client
+            _check_waiting(client, deadline, "the relay held its bytes")
+        while not ready():  # bytes that passed reach the server: it gets there, if slowly
+            _check_waiting(client, deadline, "the server had part of the upload")
             time.sleep(0.02)
+        assert client.poll() is None, "the client finished while the relay held its bytes"
         client.send_signal(signal.SIGINT)
         _, err = client.communicate(timeout=20)
     finally:
         client.kill()
-    assert client.returncode == 130
+        client.wait()
+        proxy.release()  # the client is gone: its held connections end, later ones pass
+    assert client.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
+
+
+def _check_waiting(client: subprocess.Popen, deadline: float, what: str) -> None:
+    if client.poll() is not None:
+        pytest.fail(f"the client exited ({client.returncode}) before {what}: "
+                    f"{client.stderr.read()}")
+    if time.monotonic() > deadline:
+        pytest.fail(f"timed out waiting until {what}")
 
 
 def test_retries_until_a_starting_server_answers(tmp_path):
