@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from flask.testing import FlaskClient
 
-from uploadsvc.storage.assembly import DATA_BOOT, HASH_LOCK
+from uploadsvc.services import api_chunks, api_completion, followups
+from uploadsvc.storage.chunkfiles import CLAIMS
+from uploadsvc.storage.restarts import DATA_BOOT
 
 
 @dataclass
@@ -58,7 +60,7 @@ def upload_all(client, test_file: TestFile, order=None):
 
 def chunk_files(directory) -> list[str]:
     """Names in a chunk directory, less the hash lock and boot mark."""
-    return sorted(n for n in os.listdir(directory) if n not in (DATA_BOOT, HASH_LOCK))
+    return sorted(n for n in os.listdir(directory) if n not in (DATA_BOOT, CLAIMS))
 
 
 class ClosingClient(FlaskClient):
@@ -67,3 +69,24 @@ class ClosingClient(FlaskClient):
 
     def open(self, *args, buffered: bool = True, **kwargs):
         return super().open(*args, buffered=buffered, **kwargs)
+
+
+def store_chunk(md5: str, name: str, total: int, index: int, src):
+    """api_chunks.store_chunk, with its follow-ups run as the HTTP layer runs them after the
+    answer; the Progress."""
+    outcome = api_chunks.store_chunk(md5, name, total, index, src)
+    followups.run(outcome.later)
+    return outcome.value
+
+
+def complete(md5: str, name: str, total: int):
+    """api_completion.complete, with its follow-ups run; the completed Upload."""
+    outcome = api_completion.complete(md5, name, total)
+    followups.run(outcome.later)
+    return outcome.value
+
+
+def restart_machine(monkeypatch, app, boot_id: str = "boot-after-the-crash") -> None:
+    """As if the machine restarted: the app's store sees another boot (a machine crash
+    cannot be had for real in a test)."""
+    monkeypatch.setattr(app.extensions["store"], "boot_id", boot_id)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from uploadsvc.services import api_uploads
+from uploadsvc.services import api_completion
 
 from .helpers import TestFile, random_file, send_chunk, upload_all
 
@@ -408,7 +408,7 @@ def test_internal_errors_hide_details(app, client, monkeypatch):
     def explode(*args):
         raise RuntimeError("secret /var/lib/path and SELECT * FROM uploads")
 
-    monkeypatch.setattr(api_uploads, "check_chunks", explode)
+    monkeypatch.setattr(api_completion, "check_chunks", explode)
     body = assert_error(client.post("/api/check-chunks", json=GOOD), 500, "internal_error")
     assert "secret" not in body["message"] and "SELECT" not in body["message"]
 

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from uploadsvc.services import api_uploads
+from uploadsvc.services import api_uploads, stores
 
 from .helpers import random_file, send_chunk, upload_all
 
@@ -84,7 +84,7 @@ def test_cleanup_keeps_upload_in_active_use(app, client, runner):
     key = make_idle(app, client, f, hours=48)
     with app.app_context():
         # a chunk being written
-        with api_uploads.chunk_store().lock(key, exclusive=False, timeout=1):
+        with stores.store().locker.hold(key, exclusive=False, timeout=1):
             result = runner.invoke(args=["cleanup"])
     assert "0 expired uploads" in result.output
     assert client.get(f"/api/upload-status/{f.md5}/{f.name}").status_code == 200

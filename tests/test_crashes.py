@@ -122,7 +122,7 @@ def test_killed_while_a_chunk_is_written(server, what):
     check = requests.post(f"{server.url}/api/check-chunks", json=test_file.ident(), timeout=30)
     assert check.json()["uploadedChunks"] == [0]
     key = key_of(server, test_file)
-    assert chunk_files(server.data_dir / "chunks" / key) == [".lock", "data"]
+    assert chunk_files(server.data_dir / "chunks" / key) == ["data"]
     assert (server.data_dir / "chunks" / key / "data").read_bytes() == test_file.chunk(0)
     assert spool.exists()  # the killed process could not remove its spool file
     # The upload resumes and completes with the right md5.

@@ -12,7 +12,7 @@ from uploadsvc import create_app
 from uploadsvc.core import database
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import UploadEvent
-from uploadsvc.services import api_uploads
+from uploadsvc.services import api_uploads, uploads
 from uploadsvc.services.errors import UploadNotFound
 
 from .helpers import random_file, upload_all
@@ -86,13 +86,13 @@ def test_a_reused_row_id_is_not_the_same_upload(app):
     """SQLite gives a deleted row's id to the next row: a request that loaded the old upload
     and waited for its lock must find it gone, not carry on with the newcomer."""
     with app.app_context():
-        old = api_uploads._get_or_create("a" * 32, "old.bin", 2)
-        api_uploads.remove(old, UploadEvent.DELETED)
-        new = api_uploads._get_or_create("b" * 32, "new.bin", 2)
+        old = api_uploads.get_or_create("a" * 32, "old.bin", 2)
+        uploads.remove(old, UploadEvent.DELETED)
+        new = api_uploads.get_or_create("b" * 32, "new.bin", 2)
         assert new.key != old.key
         with pytest.raises(UploadNotFound):
-            api_uploads._reload(old)
-        assert api_uploads._reload(new).file_name == "new.bin"
+            uploads.reload(old)
+        assert uploads.reload(new).file_name == "new.bin"
 
 
 def test_mysql_pool_replaces_a_connection_the_server_dropped(mariadb, mariadb_database, tmp_path):

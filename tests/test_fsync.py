@@ -10,12 +10,11 @@ from sqlalchemy import select
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_uploads
+from uploadsvc.services import api_completion, api_uploads
 from uploadsvc.services.errors import MissingChunks
-from uploadsvc.storage import assembly
-from uploadsvc.storage.assembly import DATA_BOOT
+from uploadsvc.storage.restarts import DATA_BOOT
 
-from .helpers import ClosingClient, random_file
+from .helpers import ClosingClient, complete, random_file, restart_machine, store_chunk
 from .tus_helpers import create, head, patch, path_of
 
 
@@ -59,9 +58,9 @@ def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url,
     f = random_file(250, 100)
     with app.app_context():
         for index in range(f.total):
-            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+            store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         acknowledged = len(synced)
-        upload = api_uploads.complete(f.md5, f.name, f.total)
+        upload = complete(f.md5, f.name, f.total)
         db.engine.dispose()
     # Once per upload when chunks are not fsync'd, the boot mark (written aside, then
     # renamed) and its directory (see BootMarks); every chunk here is written in place.
@@ -85,22 +84,21 @@ def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_u
     after a restart none of them is trusted, and the client is told to send them again."""
     app = make_app(data_dir, database_url, "complete")
     f = random_file(250, 100)
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     with app.app_context():
         for index in range(f.total):
-            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+            store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         key = api_uploads.find(f.md5, f.name).key
         with open(data_dir / "chunks" / key / "data", "r+b") as damaged:  # the full size,
             damaged.seek(120)                                             # with a hole
             damaged.write(bytes(50))
-        monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+        restart_machine(monkeypatch, app)
         with pytest.raises(MissingChunks) as raised:
-            api_uploads.complete(f.md5, f.name, f.total)
+            complete(f.md5, f.name, f.total)
         assert raised.value.extra["missingChunks"] == [0, 1, 2]
-        assert api_uploads.check_chunks(f.md5, f.name, f.total)[1] == []
+        assert api_completion.check_chunks(f.md5, f.name, f.total)[1] == []
         for index in range(f.total):
-            api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
-        done = api_uploads.complete(f.md5, f.name, f.total)
+            store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        done = complete(f.md5, f.name, f.total)
         db.engine.dispose()
     assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
 
@@ -109,14 +107,13 @@ def test_a_resumed_upload_is_told_what_a_crash_may_have_lost(data_dir, database_
                                                             monkeypatch):
     app = make_app(data_dir, database_url, "complete")
     f = random_file(250, 100)
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     with app.app_context():
-        api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
-        monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+        store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+        restart_machine(monkeypatch, app)
         # The first chunk sent after the restart finds the old mark: the one before it is
         # forgotten, the new one kept.
-        api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
-        assert api_uploads.check_chunks(f.md5, f.name, f.total)[1] == [1]
+        store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+        assert api_completion.check_chunks(f.md5, f.name, f.total)[1] == [1]
         db.engine.dispose()
 
 
@@ -167,11 +164,10 @@ def test_tus_bytes_not_fsynced_before_a_machine_restart_are_sent_again(
         data_dir, database_url, monkeypatch):
     """Under FSYNC "complete" a data file from before a restart may hold zeros anywhere, at
     any size: the upload starts again from 0 rather than trust it."""
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     client, path, data, app = crashed_tus_upload(data_dir, database_url,
                                                  300_000, 200_000, 200_000)
     assert head(client, path).headers["Upload-Offset"] == "200000"  # same boot: trusted
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
+    restart_machine(monkeypatch, app)
     assert head(client, path).headers["Upload-Offset"] == "0"
     assert patch(client, path, 0, data).status_code == 204
     assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
@@ -193,12 +189,11 @@ def test_tus_bytes_fsynced_as_they_come_need_no_boot_mark(data_dir, database_url
 
 def test_after_a_restart_with_fsync_on_the_old_mark_goes_with_the_old_bytes(
         data_dir, database_url, monkeypatch):
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     _, path, data, app = crashed_tus_upload(data_dir, database_url, 300_000, 200_000, 200_000)
     with app.app_context():
         db.engine.dispose()
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
     app = make_app(data_dir, database_url, True)  # restarted with every PATCH fsync'd
+    restart_machine(monkeypatch, app)
     client = app.test_client()
     assert head(client, path).headers["Upload-Offset"] == "0"
     assert patch(client, path, 0, data[:100_000]).status_code == 204

@@ -14,13 +14,12 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_uploads
+from uploadsvc.services import api_chunks, api_completion, api_uploads
 from uploadsvc.services.errors import Md5Mismatch, MissingChunks
-from uploadsvc.storage import assembly
-from uploadsvc.storage.local import ChunkStore
+from uploadsvc.storage import LocalStore
 from uploadsvc.storage.md5state import Md5State
 
-from .helpers import chunk_files, random_file
+from .helpers import chunk_files, complete, random_file, restart_machine, store_chunk
 
 
 @pytest.fixture
@@ -33,20 +32,20 @@ def ctx(app):
 def merges(monkeypatch):
     """Counts completions that hash the whole file in one pass (no saved MD5 state)."""
     calls = []
-    original = ChunkStore.seal
+    original = LocalStore.seal
 
     def counting(self, key, size, md5=None, saved=None):
         if md5 is None and saved is None:
             calls.append(key)
         return original(self, key, size, md5, saved)
 
-    monkeypatch.setattr(ChunkStore, "seal", counting)
+    monkeypatch.setattr(LocalStore, "seal", counting)
     return calls
 
 
 def store(f, index, body=None):
     data = f.chunk(index) if body is None else body
-    return api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(data))
+    return store_chunk(f.md5, f.name, f.total, index, io.BytesIO(data))
 
 
 def hashed(f) -> int:
@@ -78,7 +77,7 @@ def test_chunks_in_order_are_hashed_as_they_arrive_and_complete_without_a_merge(
     for index in range(f.total):
         store(f, index)
         assert hashed(f) == index + 1
-    upload = api_uploads.complete(f.md5, f.name, f.total)
+    upload = complete(f.md5, f.name, f.total)
     assert upload.size == 1000 and merges == []
     assert (data_dir / "uploads" / f.name).read_bytes() == f.data
 
@@ -92,7 +91,7 @@ def test_chunks_in_random_order_are_folded_once_the_gap_closes(ctx, data_dir, me
         assert hashed(f) == 0
     store(f, 0)
     assert hashed(f) == f.total
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -103,10 +102,10 @@ def test_a_chunk_changed_after_it_was_hashed_is_caught_by_the_merge(ctx, data_di
     store(f, 1, b"x" * 128)  # the hashed copy of chunk 1 no longer matches the stored one
     assert hashed(f) == -1
     with pytest.raises(Md5Mismatch):
-        api_uploads.complete(f.md5, f.name, f.total)
+        complete(f.md5, f.name, f.total)
     assert len(merges) == 1 and not (data_dir / "uploads" / f.name).exists()
     store(f, 1)  # the client sends the right bytes again
-    assert api_uploads.complete(f.md5, f.name, f.total).is_completed
+    assert complete(f.md5, f.name, f.total).is_completed
     assert (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -116,7 +115,7 @@ def test_a_retried_chunk_falls_back_to_a_correct_merge(ctx, data_dir, merges):
     store(f, 0)
     for index in range(1, f.total):
         store(f, index)
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -127,25 +126,24 @@ def test_a_data_file_cut_short_asks_for_its_lost_chunks_again(ctx, data_dir, mer
     upload = api_uploads.find(f.md5, f.name)
     os.truncate(data_dir / "chunks" / upload.key / "data", 300)  # chunks 2 and 3 end later
     with pytest.raises(MissingChunks) as raised:
-        api_uploads.complete(f.md5, f.name, f.total)
+        complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [2, 3]
     store(f, 2)
     store(f, 3)
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
 def test_fsyncd_chunks_and_their_hash_are_trusted_after_a_machine_restart(
-        ctx, data_dir, merges, monkeypatch):
+        ctx, app, data_dir, merges, monkeypatch):
     """By default every chunk is fsync'd before it is recorded, and hashed bytes never
     change in place, so a restart costs nothing."""
     f = random_file(500, 128)
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-before-the-crash")
     for index in range(f.total):
         store(f, index)
     assert hashed(f) == f.total
-    monkeypatch.setattr(assembly, "BOOT_ID", "boot-after-the-crash")
-    assert api_uploads.complete(f.md5, f.name, f.total).md5 == f.md5
+    restart_machine(monkeypatch, app)
+    assert complete(f.md5, f.name, f.total).md5 == f.md5
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -153,14 +151,14 @@ def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, data_dir
     f = random_file(500, 128)
     store(f, 0)
     upload = api_uploads.find(f.md5, f.name)
-    with app.extensions["chunk_store"].hash_lock(upload.key) as held:
+    with app.extensions["store"].locker.try_hold(f"{upload.key}.hash") as held:
         assert held
         store(f, 1)  # another folder holds the lock: this request leaves chunk 1 alone
         assert hashed(f) == 1
     store(f, 2)  # not the next chunk, so nothing is folded yet
     assert hashed(f) == 1
     store(f, 3)
-    api_uploads.complete(f.md5, f.name, f.total)  # completion folds what is left
+    complete(f.md5, f.name, f.total)  # completion folds what is left
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -203,20 +201,20 @@ def test_chunks_are_written_once_at_their_offset_in_any_order(ctx, data_dir, mer
     f = random_file(1000, 128)
     for index in [3, 0, 7, 1, 2, 4, 6, 5]:
         store(f, index)
-    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "data"]
+    assert chunk_files(chunk_dir(data_dir, f)) == ["data"]
     assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
 def test_the_last_chunk_sent_first_waits_in_a_file_of_its_own(ctx, data_dir, merges):
     f = random_file(1000, 128)
     store(f, f.total - 1)  # no other chunk has told the chunk size: its offset is unknown
-    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", str(f.total - 1)]
+    assert chunk_files(chunk_dir(data_dir, f)) == [str(f.total - 1)]
     for index in range(f.total - 1):
         store(f, index)
     assert hashed(f) == f.total - 1  # the fold stops before it
-    api_uploads.complete(f.md5, f.name, f.total)  # puts it in place and hashes on from there
+    complete(f.md5, f.name, f.total)  # puts it in place and hashes on from there
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -224,15 +222,15 @@ def test_a_chunk_claimed_by_another_request_goes_to_a_file_of_its_own(ctx, app, 
                                                                       merges):
     f = random_file(500, 128)
     store(f, 0)
-    key, chunk_store = api_uploads.find(f.md5, f.name).key, app.extensions["chunk_store"]
+    key, chunk_store = api_uploads.find(f.md5, f.name).key, app.extensions["store"]
     with chunk_store.claim(key, 1) as first:
         with chunk_store.claim(key, 1) as second, chunk_store.claim(key, 2) as other:
             assert first and not second and other  # per open file: threads exclude too
         store(f, 1)
-    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "1", "data"]
+    assert chunk_files(chunk_dir(data_dir, f)) == ["1", "data"]
     for index in range(2, f.total):
         store(f, index)
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -249,16 +247,16 @@ def test_a_resent_chunk_never_changes_hashed_bytes(ctx, data_dir, merges, monkey
         raise ConnectionResetError("the worker died before recording the chunk")
 
     with monkeypatch.context() as patch:
-        patch.setattr(api_uploads, "_record_chunk", dies)
+        patch.setattr(api_chunks, "_record_chunk", dies)
         with pytest.raises(ConnectionResetError):
             store(f, 1, b"x" * 128)
     assert hashed(f) == f.total  # nothing recorded
     assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
     with pytest.raises(Md5Mismatch):  # never a verified success over other bytes
-        api_uploads.complete(f.md5, f.name, f.total)
+        complete(f.md5, f.name, f.total)
     assert len(merges) == 1
     store(f, 1)  # the client sends the right bytes again
-    assert api_uploads.complete(f.md5, f.name, f.total).md5 == f.md5
+    assert complete(f.md5, f.name, f.total).md5 == f.md5
     assert (data_dir / "uploads" / f.name).read_bytes() == f.data
 
 
@@ -274,10 +272,10 @@ def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
             return super().read(50)
 
     with pytest.raises(ConnectionResetError):
-        api_uploads.store_chunk(f.md5, f.name, f.total, 1, Dying(f.chunk(1)))
-    assert api_uploads.check_chunks(f.md5, f.name, f.total)[1] == [0]
+        store_chunk(f.md5, f.name, f.total, 1, Dying(f.chunk(1)))
+    assert api_completion.check_chunks(f.md5, f.name, f.total)[1] == [0]
     for index in range(1, f.total):
         store(f, index)
-    assert chunk_files(chunk_dir(data_dir, f)) == [".lock", "data"]  # in place, claimed anew
-    api_uploads.complete(f.md5, f.name, f.total)
+    assert chunk_files(chunk_dir(data_dir, f)) == ["data"]  # in place, claimed anew
+    complete(f.md5, f.name, f.total)
     assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data

@@ -5,7 +5,7 @@ import io
 import pytest
 from werkzeug.exceptions import RequestTimeout
 
-from uploadsvc.http.limits import MAX_SLICE, TimedInput
+from uploadsvc.http.timeouts import MAX_SLICE, TimedInput
 
 from .helpers import TestFile, random_file, send_chunk
 
@@ -175,7 +175,7 @@ def test_stalled_body_is_408():
 
 def test_trickling_body_is_408_after_the_grace_time(monkeypatch):
     clock = iter(range(0, 1000, 1))
-    monkeypatch.setattr("uploadsvc.http.limits.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("uploadsvc.http.timeouts.time.monotonic", lambda: next(clock))
     body = TimedInput(Trickle(stall=False), timeout=3, min_rate=10)
     for _ in range(2):  # within the first 3 s anything goes
         assert body.read(100) == b"x"
@@ -226,9 +226,9 @@ def test_stalled_readinto_is_408():
 
 
 def test_spool_file_stops_and_removes_itself_at_its_limit(tmp_path):
-    from uploadsvc.storage.local import ChunkStore, PartTooLarge
+    from uploadsvc.storage import LocalStore, PartTooLarge
 
-    spool = ChunkStore(str(tmp_path)).spool(limit=10)
+    spool = LocalStore(str(tmp_path)).spool(limit=10)
     assert spool.write(b"12345") == 5
     with pytest.raises(PartTooLarge):
         spool.write(b"678901")

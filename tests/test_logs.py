@@ -38,9 +38,11 @@ def test_json_lines_under_gunicorn(tmp_path):
     lines = [line for line in server.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line of the output is JSON
     assert all({"time", "level", "logger", "message"} <= set(record) for record in records)
-    service_loggers = ("uploadsvc.services.api_uploads", "uploadsvc.services.placement")
-    events = [r for r in records if r["logger"] in service_loggers and "event" in r]
-    tus_events = [r for r in records if r["logger"] == "uploadsvc.services.tus_uploads" and "event" in r]
+    api_loggers = {f"uploadsvc.services.{name}"
+                   for name in ("api_uploads", "api_chunks", "placement", "uploads")}
+    tus_loggers = {"uploadsvc.services.tus_uploads", "uploadsvc.services.tus_writes"}
+    events = [r for r in records if r["logger"] in api_loggers and "event" in r]
+    tus_events = [r for r in records if r["logger"] in tus_loggers and "event" in r]
     assert [r["event"] for r in tus_events] == ["created", "chunk_stored"]
     assert tus_events[1]["bytes"] == 4 and tus_events[1]["file_name"] == "tus.bin"
     tus_done = events.pop()  # a finished tus upload is completed by the same service code
@@ -90,4 +92,4 @@ def test_text_lines_by_default(app, client, data_dir):
                              "--older-than", "0s"], cwd=PROJECT, env=env, capture_output=True,
                             text=True, timeout=60, check=True)
     line = next(line for line in result.stdout.splitlines() if "expired (" in line)
-    assert "[INFO] uploadsvc.services.api_uploads: upload " in line and test_file.md5 in line
+    assert "[INFO] uploadsvc.services.uploads: upload " in line and test_file.md5 in line

@@ -91,7 +91,7 @@ class Stalling(io.BytesIO):
 
 def test_every_documented_answer_is_produced_and_matches(app, client, runner, monkeypatch):
     """Drive each operation into each documented status; the client checks every body."""
-    from uploadsvc.storage.local import ChunkStore, StorageFull
+    from uploadsvc.storage import LocalStore, StorageFull
 
     app.config.update(MAX_ACTIVE_UPLOADS_PER_CLIENT=3, MAX_JSON_BODY=2000)
     f, other = random_file(3000, 1000), random_file(100, 100, "other.bin")
@@ -131,10 +131,10 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     client.post("/api/upload-chunk", data=other.form(0))  # 413
     app.config["MAX_CHUNK_SIZE"] = 1 << 20
     with monkeypatch.context() as patch:
-        patch.setattr(ChunkStore, "put_chunk_at",
+        patch.setattr(LocalStore, "write_chunk",
                       lambda *a: (_ for _ in ()).throw(StorageFull()))
         client.post("/api/upload-chunk", data=other.form(0))  # 507
-        patch.setattr(ChunkStore, "spool", lambda *a: (_ for _ in ()).throw(RuntimeError()))
+        patch.setattr(LocalStore, "spool", lambda *a: (_ for _ in ()).throw(RuntimeError()))
         client.post("/api/upload-chunk", data=other.form(0))  # 500
     for i in range(4):
         client.post("/api/upload-chunk", data=random_file(100, 100, f"{i}.bin").form(0))  # 429

@@ -7,10 +7,11 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Chunk, Upload, UploadEvent
-from uploadsvc.services import api_uploads
-from uploadsvc.services.errors import MergeInProgress, MissingChunks, UploadNotFound
+from uploadsvc.services import api_completion, api_uploads, stores, uploads
+from uploadsvc.services.errors import MissingChunks, UploadNotFound
+from uploadsvc.storage import LockBusy
 
-from .helpers import random_file
+from .helpers import complete, random_file, store_chunk
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def ctx(app):
 
 def store_all(f, order=None):
     for index in order if order is not None else range(f.total):
-        api_uploads.store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+        store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
 
 
 def events():
@@ -31,7 +32,7 @@ def events():
 
 def test_rows_follow_bytes(ctx, data_dir):
     f = random_file(250, 100)
-    progress = api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+    progress = store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
     assert (progress.uploaded, progress.total, progress.percent) == (1, 3, 33)
     upload = api_uploads.find(f.md5, f.name)
     assert upload.chunk_size == 100 and upload.status == "uploading"
@@ -44,7 +45,7 @@ def test_rows_follow_bytes(ctx, data_dir):
 def test_events_are_recorded(ctx):
     f = random_file(250, 100)
     store_all(f)
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     api_uploads.delete_upload(f.md5, f.name)
     assert events() == ["created"] + ["chunk_stored"] * 3 + ["completed", "deleted"]
 
@@ -52,7 +53,7 @@ def test_events_are_recorded(ctx):
 def test_completion_records_size_path_and_removes_chunks(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f, [2, 1, 0])
-    upload = api_uploads.complete(f.md5, f.name, f.total)
+    upload = complete(f.md5, f.name, f.total)
     assert upload.status == "completed" and upload.size == 250
     assert upload.path == "/uploads/test.bin" and upload.completed_at is not None
     assert db.session.execute(select(Chunk)).first() is None
@@ -65,22 +66,26 @@ def test_chunk_row_whose_bytes_vanished_is_reported_missing(ctx, data_dir):
     upload = api_uploads.find(f.md5, f.name)
     os.truncate(data_dir / "chunks" / upload.key / "data", 150)  # chunks 1 and 2 end later
     with pytest.raises(MissingChunks) as raised:
-        api_uploads.complete(f.md5, f.name, f.total)
+        complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [1, 2]
     assert api_uploads.status(f.md5, f.name)[1] == [0]
 
 
-def test_complete_while_another_request_merges_is_merge_in_progress(app, ctx):
+def test_complete_while_another_request_merges_is_merge_in_progress(app, ctx, client):
+    """The services give up on a busy lock after LOCK_WAIT_SECONDS (LockBusy), which the
+    HTTP layer answers with 409 merge_in_progress."""
     app.config["LOCK_WAIT_SECONDS"] = 0.05
     f = random_file(250, 100)
     store_all(f)
     upload = api_uploads.find(f.md5, f.name)
-    with api_uploads.chunk_store().lock(upload.key, exclusive=True, timeout=1):
-        with pytest.raises(MergeInProgress):
-            api_uploads.complete(f.md5, f.name, f.total)
-        with pytest.raises(MergeInProgress):
-            api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
-    assert api_uploads.complete(f.md5, f.name, f.total).status == "completed"
+    with stores.store().locker.hold(upload.key, exclusive=True, timeout=1):
+        with pytest.raises(LockBusy):
+            complete(f.md5, f.name, f.total)
+        with pytest.raises(LockBusy):
+            store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+        answer = client.post("/api/complete-upload", json=f.ident())
+        assert answer.status_code == 409 and answer.json["error"] == "merge_in_progress"
+    assert complete(f.md5, f.name, f.total).status == "completed"
 
 
 def test_crashed_merge_leftover_is_replaced_on_retry(ctx, data_dir):
@@ -91,7 +96,7 @@ def test_crashed_merge_leftover_is_replaced_on_retry(ctx, data_dir):
     upload.stored_name = "test.bin"
     db.session.commit()
     (data_dir / "uploads" / "test.bin").write_bytes(f.data)
-    done = api_uploads.complete(f.md5, f.name, f.total)
+    done = complete(f.md5, f.name, f.total)
     assert done.path == "/uploads/test.bin"
     assert sorted(p.name for p in (data_dir / "uploads").iterdir()) == ["test.bin"]
 
@@ -107,14 +112,14 @@ def test_active_count_counts_unfinished_only(ctx):
     a, b = random_file(100, 50), random_file(100, 50)
     store_all(a)
     store_all(b, [0])
-    assert api_uploads.active_count() == 2
-    api_uploads.complete(a.md5, a.name, a.total)
-    assert api_uploads.active_count() == 1
+    assert uploads.active_count() == 2
+    complete(a.md5, a.name, a.total)
+    assert uploads.active_count() == 1
 
 
 def test_row_of_each_upload_has_its_directory(ctx, data_dir):
     f = random_file(100, 50)
-    api_uploads.store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
+    store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
     keys = db.session.execute(select(Upload.key)).scalars().all()
     assert [p.name for p in (data_dir / "chunks").iterdir()] == keys
 
@@ -126,20 +131,20 @@ def test_chunk_directory_removed_under_a_live_upload_is_made_again(ctx, data_dir
     store_all(f, [0])
     upload = api_uploads.find(f.md5, f.name)
     shutil.rmtree(data_dir / "chunks" / upload.key)
-    api_uploads.store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
+    store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
     assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
     assert api_uploads.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the directory
     with pytest.raises(MissingChunks) as raised:
-        api_uploads.complete(f.md5, f.name, f.total)
+        complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [0, 2]
 
 
 def test_instant_upload_whose_source_vanished_falls_back_to_uploading(ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
-    api_uploads.complete(f.md5, f.name, f.total)
+    complete(f.md5, f.name, f.total)
     upload = api_uploads.find(f.md5, f.name)
-    source = api_uploads._completed_copy(f.md5)
+    source = api_completion._completed_copy(f.md5)
     (data_dir / "uploads" / "test.bin").unlink()
-    fresh = api_uploads._complete_from_copy(api_uploads._get_or_create(f.md5, "b.bin", 3), source)
+    fresh = api_completion._complete_from_copy(api_uploads.get_or_create(f.md5, "b.bin", 3), source)
     assert fresh.status == "uploading" and upload.status == "completed"

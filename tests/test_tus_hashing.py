@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import tus_hashing
-from uploadsvc.storage.local import ChunkStore
+from uploadsvc.services import hashing
+from uploadsvc.storage import LocalStore
 from uploadsvc.storage.md5state import Md5State
 
 from .tus_helpers import TUS, create, head, metadata, patch, path_of
@@ -19,13 +19,13 @@ from .tus_helpers import TUS, create, head, metadata, patch, path_of
 def hashed_ranges(monkeypatch):
     """(from, to) of every stretch of a data file hashed from a saved state."""
     calls = []
-    original = ChunkStore.hash_data
+    original = LocalStore.hash_prefix
 
     def recording(self, key, saved, end):
         calls.append((Md5State(saved).length, end))
         return original(self, key, saved, end)
 
-    monkeypatch.setattr(ChunkStore, "hash_data", recording)
+    monkeypatch.setattr(LocalStore, "hash_prefix", recording)
     return calls
 
 
@@ -102,7 +102,7 @@ def test_a_state_past_the_end_is_not_used(app, client):
     with app.app_context():
         upload = db.session.execute(select(Upload).filter_by(
             key=path.rsplit("/", 1)[1])).scalar_one()
-        assert tus_hashing.prefix_state(app.extensions["chunk_store"], upload, 0) is not None
+        assert hashing.saved_prefix(upload, 0) is not None
         upload.md5_state = state.save()
         db.session.commit()
     done = patch(client, path, 40_000, data[40_000:])

@@ -7,6 +7,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from ..core.units import parse_duration
 from ..services import access, housekeeping
+from ..services.stats import collect_stats
 
 
 class Duration(click.ParamType):
@@ -57,7 +58,7 @@ def cleanup_command(older_than, dry_run):
 @with_appcontext
 def stats_command(as_json):
     """Print upload statistics: counts, bytes, success rate, throughput, last 24 hours."""
-    stats = housekeeping.collect_stats()
+    stats = collect_stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return

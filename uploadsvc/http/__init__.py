@@ -1,18 +1,28 @@
-"""The HTTP layer: blueprints, JSON error rendering and WSGI middlewares."""
+"""The HTTP layer: one blueprint per protocol, JSON error rendering and WSGI middlewares."""
 from flask import Flask
 
 from ..core.extensions import cors
-from ..services import access, errors, metrics
-from . import api, downloads, limits, openapi, page, proxy, requests, socketbody, tus
+from . import (
+    api,
+    auth,
+    downloads,
+    errors,
+    metrics,
+    middleware,
+    openapi,
+    page,
+    ratelimit,
+    requests,
+    tus,
+)
 
 
 def init_app(app: Flask) -> None:
     """Serve every protocol, each error in the API's JSON shape."""
     requests.init_app(app)
-    proxy.init_app(app)
-    access.init_app(app)
-    limits.init_app(app)
-    socketbody.init_app(app)
+    middleware.install(app)
+    auth.init_app(app)
+    ratelimit.init_app(app)
     app.register_blueprint(api.bp)
     metrics.init_app(app)
     app.register_blueprint(downloads.bp)

@@ -10,8 +10,9 @@ from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from .. import __version__
-from ..services import api_uploads, placement
+from ..services import api_chunks, api_completion, api_uploads, uploads
 from ..services.errors import ChunkTooLarge, InvalidInput
+from .followups import after_response
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,6 @@ def iso(moment: datetime | None) -> str | None:
 
 def runtime() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}"
-
-
-def after_response(work, *args):
-    """work(*args) in an app context, to run once the answer is sent; errors are logged."""
-    app = current_app._get_current_object()
-
-    def run() -> None:
-        with app.app_context():
-            try:
-                work(*args)
-            except Exception:  # the client has its answer; nothing to report to it
-                log.exception("after-response work failed")
-
-    return run
 
 
 def json_body(schema) -> dict:
@@ -74,7 +61,7 @@ def check_chunks():
     """Which chunks of an upload are stored; completes known files at once."""
     args = json_body(UploadIdentitySchema())
     total = args["totalChunks"]
-    upload, indices = api_uploads.check_chunks(args["md5"], args["fileName"], total)
+    upload, indices = api_completion.check_chunks(args["md5"], args["fileName"], total)
     body = {"success": True, "uploadedChunks": indices,
             "progress": api_uploads.Progress(len(indices), total).percent}
     if upload is not None and upload.is_completed:
@@ -98,25 +85,20 @@ def upload_chunk():
     chunk = request.files.get("chunk")
     if chunk is None:
         raise InvalidInput("The file part 'chunk' is missing.")
-    progress = api_uploads.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
-                                   args["chunkIndex"], chunk.stream, fold_now=False)
-    response = make_response({"success": True, "uploaded": progress.uploaded,
-                              "total": progress.total, "progress": progress.percent,
-                              "chunkIndex": args["chunkIndex"]})
-    if progress.fold_due:  # hash after answering: the client's next chunk need not wait
-        response.call_on_close(after_response(api_uploads.fold_arrived, progress.fold_due))
-    return response
+    stored = api_chunks.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
+                                    args["chunkIndex"], chunk.stream)
+    progress = stored.value
+    return after_response(make_response({
+        "success": True, "uploaded": progress.uploaded, "total": progress.total,
+        "progress": progress.percent, "chunkIndex": args["chunkIndex"]}), stored.later)
 
 
 @bp.post("/complete-upload")
 def complete_upload():
     """Merge the chunks, verify the md5 and place the file under uploads/."""
     args = json_body(UploadIdentitySchema())
-    upload = api_uploads.complete(args["md5"], args["fileName"], args["totalChunks"],
-                              drop_chunks=False)
-    response = make_response(completion(upload))
-    response.call_on_close(after_response(placement.drop_chunks, upload.key))
-    return response
+    completed = api_completion.complete(args["md5"], args["fileName"], args["totalChunks"])
+    return after_response(make_response(completion(completed.value)), completed.later)
 
 
 @bp.get("/upload-status/<md5>/<fileName>")
@@ -150,6 +132,6 @@ def stats():
     shared = getattr(memory, "shared", 0)
     usage = {"rss": memory.rss, "heapTotal": getattr(memory, "data", memory.vms),
              "heapUsed": memory.rss - shared, "external": shared}
-    return {"activeUploads": api_uploads.active_count(), "totalMemoryUsage": usage,
+    return {"activeUploads": uploads.active_count(), "totalMemoryUsage": usage,
             "uptime": round(time.monotonic() - _started, 3),
             "nodeVersion": runtime(), "platform": sys.platform}

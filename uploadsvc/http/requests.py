@@ -17,6 +17,8 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.wsgi import LimitedStream
 
+from ..services.stores import store
+
 READ_SIZE = 1024 * 1024
 # Smaller bodies go to werkzeug's parser, which also takes the lax framing some encoders
 # produce (werkzeug's own test client omits the CRLF before a boundary that follows an
@@ -124,7 +126,7 @@ class UploadRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
         limit = current_app.config["MAX_CHUNK_SIZE"]
-        spool = current_app.extensions["chunk_store"].spool(limit)
+        spool = store().spool(limit)
         # Kept here too: when parsing fails (a full disk, a broken body) werkzeug never
         # hands the part to request.files, and only close() removes the temp file.
         self.__dict__.setdefault("_spools", []).append(spool)

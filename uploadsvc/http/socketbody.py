@@ -10,8 +10,6 @@ differ) keeps the server's own wsgi.input.
 """
 import io
 
-from flask import Flask
-
 # Smaller bodies are not worth a second code path.
 MIN_LENGTH = 64 * 1024
 # What readline takes from the socket at a time.
@@ -113,8 +111,3 @@ class SocketBodies:
             if body is not None:
                 environ["wsgi.input"] = body
         return self.app(environ, start_response)
-
-
-def init_app(app: Flask) -> None:
-    """Install outside the body timeouts, which then wrap the SocketBody."""
-    app.wsgi_app = SocketBodies(app.wsgi_app)

@@ -14,10 +14,10 @@ from werkzeug.http import http_date
 
 from ..core.models import Upload
 from ..core.units import parse_duration
-from ..services import tus_hashing, tus_uploads
+from ..services import tus_uploads, tus_writes
 from ..services.errors import InvalidInput, TusVersionUnsupported
 from . import tus_headers
-from .api import after_response
+from .followups import after_response
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
@@ -120,8 +120,11 @@ class UploadCollection(MethodView):
         checksum = tus_headers.checksum(request.headers.get("Upload-Checksum"))
         upload = tus_uploads.create(length, name, raw_metadata, concat)
         if with_body:
-            upload = tus_uploads.write(upload.key, 0, request.stream, request.content_length,
+            written = tus_writes.write(upload.key, 0, request.stream, request.content_length,
                                        checksum)
+            upload = written.value
+            return after_response(make_response(("", 201, {
+                "Location": location(upload), **upload_headers(upload)})), written.later)
         return "", 201, {"Location": location(upload), **upload_headers(upload)}
 
 
@@ -143,18 +146,16 @@ class UploadResource(MethodView):
         offset = tus_headers.integer(request.headers, "Upload-Offset")
         if offset is None:
             raise InvalidInput("Upload-Offset is required.")
-        upload = tus_uploads.write(
+        written = tus_writes.write(
             key, offset, request.stream, request.content_length,
             tus_headers.checksum(request.headers.get("Upload-Checksum")),
             tus_headers.integer(request.headers, "Upload-Length"))
-        headers = upload_headers(upload)
-        response = make_response(("", 204, {
+        headers = upload_headers(written.value)
+        # Hashing what arrived runs after the answer: the client's next PATCH need not wait.
+        return after_response(make_response(("", 204, {
             name: headers[name] for name in
-            ("Upload-Offset", "Upload-Expires", "Upload-MD5", "Upload-Path") if name in headers}))
-        target = tus_hashing.due(upload)
-        if target:  # hash after answering: the client's next PATCH need not wait
-            response.call_on_close(after_response(tus_uploads.hash_arrived, target))
-        return response
+            ("Upload-Offset", "Upload-Expires", "Upload-MD5", "Upload-Path") if name in headers})),
+            written.later)
 
     def delete(self, key: str):
         """Termination: remove the upload and its bytes."""

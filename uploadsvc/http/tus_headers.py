@@ -6,7 +6,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from ..services.errors import InvalidInput
-from ..services.tus_uploads import Checksum
+from ..services.tus_writes import Checksum
 from .schemas import MAX_NAME_BYTES
 
 # hashlib names offered for Upload-Checksum, preferred first (tus requires sha1).

@@ -1,9 +1,9 @@
 """The upload flows: the only code that opens and commits transactions."""
 from flask import Flask
 
-from ..storage.local import ChunkStore
+from ..storage import open_store
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its store, rooted at the configured data directory."""
-    app.extensions["chunk_store"] = ChunkStore(app.config["DATA_DIR"], fsync=app.config["FSYNC"])
+    """Give the app its store, as the configuration names it."""
+    app.extensions["store"] = open_store(app.config["DATA_DIR"], fsync=app.config["FSYNC"])

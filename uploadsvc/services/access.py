@@ -9,20 +9,15 @@ import hmac
 import logging
 import secrets
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import select
 
 from ..core.extensions import db
 from ..core.models import ApiKey, utcnow
-from .errors import AuthRequired
 
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "usk_"
-# Paths that need a key when access control is on (and the tus endpoint, TUS_PREFIX);
-# health and the API document stay public.
-PROTECTED_PREFIXES = ("/api/", "/uploads/")
-PUBLIC_ENDPOINTS = {"api.health", "openapi.openapi_document"}
 
 
 def hash_key(token: str) -> str:
@@ -76,22 +71,3 @@ def client_id() -> str:
     if key_id:
         return f"key:{key_id}"
     return f"ip:{request.remote_addr or '-'}" if has_request_context() else "local"
-
-
-def _require_key() -> None:
-    if not current_app.config["AUTH_REQUIRED"] or request.method == "OPTIONS":
-        return
-    prefixes = (*PROTECTED_PREFIXES, current_app.config.get("TUS_PREFIX") or "/files")
-    if request.endpoint in PUBLIC_ENDPOINTS or not request.path.startswith(prefixes):
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthRequired()
-    key = authenticate(token.strip())
-    if key is None:
-        raise AuthRequired("The API key is not valid or has been revoked.")
-    g.api_key_id = key.id
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(_require_key)

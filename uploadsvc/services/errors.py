@@ -1,14 +1,5 @@
-"""One error hierarchy, and one JSON shape for every error the service answers."""
-import errno
-import logging
-
-from flask import Flask, json
-from werkzeug.exceptions import HTTPException
-
-from ..core.extensions import db
-from ..storage.local import PartTooLarge, StorageFull
-
-log = logging.getLogger(__name__)
+"""One error hierarchy: what a client caused or can act on, each with a status, a stable
+code and a message (rendered by uploadsvc.http.errors, with the store's errors)."""
 
 
 class UploadError(Exception):
@@ -131,47 +122,11 @@ class InsufficientStorage(UploadError):
     message = "The server is out of disk space; nothing partial was kept, retry later."
 
 
-def error_response(status: int, code: str, message: str, headers=None, **extra):
-    body = {"success": False, "error": code, "message": message, **extra}
-    return json.dumps(body), status, {"Content-Type": "application/json", **dict(headers or {})}
+class UploadChanged(MergeInProgress):
+    message = "This upload changed meanwhile; retry."
 
 
-def _http_code(exc: HTTPException) -> str:
-    return (exc.name or "error").lower().replace(" ", "_").replace("-", "_")
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Render every error, werkzeug's included, in the API's JSON error shape."""
-
-    @app.errorhandler(UploadError)
-    def upload_error(exc: UploadError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
-
-    @app.errorhandler(PartTooLarge)
-    def part_too_large(exc: PartTooLarge):
-        return upload_error(ChunkTooLarge())
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        # Allow (405) and Content-Range (416) tell the client what would work; Retry-After
-        # (429) when, and WWW-Authenticate (401) how.
-        kept = ("allow", "content-range", "retry-after", "www-authenticate")
-        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
-        return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
-
-    @app.errorhandler(StorageFull)
-    def storage_full(exc: StorageFull):
-        db.session.rollback()
-        log.error("disk full: %s", exc)
-        return upload_error(InsufficientStorage())
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        db.session.rollback()
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return storage_full(StorageFull(str(exc)))
-        log.exception("unhandled error")
-        message = "The server could not handle this request; it has been logged."
-        if app.debug:
-            message = f"{type(exc).__name__}: {exc}"
-        return error_response(500, "internal_error", message)
+class FileNotFound(UploadError):
+    status = 404
+    code = "file_not_found"
+    message = "No such file."

@@ -1,11 +1,10 @@
-"""Placing verified files under uploads/ and recording their uploads as completed.
+"""Publishing verified files and recording their uploads as completed.
 
-Shared by the /api merge, instant upload and tus. Bytes first (the file is linked into place
-under a name reserved in the database), then the row that says the upload is completed.
+Shared by the /api merge, instant upload and tus. Bytes first (the file is published under
+a name reserved in the database), then the row that says the upload is completed.
 """
 import logging
 
-from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -13,39 +12,36 @@ from ..core import naming
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent
-from ..storage.local import ChunkStore, Merged, NameTaken
+from ..storage import NameTaken, Sealed
 from . import metrics
+from .stores import store
 
 log = logging.getLogger(__name__)
 
 
-def chunk_store() -> ChunkStore:
-    return current_app.extensions["chunk_store"]
+def place_and_finish(upload: Upload, sealed: Sealed, seconds: float) -> Upload:
+    """Publish a verified file and record its upload as completed; its bytes stay for the
+    caller to delete (after the answer, where it can)."""
+    _place_or_discard(upload, sealed)
+    return _finish(upload, sealed.size, seconds)
 
 
-def place_and_finish(upload: Upload, merged: Merged, seconds: float,
-                     drop_chunks: bool = True) -> Upload:
-    """Put a verified file under uploads/ and record its upload as completed."""
-    _place_or_discard(upload, merged)
-    return _finish(upload, merged.size, seconds, drop_chunks)
-
-
-def _place_or_discard(upload: Upload, merged: Merged) -> None:
+def _place_or_discard(upload: Upload, sealed: Sealed) -> None:
     try:
-        _place(upload, merged)
+        _place(upload, sealed)
     except BaseException:
-        chunk_store().discard(merged)
+        store().discard(sealed)
         raise
 
 
-def _place(upload: Upload, merged: Merged) -> None:
-    """Put a verified file under uploads/ at a name reserved for this upload."""
+def _place(upload: Upload, sealed: Sealed) -> None:
+    """Publish a verified file at a name reserved for this upload."""
     recovered = upload.stored_name is not None  # reserved by an attempt that crashed
     while True:
         if upload.stored_name is None:
             _reserve_name(upload)
         try:
-            chunk_store().place(merged, upload.stored_name, replace=recovered)
+            store().publish(sealed, upload.stored_name, replace=recovered)
             return
         except NameTaken:  # a file appeared under that name outside the service
             upload.stored_name, recovered = None, False
@@ -54,7 +50,7 @@ def _place(upload: Upload, merged: Merged) -> None:
 def _reserve_name(upload: Upload) -> None:
     for candidate in naming.candidates(upload.file_name):
         taken = db.session.execute(select(Upload.id).filter_by(stored_name=candidate)).first()
-        if taken or chunk_store().has_file(candidate):
+        if taken or store().has_file(candidate):
             continue
         upload.stored_name = candidate
         try:
@@ -65,19 +61,12 @@ def _reserve_name(upload: Upload) -> None:
             upload.stored_name = None
 
 
-def drop_chunks(key: str) -> None:
-    """Remove a completed upload's chunk directory (run after complete-upload has answered)."""
-    chunk_store().delete_chunks(key)
-
-
-def _finish(upload: Upload, size: int, seconds: float, drop_chunks: bool = True) -> Upload:
+def _finish(upload: Upload, size: int, seconds: float) -> Upload:
     db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
     upload.mark_completed(size)
     db.session.add(UploadEvent.of(UploadEvent.COMPLETED, upload, bytes=size,
                                   duration_ms=upload.upload_time_ms))
     db.session.commit()
-    if drop_chunks:
-        chunk_store().delete_chunks(upload.key)
     metrics.upload_completed()
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
              upload.key, upload.stored_name, size, seconds,

@@ -1,18 +1,14 @@
-"""Limits on what one client can take: body read timeouts and rate limits.
+"""Body read timeouts: a request body that stalls or trickles is cut off with 408.
 
-Size limits live where sizes are known (the upload-chunk view, SpoolFile, the service), and
-the limit on unfinished uploads in the service; this module wraps the WSGI app.
+Size limits live where sizes are known (the upload-chunk view, the spooled part, the
+services), the limit on unfinished uploads in the services, rate limits in ratelimit.py.
 """
 import logging
 import socket
 import threading
 import time
 
-from flask import Flask
-from flask_limiter import Limiter
 from werkzeug.exceptions import RequestTimeout
-
-from ..services import access
 
 log = logging.getLogger(__name__)
 
@@ -156,17 +152,3 @@ class BodyTimeouts:
             return self.app(environ, start_response)
         finally:
             self.watchdog.forget(body)
-
-
-def init_app(app: Flask) -> None:
-    config = app.config
-    if config["BODY_TIMEOUT"]:
-        app.wsgi_app = BodyTimeouts(app.wsgi_app, float(config["BODY_TIMEOUT"]),
-                                    float(config["BODY_MIN_RATE"]))
-    config.setdefault("RATELIMIT_ENABLED", bool(config["RATE_LIMIT"]))
-    # One budget per client across all routes, not one per route.
-    config.setdefault("RATELIMIT_APPLICATION", config["RATE_LIMIT"] or None)
-    config.setdefault("RATELIMIT_STORAGE_URI", config["RATE_LIMIT_STORAGE_URI"])
-    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    # One Limiter per app: its settings and storage are per instance, not per app.
-    Limiter(key_func=access.client_id, app=app)

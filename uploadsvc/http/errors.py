@@ -1,0 +1,87 @@
+"""One JSON shape for every error the service answers: the services' own errors, werkzeug's,
+and the store's, which are turned into answers here and nowhere else."""
+import errno
+import logging
+
+from flask import Flask, json, request
+from werkzeug.exceptions import HTTPException
+
+from ..core.extensions import db
+from ..services.errors import (
+    ChunkTooLarge,
+    FileNotFound,
+    InsufficientStorage,
+    MergeInProgress,
+    UploadChanged,
+    UploadError,
+    UploadLocked,
+)
+from ..storage import FileGone, LockBusy, PartTooLarge, StorageError, StorageFull, UploadGone
+
+log = logging.getLogger(__name__)
+
+# The store's errors as answers. A lock held too long means a merge or delete is running on
+# /api (409), and a locked upload on tus (423, as tus servers answer).
+STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {
+    StorageFull: InsufficientStorage,
+    PartTooLarge: ChunkTooLarge,
+    LockBusy: MergeInProgress,
+    UploadGone: UploadChanged,
+    FileGone: FileNotFound,
+}
+TUS_STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {LockBusy: UploadLocked}
+
+
+def error_response(status: int, code: str, message: str, headers=None, **extra):
+    body = {"success": False, "error": code, "message": message, **extra}
+    return json.dumps(body), status, {"Content-Type": "application/json", **dict(headers or {})}
+
+
+def answer_for(exc: StorageError, blueprint: str | None) -> UploadError | None:
+    """The answer to a storage error raised while serving this blueprint, if it has one."""
+    table = {**STORAGE_ERRORS, **(TUS_STORAGE_ERRORS if blueprint == "tus" else {})}
+    for kind in type(exc).__mro__:
+        if kind in table:
+            return table[kind]()
+    return None
+
+
+def _http_code(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("-", "_")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render every error, werkzeug's and the store's included, in the API's JSON shape."""
+
+    @app.errorhandler(UploadError)
+    def upload_error(exc: UploadError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Allow (405) and Content-Range (416) tell the client what would work; Retry-After
+        # (429) when, and WWW-Authenticate (401) how.
+        kept = ("allow", "content-range", "retry-after", "www-authenticate")
+        headers = [(k, v) for k, v in exc.get_response().headers if k.lower() in kept]
+        return error_response(exc.code or 500, _http_code(exc), exc.description, headers)
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError):
+        db.session.rollback()
+        answer = answer_for(exc, request.blueprint)
+        if answer is None:
+            return unexpected(exc)
+        if isinstance(exc, StorageFull):
+            log.error("disk full: %s", exc)
+        return upload_error(answer)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return storage_error(StorageFull(str(exc)))
+        log.exception("unhandled error")
+        message = "The server could not handle this request; it has been logged."
+        if app.debug:
+            message = f"{type(exc).__name__}: {exc}"
+        return error_response(500, "internal_error", message)

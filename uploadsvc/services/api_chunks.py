@@ -1,0 +1,132 @@
+"""Storing one chunk of an /api upload: in place where it can, durably, then its row."""
+import logging
+import time
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import update
+
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import Upload, UploadEvent
+from ..storage import UploadGone, stream_size
+from . import hashing, metrics, statements
+from .api_uploads import Progress, forget_chunks, forget_if_lost_in_restart, get_or_create
+from .errors import (
+    ChunkSizeConflict,
+    FileTooLarge,
+    MergeInProgress,
+    TotalChunksConflict,
+    UploadNotFound,
+)
+from .followups import Outcome
+from .stores import chunk_files, holding, store
+from .uploads import reload
+
+log = logging.getLogger(__name__)
+
+
+def store_chunk(md5: str, file_name: str, total: int, index: int,
+                src: BinaryIO) -> Outcome[Progress]:
+    """Store one chunk (durably, unless FSYNC is "complete"); re-sending a stored chunk
+    replaces it harmlessly. If it is the chunk the upload's hash needs next, hashing it is
+    left for after the answer."""
+    size = stream_size(src)
+    check_declared_size(total, index, size, None)
+    upload = get_or_create(md5, file_name, total)
+    if upload.is_completed:
+        return Outcome(Progress(total, total))
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    started = time.monotonic()
+    db.session.commit()
+    forget_if_lost_in_restart(upload)
+    for attempt in range(2):
+        try:
+            with holding(upload.key, exclusive=False):
+                upload = reload(upload)
+                if upload.is_completed:
+                    return Outcome(Progress(total, total))
+                return _put_chunk(upload, index, size, src, started)
+        except UploadGone:
+            upload = reload(upload)  # 404 if deleted meanwhile
+            if upload.is_completed:
+                return Outcome(Progress(total, total))
+            if attempt == 0:  # its bytes were removed under a live upload: make room again
+                forget_chunks(upload)
+                store().create(upload.key)
+    raise MergeInProgress("This upload changed meanwhile; retry.")
+
+
+def check_declared_size(total: int, index: int, size: int, chunk_size: int | None) -> None:
+    """Refuse a chunk that makes the file larger than MAX_FILE_SIZE (413)."""
+    limit = current_app.config["MAX_FILE_SIZE"]
+    if index < total - 1:
+        least = (total - 1) * size + 1
+    else:
+        least = (total - 1) * (chunk_size or 0) + size
+    if size > limit or least > limit:
+        raise FileTooLarge(f"The file would be at least {least} bytes; the limit is {limit}.")
+
+
+def _fix_chunk_size(upload: Upload, index: int, size: int) -> int | None:
+    """Record the common chunk size from the first non-last chunk; refuse ones that differ.
+    Returns the chunk size (None while only the last chunk has come)."""
+    last = index == upload.total_chunks - 1
+    if not last and upload.chunk_size is None:
+        db.session.execute(update(Upload).filter_by(id=upload.id, chunk_size=None)
+                           .values(chunk_size=size))
+        upload = reload(upload)
+    db.session.commit()
+    if upload.chunk_size is not None:
+        if (size != upload.chunk_size) if not last else (size > upload.chunk_size):
+            raise ChunkSizeConflict()
+        check_declared_size(upload.total_chunks, index, size, upload.chunk_size)
+    return upload.chunk_size
+
+
+def _put_chunk(upload: Upload, index: int, size: int, src: BinaryIO,
+               started: float) -> Outcome[Progress]:
+    """Write a chunk's bytes, in place where it can, and record it; the caller holds the
+    upload's shared lock."""
+    chunk_size = _fix_chunk_size(upload, index, size)
+    with chunk_files().claim(upload.key, index) as claimed:
+        offset = _place_of(upload, index, chunk_size) if claimed else None
+        chunk_files().write_chunk(upload.key, index, src, offset)
+        return _record_chunk(upload, index, size, time.monotonic() - started)
+
+
+def _place_of(upload: Upload, index: int, chunk_size: int | None) -> int | None:
+    """The offset at which a claimed chunk is written in place, or None when it goes aside:
+    it was recorded before (a re-send; the bytes in place may be hashed already), or its
+    offset is not known yet (the last chunk, before any other has told the chunk size)."""
+    if chunk_size is None and index:
+        return None
+    recorded = statements.counts(upload, index).had_this
+    db.session.commit()
+    return None if recorded else index * (chunk_size or 0)
+
+
+def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Outcome[Progress]:
+    # The upload's row is locked first: writers of the same upload then queue on it, where
+    # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
+    if not statements.touch(upload):  # removed meanwhile by a DELETE
+        db.session.rollback()
+        store().delete(upload.key)
+        raise UploadNotFound()
+    # Under the row lock, so a racing store of the same chunk is seen here too.
+    stored, had_this, hashed = statements.counts(upload, index)
+    if had_this:  # its bytes may have changed under the prefix hash
+        hashing.stop(upload)
+    statements.upsert_chunk(upload.id, index, size)
+    statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
+                         duration_ms=int(seconds * 1000))
+    db.session.commit()
+    metrics.chunk_stored(size, seconds)
+    log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
+    progress = Progress(stored + (0 if had_this else 1), upload.total_chunks)
+    if had_this or not hashing.needs_next(hashed, index):
+        return Outcome(progress)
+    return Outcome(progress, (hashing.catch_up_later(upload),))

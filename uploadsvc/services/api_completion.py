@@ -1,0 +1,126 @@
+"""Completing /api uploads: merging and verifying their chunks, or completing at once from
+a stored copy of the same file (instant upload, at check-chunks)."""
+import logging
+import time
+
+from sqlalchemy import delete, select
+
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import Chunk, Upload, UploadEvent
+from ..storage import FileGone
+from . import access, hashing, metrics
+from .api_uploads import (
+    clear_chunks,
+    find,
+    forget_if_lost_in_restart,
+    forget_lost_file,
+    get_or_create,
+    stored_indices,
+)
+from .errors import Md5Mismatch, MissingChunks, TotalChunksConflict, UploadNotFound
+from .followups import FollowUp, Outcome
+from .placement import place_and_finish
+from .stores import chunk_files, holding, lock_wait, store
+from .uploads import reload
+
+log = logging.getLogger(__name__)
+
+
+def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, list[int]]:
+    """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
+    already completed under any name is completed here at once from that copy."""
+    upload = find(md5, file_name)
+    if upload is not None and upload.is_completed and not store().has_file(
+            upload.stored_name):
+        upload = forget_lost_file(upload)
+    if upload is None or not upload.is_completed:
+        source = _completed_copy(md5)
+        if source is not None:
+            upload = _complete_from_copy(upload or get_or_create(md5, file_name, total), source)
+    if upload is None or upload.is_completed:
+        db.session.commit()
+        return upload, list(range(total)) if upload else []
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    db.session.commit()
+    forget_if_lost_in_restart(upload)
+    indices = stored_indices(upload)
+    db.session.commit()
+    return upload, indices
+
+
+def complete(md5: str, file_name: str, total: int) -> Outcome[Upload]:
+    """Merge and verify the upload; exactly one of concurrent callers merges. Removing its
+    chunk files is left for after the answer (unlinking a GiB of chunks takes most of a
+    second on some disks); if that never runs, `flask cleanup` removes them as debris."""
+    upload = find(md5, file_name)
+    if upload is None:
+        raise UploadNotFound()
+    if upload.is_completed:
+        return Outcome(upload)
+    if upload.total_chunks != total:
+        raise TotalChunksConflict()
+    with holding(upload.key, exclusive=True):
+        upload = reload(upload)
+        if upload.is_completed:
+            return Outcome(upload)
+        upload = _merge(upload)
+    return Outcome(upload, (FollowUp(store().delete, (upload.key,)),))
+
+
+def _merge(upload: Upload) -> Upload:
+    if store().lost_in_restart(upload.key):
+        clear_chunks(upload)
+    rows = dict(db.session.execute(
+        select(Chunk.chunk_index, Chunk.size).filter_by(upload_id=upload.id)
+    ).all())
+    on_disk = chunk_files().stored_sizes(upload.key, rows, upload.chunk_size)
+    lost = [i for i, size in rows.items() if on_disk.get(i) != size]
+    if lost:  # a row whose bytes vanished is not stored: forget it, so the client re-sends
+        db.session.execute(delete(Chunk).filter_by(upload_id=upload.id)
+                           .where(Chunk.chunk_index.in_(lost)))
+        hashing.stop(upload)
+    missing = [i for i in range(upload.total_chunks) if i not in rows or i in lost]
+    db.session.commit()
+    if missing:
+        raise MissingChunks(missingChunks=missing)
+    started = time.monotonic()
+    sealed = hashing.sealed_chunks(upload, sum(rows.values()), lock_wait())
+    if sealed.md5 != upload.md5:
+        store().discard(sealed)
+        db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=sealed.size))
+        db.session.commit()
+        metrics.verification_failed()
+        log.warning("upload %s failed verification: md5 %s", upload.key, sealed.md5,
+                    extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
+                                       bytes=sealed.size, actual_md5=sealed.md5))
+        raise Md5Mismatch(expected=upload.md5, actual=sealed.md5)
+    seconds = time.monotonic() - started
+    metrics.merged(seconds)
+    return place_and_finish(upload, sealed, seconds)
+
+
+def _completed_copy(md5: str) -> Upload | None:
+    # Only the owner's own files: another key's upload must not even be seen to exist.
+    query = (select(Upload).filter_by(owner_id=access.owner_id(), md5=md5, status="completed")
+             .order_by(Upload.id))
+    for upload in db.session.execute(query).scalars():
+        if store().has_file(upload.stored_name):
+            return upload
+    return None
+
+
+def _complete_from_copy(upload: Upload, source: Upload) -> Upload:
+    """Instant upload: the same bytes under this upload's own name, without a transfer."""
+    with holding(upload.key, exclusive=True):
+        upload = reload(upload)
+        if upload.is_completed:
+            return upload
+        try:
+            copied = store().copy(source.stored_name)
+        except FileGone:  # the source file was deleted meanwhile: upload as usual
+            return upload
+        upload = place_and_finish(upload, copied, 0.0)
+    store().delete(upload.key)
+    return upload

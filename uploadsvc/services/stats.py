@@ -1,0 +1,47 @@
+"""Upload statistics: counts by status, bytes received, success rate, throughput."""
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from ..core.extensions import db
+from ..core.models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
+
+
+def collect_stats(now=None) -> dict:
+    """Counts by status, bytes received, success rate, throughput, and the last 24 hours."""
+    now = now or utcnow()
+    by_status = dict(db.session.execute(
+        select(Upload.status, func.count()).group_by(Upload.status)
+    ).all())
+    events = _event_totals(None)
+    recent = _event_totals(now - timedelta(hours=24))
+    throughput = db.session.execute(
+        select(func.sum(UploadEvent.bytes), func.sum(UploadEvent.duration_ms))
+        .filter_by(kind=UploadEvent.COMPLETED).where(UploadEvent.duration_ms > 0)
+    ).one()
+    db.session.commit()
+    created = events["created"]
+    return {
+        "uploads": {UPLOADING: by_status.get(UPLOADING, 0), COMPLETED: by_status.get(COMPLETED, 0)},
+        "bytesReceived": events["bytes_received"],
+        "successRate": round(events["completed"] / created, 4) if created else None,
+        "meanThroughputBytesPerSecond": (
+            int(throughput[0] * 1000 / throughput[1]) if throughput[1] else None
+        ),
+        "events": events,
+        "last24h": recent,
+    }
+
+
+def _event_totals(since) -> dict:
+    query = select(UploadEvent.kind, func.count(), func.coalesce(func.sum(UploadEvent.bytes), 0))
+    if since is not None:
+        query = query.where(UploadEvent.created_at >= since)
+    rows = {kind: (count, total) for kind, count, total in
+            db.session.execute(query.group_by(UploadEvent.kind)).all()}
+    kinds = [UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
+             UploadEvent.DELETED, UploadEvent.EXPIRED]
+    totals = {kind: rows.get(kind, (0, 0))[0] for kind in kinds}
+    totals["chunks_stored"] = rows.get(UploadEvent.CHUNK_STORED, (0, 0))[0]
+    totals["bytes_received"] = int(rows.get(UploadEvent.CHUNK_STORED, (0, 0))[1])
+    return totals

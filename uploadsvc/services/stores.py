@@ -1,0 +1,42 @@
+"""The app's store, its capabilities and its locks, as the services reach them."""
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import current_app
+
+from ..core.extensions import db
+from ..storage import ChunkFiles, Store
+
+# The lock a hasher holds while it hashes an upload's bytes: "<key>.hash".
+HASHING = "hash"
+
+
+def store() -> Store:
+    return current_app.extensions["store"]
+
+
+def chunk_files() -> ChunkFiles:
+    """The store's chunk capability, which chunked (/api) uploads need."""
+    found = store()
+    if not isinstance(found, ChunkFiles):
+        raise RuntimeError(f"{type(found).__name__} cannot store chunked uploads")
+    return found
+
+
+def lock_wait() -> float:
+    return float(current_app.config["LOCK_WAIT_SECONDS"])
+
+
+@contextmanager
+def holding(key: str, exclusive: bool) -> Iterator[None]:
+    """Hold an upload's lock, shared for writes of chunks, exclusive for everything that
+    changes the upload as a whole; LockBusy after LOCK_WAIT_SECONDS. The transaction is
+    ended first: never wait for a lock inside one (on SQLite it is a write lock)."""
+    db.session.commit()
+    with store().locker.hold(key, exclusive, lock_wait()):
+        yield
+
+
+def hashing_lock(key: str, wait: float = 0.0):
+    """Try to hold the upload's hashing lock for at most `wait` seconds; yields whether."""
+    return store().locker.try_hold(f"{key}.{HASHING}", wait)

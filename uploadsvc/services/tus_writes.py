@@ -1,0 +1,131 @@
+"""tus PATCH bodies: appended at the upload's offset, checked, recorded, and finished."""
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import Upload, UploadEvent, utcnow
+from . import hashing, metrics, statements
+from .errors import (
+    ChecksumMismatch,
+    FileTooLarge,
+    FinalUploadReadOnly,
+    InvalidInput,
+    OffsetConflict,
+)
+from .followups import FollowUp, Outcome
+from .stores import store
+from .tus_uploads import FINAL, PARTIAL, check_size, find, finish, locked, trust_offset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """An Upload-Checksum header: the algorithm (a hashlib name) and the expected digest."""
+
+    algorithm: str
+    digest: bytes
+
+
+def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
+          checksum: Checksum | None = None, length: int | None = None) -> Outcome[Upload]:
+    """Append a PATCH body at offset; a body that fails its checksum or runs past the
+    upload's length is discarded and leaves the offset where it was. Hashing what arrived,
+    or removing a finished upload's bytes, is left for after the answer."""
+    upload = find(key)
+    if upload.concat == FINAL:
+        raise FinalUploadReadOnly()
+    with locked(upload) as upload:
+        upload = trust_offset(upload)
+        limit = _check_write(upload, offset, content_length, length)
+        if upload.is_completed:
+            return Outcome(upload)
+        started = time.monotonic()
+        digest = hashlib.new(checksum.algorithm) if checksum else None
+        # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives; the
+        # PATCHes of a file sent in several are hashed after their answers (hashing).
+        whole = hashlib.md5() if offset == 0 and _may_finish(upload, content_length) else None
+        digests = [d for d in (digest, whole) if d is not None]
+        written = store().write(key, offset, src, limit, digests)
+        if written.overflow:
+            store().truncate(key, offset)
+            raise FileTooLarge("The body runs past the upload's length.")
+        if digest is not None and (written.interrupted or digest.digest() != checksum.digest):
+            store().truncate(key, offset)
+            raise ChecksumMismatch()
+        if written.size:
+            _record_write(upload, written.size, time.monotonic() - started)
+        if upload.upload_offset == upload.upload_length and upload.concat != PARTIAL:
+            known = whole.hexdigest() if whole and written.size == upload.upload_length else None
+            finish(upload, time.monotonic() - started, known)
+            return Outcome(upload, (FollowUp(store().delete, (key,)),))
+    later = hashing.after_write(upload)
+    return Outcome(upload, (later,) if later else ())
+
+
+def _may_finish(upload: Upload, content_length: int | None) -> bool:
+    """Whether a PATCH may bring the rest of the upload (always, if either size is unknown)."""
+    return (content_length is None or upload.upload_length is None
+            or content_length >= upload.upload_length - upload.upload_offset)
+
+
+def _check_write(upload: Upload, offset: int, content_length: int | None,
+                 length: int | None) -> int:
+    """Refuse a PATCH that does not fit the upload; the bytes it may bring at most."""
+    if length is not None:
+        _declare_length(upload, length)
+    if upload.upload_offset != offset:
+        raise OffsetConflict(uploadOffset=upload.upload_offset)
+    limit = _remaining(upload)
+    if content_length is not None and content_length > limit:
+        raise FileTooLarge("The body runs past the upload's length.")
+    return limit
+
+
+def _remaining(upload: Upload) -> int:
+    end = upload.upload_length
+    if end is None:
+        end = current_app.config["MAX_FILE_SIZE"]
+    return max(0, end - upload.upload_offset)
+
+
+def _declare_length(upload: Upload, length: int) -> None:
+    """Set a deferred length once; it never changes afterwards."""
+    if upload.upload_length is not None:
+        if length != upload.upload_length:
+            raise InvalidInput("Upload-Length is already set and cannot change.")
+        return
+    if length < upload.upload_offset:
+        raise InvalidInput("Upload-Length is less than the bytes already received.")
+    check_size(length)
+    upload.upload_length = length
+    db.session.commit()
+
+
+def _record_write(upload: Upload, size: int, seconds: float) -> None:
+    """Commit the new offset (with prebuilt statements: this runs for every PATCH) and keep
+    the caller's row in step without the ORM writing it again."""
+    now = utcnow()
+    expires = now + current_app.config["TUS_EXPIRY"]
+    statements.record_write(upload, size, now, expires)
+    statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
+                         duration_ms=int(seconds * 1000))
+    db.session.commit()
+    for name, value in (("upload_offset", upload.upload_offset + size), ("updated_at", now),
+                        ("expires_at", expires)):
+        set_committed_value(upload, name, value)
+    metrics.chunk_stored(size, seconds)
+    log.info("tus upload %s: %d bytes stored at %d (%.3f s)",
+             upload.key, size, upload.upload_offset - size, seconds,
+             extra=event_fields(UploadEvent.CHUNK_STORED, upload,
+                                offset=upload.upload_offset - size, bytes=size,
+                                duration_ms=round(seconds * 1000, 3)))
+
+

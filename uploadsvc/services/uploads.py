@@ -1,0 +1,64 @@
+"""What uploads of both protocols share: a fresh read of the row, the limits on unfinished
+uploads, and removal (rows first, then bytes)."""
+import logging
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+
+from ..core.extensions import db
+from ..core.logs import event_fields
+from ..core.models import UPLOADING, Chunk, Upload, UploadEvent
+from . import metrics
+from .errors import TooManyUploads, UploadNotFound
+from .stores import store
+
+log = logging.getLogger(__name__)
+
+
+def reload(upload: Upload) -> Upload:
+    """A fresh copy of the row in a new transaction; 404 if it is gone."""
+    db.session.commit()
+    # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
+    # other bytes and another lock.
+    query = (select(Upload).filter_by(id=upload.id, key=upload.key)
+             .execution_options(populate_existing=True))
+    fresh = db.session.execute(query).scalar_one_or_none()
+    if fresh is None:
+        raise UploadNotFound()
+    return fresh
+
+
+def active_count() -> int:
+    query = select(func.count()).select_from(Upload).filter_by(status=UPLOADING)
+    return db.session.execute(query).scalar_one()
+
+
+def check_room(client: str) -> None:
+    """Refuse a new upload beyond the limits of unfinished uploads (per client, in all).
+
+    Counted, not reserved: racing requests may overshoot a limit by a few, never by many.
+    """
+    config = current_app.config
+    unfinished = select(func.count()).select_from(Upload).filter_by(status=UPLOADING)
+    per_client = config["MAX_ACTIVE_UPLOADS_PER_CLIENT"]
+    if per_client and db.session.execute(
+            unfinished.filter_by(client=client)).scalar_one() >= per_client:
+        raise TooManyUploads(f"At most {per_client} unfinished uploads per client; complete "
+                             "or delete some first.")
+    limit = config["MAX_ACTIVE_UPLOADS"]
+    if limit and db.session.execute(unfinished).scalar_one() >= limit:
+        raise TooManyUploads("The server has too many unfinished uploads; retry later.")
+
+
+def remove(upload: Upload, kind: str) -> None:
+    """Delete an upload's rows, then its bytes; the caller holds its lock if it has one."""
+    db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
+    db.session.delete(upload)
+    db.session.add(UploadEvent.of(kind, upload))
+    db.session.commit()
+    store().delete(upload.key)
+    if upload.stored_name:
+        store().delete_file(upload.stored_name)
+    metrics.upload_removed(kind)
+    log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name,
+             extra=event_fields(kind, upload))

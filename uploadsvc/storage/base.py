@@ -1,0 +1,222 @@
+"""The storage interface: a core every backend implements, optional capabilities, a Locker.
+
+As tusd composes its stores, a service asks a store for a capability (``isinstance(store,
+ChunkFiles)``) instead of knowing which backend it is. An upload's *bytes* are named by its
+upload key (32 hex digits the server made); a *finished file* by the stored name the service
+chose. Nothing here tells whether they are files or objects, or where they live.
+"""
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .errors import LockBusy
+
+
+@dataclass(frozen=True)
+class Written:
+    """What write() stored: bytes written, whether the source held more than allowed, and
+    whether reading it failed midway (the bytes before the failure are kept)."""
+
+    size: int
+    overflow: bool
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An upload's finished bytes, hashed, waiting to be published under a name."""
+
+    ref: str  # the backend's own handle on the bytes
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class Download:
+    """How to serve a finished file: from a path on this host (with Range and ETag)."""
+
+    size: int
+    path: str
+
+
+# A lock is named by an upload key, "<key>", or by a key and one of these purposes,
+# "<key>.<purpose>": "hash" is held by whoever hashes the upload's bytes.
+PURPOSES = ("hash",)
+
+
+class Locker(ABC):
+    """Named locks that every worker of the service honours, shared or exclusive."""
+
+    @abstractmethod
+    def hold(self, name: str, exclusive: bool = True,
+             timeout: float = 0.0) -> AbstractContextManager[None]:
+        """Hold the lock `name`, waiting at most `timeout` seconds (then LockBusy).
+        A holder that dies loses it."""
+
+    @contextmanager
+    def try_hold(self, name: str, timeout: float = 0.0) -> Iterator[bool]:
+        """Hold the lock exclusively if it can be had within `timeout`; yields whether."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self.hold(name, True, timeout))
+            except LockBusy:
+                yield False
+                return
+            yield True
+
+
+class Store(ABC):
+    """The core: an upload's bytes as they arrive, and the finished files they become."""
+
+    locker: Locker
+
+    # -- an upload's bytes ------------------------------------------------------------
+
+    @abstractmethod
+    def create(self, key: str) -> None:
+        """Make room for an upload's bytes (idempotent)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove everything kept for an upload's bytes (idempotent)."""
+
+    @abstractmethod
+    def write(self, key: str, offset: int, src: BinaryIO, limit: int,
+              digests: Iterable = ()) -> Written:
+        """Store up to `limit` bytes of src at offset (what lay past offset is dropped),
+        feeding them to digests; durable before it returns unless the store was told
+        otherwise. A failing read keeps what arrived."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """How many of the upload's bytes, from the start, can be trusted (0 if none)."""
+
+    @abstractmethod
+    def truncate(self, key: str, size: int) -> None:
+        """Drop the upload's bytes past size (a refused write)."""
+
+    @abstractmethod
+    def lost_in_restart(self, key: str) -> bool:
+        """Whether the machine restarted since bytes of this upload were written without
+        being made durable: then none of them can be trusted."""
+
+    @abstractmethod
+    def hash_prefix(self, key: str, saved: bytes | None, end: int) -> bytes:
+        """Advance a saved MD5 state (None: a new one) over the upload's bytes up to end;
+        the new state. ValueError if fewer bytes are stored or the state is past end."""
+
+    @abstractmethod
+    def seal(self, key: str, size: int, md5: str | None = None,
+             saved: bytes | None = None) -> Sealed:
+        """The upload's first size bytes as a finished file, hashed (only past a saved
+        prefix state; not at all if md5 is given) and durable; the upload's bytes stay
+        until delete()."""
+
+    # -- finished files ---------------------------------------------------------------
+
+    @abstractmethod
+    def publish(self, sealed: Sealed, name: str, replace: bool = False) -> None:
+        """Store a sealed file under name, never over another file unless replace (the
+        name is reserved for this very upload); NameTaken otherwise."""
+
+    @abstractmethod
+    def discard(self, sealed: Sealed) -> None:
+        """Drop a sealed file that will not be published."""
+
+    @abstractmethod
+    def copy(self, name: str) -> Sealed:
+        """The finished file under name, sealed anew to be published under another."""
+
+    @abstractmethod
+    def has_file(self, name: str) -> bool:
+        """Whether a finished file is stored under name."""
+
+    @abstractmethod
+    def open_file(self, name: str) -> BinaryIO:
+        """The finished file under name, to read (FileGone if there is none)."""
+
+    @abstractmethod
+    def delete_file(self, name: str) -> None:
+        """Remove the finished file under name (idempotent)."""
+
+    # -- request bodies and housekeeping -----------------------------------------------
+
+    @abstractmethod
+    def spool(self, limit: int | None = None) -> BinaryIO:
+        """A temporary file for an incoming request part of at most limit bytes
+        (PartTooLarge beyond), removed on close unless a write took it over."""
+
+    @abstractmethod
+    def upload_keys(self) -> Iterator[tuple[str, float]]:
+        """(key, last change as a Unix time) of every upload with bytes kept."""
+
+    @abstractmethod
+    def location(self, key: str) -> str:
+        """Where an upload's bytes are kept, for people (cleanup's report)."""
+
+    @abstractmethod
+    def temp_files(self) -> Iterator[tuple[str, float]]:
+        """(name, last change) of temporary files: spooled parts, files being sealed."""
+
+    @abstractmethod
+    def remove_temp_file(self, name: str) -> None:
+        """Remove a temporary file that temp_files() named."""
+
+
+class ChunkFiles(ABC):
+    """Capability: the chunks of a chunked upload, stored at their index.
+
+    A chunk is written in place in the upload's bytes when the one request that claims it
+    knows its offset, or else aside, in a chunk file of its own, and put in place when the
+    upload completes. Bytes in place that were hashed never change under the hash.
+    """
+
+    @abstractmethod
+    def claim(self, key: str, index: int) -> AbstractContextManager[bool]:
+        """Claim chunk `index` for a write in place, without waiting; yields whether."""
+
+    @abstractmethod
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
+        """Store a chunk in place at offset (the caller claimed it), or aside with offset
+        None, replacing an earlier copy; durable unless told otherwise; its size."""
+
+    @abstractmethod
+    def stored_sizes(self, key: str, chunks: dict[int, int],
+                     chunk_size: int | None) -> dict[int, int]:
+        """Of these recorded chunks {index: size}, the sizes found stored; missing ones
+        are left out."""
+
+    @abstractmethod
+    def chunks_aside(self, key: str, indices: Iterable[int]) -> list[int]:
+        """Which of these chunks are stored aside (not yet in place)."""
+
+    @abstractmethod
+    def place_chunks(self, key: str, chunk_size: int | None) -> list[int]:
+        """Put every chunk stored aside in place, durably; their indices, in order.
+        The copies aside stay until drop_chunks."""
+
+    @abstractmethod
+    def drop_chunks(self, key: str, indices: list[int]) -> None:
+        """Remove copies aside that place_chunks put in place."""
+
+    @abstractmethod
+    def clear(self, key: str) -> None:
+        """Remove every chunk's bytes; the upload stays, empty."""
+
+
+class Concatenation(ABC):
+    """Capability: several uploads' bytes joined into one finished file."""
+
+    @abstractmethod
+    def concatenate(self, keys: list[str]) -> Sealed:
+        """The bytes of keys, in order, as one sealed file, hashed in the same pass."""
+
+
+class FileServer(ABC):
+    """Capability: serving a finished file without the service reading it."""
+
+    @abstractmethod
+    def serve(self, name: str) -> Download:
+        """How to serve the finished file under name (FileGone if there is none)."""

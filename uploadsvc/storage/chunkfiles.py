@@ -1,0 +1,154 @@
+"""The local backend's chunks: written in place into the upload's data file, or aside.
+
+Chunk i of an /api upload is written straight into ``chunks/<key>/data`` at offset
+i × chunk size, so every byte reaches the disk once, and the file that completion seals is
+the very file the chunks were written to. Only the one request that claims a chunk (an
+open-file-description lock on byte i of ``chunks/<key>/.claims``) writes it in place; a
+chunk re-sent after it was recorded, or one whose offset is not known yet (the last chunk,
+before any other has told the chunk size), goes to a chunk file ``chunks/<key>/<i>`` instead,
+written aside and renamed, and is copied into place when the upload completes.
+"""
+import errno
+import fcntl
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from .base import ChunkFiles
+from .files import copy_range, disk_errors, gone_if_missing, unlink_quietly
+from .restarts import BootMarks
+
+CLAIMS = ".claims"
+
+
+class LocalChunkFiles(BootMarks, ChunkFiles):
+    """ChunkFiles on the local disk."""
+
+    @contextmanager
+    def claim(self, key: str, index: int) -> Iterator[bool]:
+        # An OFD lock excludes other threads as well as other processes, and the kernel
+        # drops it with the file.
+        try:
+            fd = os.open(os.path.join(self._chunk_dir(key), CLAIMS), os.O_RDWR)
+        except FileNotFoundError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # drops the lock
+
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
+        with disk_errors(), gone_if_missing():
+            self._unsynced_bytes_follow(key)
+            if offset is None:
+                return self._write_aside(key, index, src)
+            # The bytes in place are the chunk now: a copy aside from an earlier try goes.
+            unlink_quietly(self._chunk_path(key, index))
+            try:
+                fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                created = True
+            except FileExistsError:
+                fd = os.open(self._data_path(key), os.O_RDWR)
+                created = False
+            try:
+                size = self._copy_in(src, fd, offset)
+                self._sync_chunk(fd)
+            finally:
+                os.close(fd)
+            if created and self.sync_chunks:
+                self._sync_dir(self._chunk_dir(key))
+        return size
+
+    def stored_sizes(self, key: str, chunks: dict[int, int],
+                     chunk_size: int | None) -> dict[int, int]:
+        # A chunk file's size, or the recorded size if the data file reaches the chunk's end.
+        try:
+            data_end = os.stat(self._data_path(key)).st_size
+        except FileNotFoundError:
+            data_end = -1
+        found = {}
+        for index, size in chunks.items():
+            try:
+                found[index] = os.stat(self._chunk_path(key, index)).st_size
+            except FileNotFoundError:
+                if index * (chunk_size or 0) + size <= data_end:
+                    found[index] = size
+        return found
+
+    def chunks_aside(self, key: str, indices: Iterable[int]) -> list[int]:
+        return [i for i in indices if os.path.exists(self._chunk_path(key, i))]
+
+    def place_chunks(self, key: str, chunk_size: int | None) -> list[int]:
+        with disk_errors(), gone_if_missing():
+            indices = sorted(int(name) for name in os.listdir(self._chunk_dir(key))
+                             if name.isdigit())
+            if not indices:
+                return []
+            fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                for index in indices:
+                    with open(self._chunk_path(key, index), "rb", buffering=0) as src:
+                        size = os.fstat(src.fileno()).st_size
+                        copy_range(src.fileno(), fd, size, index * (chunk_size or 0))
+                self._sync(fd)
+            finally:
+                os.close(fd)
+        return indices
+
+    def drop_chunks(self, key: str, indices: list[int]) -> None:
+        for index in indices:
+            unlink_quietly(self._chunk_path(key, index))
+
+    def clear(self, key: str) -> None:
+        with disk_errors(), gone_if_missing():
+            for name in os.listdir(self._chunk_dir(key)):
+                if name != CLAIMS:
+                    unlink_quietly(os.path.join(self._chunk_dir(key), name))
+            self._sync_dir(self._chunk_dir(key))
+
+    def _write_aside(self, key: str, index: int, src: BinaryIO) -> int:
+        """A chunk file of its own, durable and whole: a spooled part is renamed (same
+        filesystem: atomic and zero-copy), anything else written aside and renamed."""
+        dest = self._chunk_path(key, index)
+        if self._is_spooled(src):
+            self._sync_chunk(src.fileno())
+            size = os.fstat(src.fileno()).st_size
+            os.rename(src.path, dest)
+            src.claimed = True
+        else:
+            path = self._write_temp(src, os.path.dirname(dest), chunk=True)
+            size = os.stat(path).st_size
+            os.rename(path, dest)
+        if self.sync_chunks:
+            self._sync_dir(os.path.dirname(dest))
+        return size
+
+    def _copy_in(self, src: BinaryIO, fd: int, offset: int) -> int:
+        """Copy all of src to fd at offset: in the kernel from a spooled part, else through
+        one buffer."""
+        if self._is_spooled(src):
+            size = os.fstat(src.fileno()).st_size
+            copy_range(src.fileno(), fd, size, offset)
+            return size
+        size = 0
+        while data := src.read(self.buffer_size):
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(fd, view, offset + size)
+                view, size = view[written:], size + written
+        return size
+
+
+def _flock(kind: int, index: int) -> bytes:
+    """A struct flock for one byte at `index` (l_pid must be 0 for OFD locks)."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, index, 1, 0)

@@ -1,0 +1,83 @@
+"""FileLocker: named locks as flock on files, for every worker process of one host.
+
+flock locks die with their process, so a killed worker never leaves one behind. A lock file
+is made on first use; removing it (``forget``) is safe at any time: a waiter that gets the
+lock of a file removed meanwhile sees that the name now means another file and starts over.
+"""
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from .base import PURPOSES, Locker
+from .errors import LockBusy
+
+_NAME = re.compile(r"[0-9a-f]{32}(\.(%s))?" % "|".join(PURPOSES))
+POLL = 0.02
+
+
+class FileLocker(Locker):
+    """Locks under one directory, one file per name."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+
+    @contextmanager
+    def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0) -> Iterator[None]:
+        path = self._path(name)
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        while True:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                self._acquire(fd, mode, deadline, name)
+                if _same_file(fd, path):
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # removed while we waited: lock the file the name means now
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def forget(self, key: str) -> None:
+        """Remove the lock files of an upload that is finished or gone."""
+        for name in (key, *(f"{key}.{purpose}" for purpose in PURPOSES)):
+            with suppress(FileNotFoundError):
+                os.unlink(self._path(name))
+
+    def names(self) -> Iterator[tuple[str, float]]:
+        """(name, mtime) of every lock file."""
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if _NAME.fullmatch(entry.name):
+                    yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+
+    @staticmethod
+    def _acquire(fd: int, mode: int, deadline: float, name: str) -> None:
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockBusy(name) from None
+                time.sleep(POLL)
+
+    def _path(self, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError("invalid lock name")
+        return os.path.join(self.directory, name)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        held, named = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
