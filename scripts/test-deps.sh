@@ -17,6 +17,9 @@ need chromium chromium   # the upload page's tests drive it headless (tests/brow
 need redis-server redis-server   # rate limits shared by gunicorn workers (test_rate_limits)
 # A private MariaDB server for the database tests (mariadbd lives in /usr/sbin).
 PATH="$PATH:/usr/sbin" need mariadbd mariadb-server
+need systemd-analyze systemd   # checks the unit files in deploy/ (test_deploy)
+# nginx checks deploy/nginx.conf with `nginx -t` (test_deploy; nginx lives in /usr/sbin).
+PATH="$PATH:/usr/sbin" need nginx nginx
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
