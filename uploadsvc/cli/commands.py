@@ -1,13 +1,17 @@
 """`flask cleanup` and `flask stats`: housekeeping for cron and a look for people."""
+# Each command fails with one line on stderr and exit status 1 (guard.py); Flask's debug
+# mode (`flask --debug`, FLASK_DEBUG=1) adds the traceback.
 import json
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
 from ..core.units import parse_duration
 from ..services import access, housekeeping
 from ..services.stats import collect_stats
+from .errors import CommandError
+from .guard import GuardedCommand, GuardedGroup, guarded_copy
 
 
 class Duration(click.ParamType):
@@ -30,7 +34,7 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-@click.command("cleanup")
+@click.command("cleanup", cls=GuardedCommand)
 @click.option("--older-than", type=Duration(), default=None,
               help="Idle time after which an unfinished upload is removed "
                    "(default: UPLOAD_EXPIRY, 24h). Examples: 90m, 24h, 7d.")
@@ -53,7 +57,7 @@ def cleanup_command(older_than, dry_run):
                f"orphaned chunk directories, {len(report.temp_files)} temp files")
 
 
-@click.command("stats")
+@click.command("stats", cls=GuardedCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @with_appcontext
 def stats_command(as_json):
@@ -82,7 +86,7 @@ def stats_command(as_json):
     click.echo(f"{'Mean throughput':24}{'-' if speed is None else _size(speed) + '/s':>14}")
 
 
-@click.group("keys", cls=AppGroup)
+@click.group("keys", cls=GuardedGroup)
 def keys_group():
     """Create, list and revoke API keys (needed when UPLOADSVC_AUTH_REQUIRED is on)."""
 
@@ -111,11 +115,15 @@ def keys_revoke(key_id):
     """Revoke the key KEY_ID; requests with it are refused from now on."""
     key = access.revoke_key(key_id)
     if key is None:
-        raise click.ClickException(f"no key {key_id}")
+        raise CommandError(f"no key {key_id}")
     click.echo(f"revoked key {key.id} ({key.name})")
 
 
 def init_app(app: Flask) -> None:
+    """Add the commands; Flask-Migrate's `db`, when loaded, is replaced by a guarded copy."""
     app.cli.add_command(cleanup_command)
     app.cli.add_command(stats_command)
     app.cli.add_command(keys_group)
+    migrate_group = app.cli.commands.get("db")
+    if isinstance(migrate_group, click.Group):  # `db upgrade` on a server that is down
+        app.cli.add_command(guarded_copy(migrate_group), "db")
