@@ -12,7 +12,7 @@ from click.testing import Result
 
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
-from uploadsvc.services import housekeeping
+from uploadsvc.services import housekeeping, stats
 
 FLASK = str(Path(sys.executable).parent / "flask")
 # Port 1 on loopback: nothing listens, so the connection is refused at once.
@@ -126,12 +126,12 @@ def sqlite_app(tmp_path, migrated_database):
 
 
 def invoke(app, monkeypatch, name: str, exc: Exception, *args: str) -> Result:
-    """Run a command with housekeeping.NAME raising exc."""
+    """Run a command with the service function NAME (cleanup, collect_stats) raising exc."""
 
     def fail(*_args, **_kwargs):
         raise exc
 
-    monkeypatch.setattr(housekeeping, name, fail)
+    monkeypatch.setattr(stats if name == "collect_stats" else housekeeping, name, fail)
     return app.test_cli_runner().invoke(args=list(args))
 
 

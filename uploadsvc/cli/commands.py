@@ -8,8 +8,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ..core.units import parse_duration
-from ..services import access, housekeeping
-from ..services.stats import collect_stats
+from ..services import access, housekeeping, stats
 from .errors import CommandError
 from .guard import GuardedCommand, GuardedGroup, guarded_copy
 
@@ -62,22 +61,22 @@ def cleanup_command(older_than, dry_run):
 @with_appcontext
 def stats_command(as_json):
     """Print upload statistics: counts, bytes, success rate, throughput, last 24 hours."""
-    stats = collect_stats()
+    figures = stats.collect_stats()
     if as_json:
-        click.echo(json.dumps(stats, indent=2))
+        click.echo(json.dumps(figures, indent=2))
         return
-    rate = stats["successRate"]
-    speed = stats["meanThroughputBytesPerSecond"]
+    rate = figures["successRate"]
+    speed = figures["meanThroughputBytesPerSecond"]
     rows = [
-        ("Uploads in progress", stats["uploads"]["uploading"], stats["last24h"]["created"]),
-        ("Uploads completed", stats["uploads"]["completed"], stats["last24h"]["completed"]),
-        ("Verification failures", stats["events"]["verification_failed"],
-         stats["last24h"]["verification_failed"]),
-        ("Deleted", stats["events"]["deleted"], stats["last24h"]["deleted"]),
-        ("Expired", stats["events"]["expired"], stats["last24h"]["expired"]),
-        ("Chunks stored", stats["events"]["chunks_stored"], stats["last24h"]["chunks_stored"]),
-        ("Bytes received", _size(stats["bytesReceived"]),
-         _size(stats["last24h"]["bytes_received"])),
+        ("Uploads in progress", figures["uploads"]["uploading"], figures["last24h"]["created"]),
+        ("Uploads completed", figures["uploads"]["completed"], figures["last24h"]["completed"]),
+        ("Verification failures", figures["events"]["verification_failed"],
+         figures["last24h"]["verification_failed"]),
+        ("Deleted", figures["events"]["deleted"], figures["last24h"]["deleted"]),
+        ("Expired", figures["events"]["expired"], figures["last24h"]["expired"]),
+        ("Chunks stored", figures["events"]["chunks_stored"], figures["last24h"]["chunks_stored"]),
+        ("Bytes received", _size(figures["bytesReceived"]),
+         _size(figures["last24h"]["bytes_received"])),
     ]
     click.echo(f"{'':24}{'all time':>14}{'last 24 h':>14}")
     for label, total, recent in rows:
