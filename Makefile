@@ -33,8 +33,11 @@ test-deps:
 test: install test-deps
 	$(BIN)/pytest
 
+# ruff for style; import-linter for the layers (setup.cfg [importlinter]): http and cli
+# import services, services import storage and core, never the other way.
 lint: install
 	$(BIN)/ruff check uploadsvc tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/lint-imports --config setup.cfg
 
 # Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
 # (README, Performance). BENCH_SCALE=small finishes in well under a minute.

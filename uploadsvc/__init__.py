@@ -1,7 +1,9 @@
 """uploadsvc: resumable chunked uploads of very large files, with verified results."""
 import os
 
-__version__ = "1.0.0"
+from .version import __version__
+
+__all__ = ["__version__", "create_app"]
 
 
 def create_app(test_config: dict | None = None):

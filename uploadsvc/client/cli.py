@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 from tqdm import tqdm
 
-from .. import __version__
+from ..version import __version__
 from . import chunked
 from .files import InvalidFile, Source, md5_file, open_source
 from .http import Api, ClientError, ServerUnreachable, make_session

@@ -9,9 +9,9 @@ import psutil
 from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from .. import __version__
 from ..services import api_chunks, api_completion, api_uploads, uploads
 from ..services.errors import ChunkTooLarge, InvalidInput
+from ..version import __version__
 from .followups import after_response
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 

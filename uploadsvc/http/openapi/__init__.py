@@ -10,7 +10,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 
-from ... import __version__
+from ...version import __version__
 from . import api, operations, pages, tus
 
 MODULES = [api, pages, tus, operations]

@@ -1,0 +1,50 @@
+"""The layers import only downward (import-linter's contracts in setup.cfg), and the
+command-line client loads none of the server's parts."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(PROJECT / "setup.cfg"),
+                           "--no-cache"], cwd=package_parent, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_tree_keeps_every_import_contract():
+    result = lint_imports(PROJECT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "BROKEN" not in result.stdout and result.stdout.count("KEPT") == 3
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("services/uploads.py", "from ..http import api", "http and cli above services"),
+    ("storage/local.py", "import flask", "the store knows nothing of Flask"),
+    ("client/files.py", "from ..services import uploads", "the command-line client needs none"),
+])
+def test_an_import_against_the_layers_breaks_a_contract(tmp_path, module, line, contract):
+    shutil.copytree(PROJECT / "uploadsvc", tmp_path / "uploadsvc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "uploadsvc" / module, "a") as source:
+        source.write(f"\n{line}  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
+    assert len(broken) == 1 and broken[0].startswith(contract), result.stdout
+
+
+def test_the_client_loads_without_flask_sqlalchemy_or_werkzeug():
+    code = ("import sys, uploadsvc.client.cli; "
+            "loaded = {m.split('.')[0] for m in sys.modules}; "
+            "print(sorted(loaded & {'flask', 'sqlalchemy', 'werkzeug', 'flask_sqlalchemy'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
