@@ -94,9 +94,6 @@ class Upload(db.Model):
         end = self.completed_at or utcnow()
         return int((end - self.started_at).total_seconds() * 1000)
 
-    def touch(self) -> None:
-        self.updated_at = utcnow()
-
     def mark_completed(self, size: int) -> None:
         self.status = COMPLETED
         self.size = size

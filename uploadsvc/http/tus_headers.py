@@ -7,13 +7,13 @@ from urllib.parse import urlsplit
 
 from ..services.errors import InvalidInput
 from ..services.tus_writes import Checksum
+from ..storage import UPLOAD_KEY
 from .schemas import MAX_NAME_BYTES
 
 # hashlib names offered for Upload-Checksum, preferred first (tus requires sha1).
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _METADATA_KEY = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces (commas below)
-_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def integer(headers, name: str) -> int | None:
@@ -73,7 +73,7 @@ def final_parts(value: str) -> list[str]:
     if not urls:
         raise InvalidInput("Upload-Concat: final; names no partial uploads.")
     keys = [urlsplit(url).path.rstrip("/").rpartition("/")[2] for url in urls]
-    if not all(_KEY.fullmatch(key) for key in keys):
+    if not all(UPLOAD_KEY.fullmatch(key) for key in keys):
         raise InvalidInput("Upload-Concat names an upload that is not on this server.")
     if len(set(keys)) != len(keys):
         raise InvalidInput("Upload-Concat names a partial upload twice.")

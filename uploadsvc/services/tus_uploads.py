@@ -10,7 +10,6 @@ are hashed as PATCHes land (hashing); a finished upload is published exactly lik
 /api upload.
 """
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from sqlalchemy import select, update
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import TUS, Upload, UploadEvent, name_digest, utcnow
-from ..storage import Concatenation
+from ..storage import UPLOAD_KEY, Concatenation
 from . import access, hashing, metrics
 from .errors import FileTooLarge, InvalidInput, UploadExpired, UploadNotFound
 from .placement import place_and_finish
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 
 PARTIAL = "partial"
 FINAL = "final"
-_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def head(key: str) -> Upload:
@@ -44,7 +42,7 @@ def head(key: str) -> Upload:
 def find(key: str) -> Upload:
     """The live tus upload with this key: 404 if unknown, 410 if expired (also once cleanup
     has removed it: its expired event is kept)."""
-    if not _KEY.fullmatch(key):
+    if not UPLOAD_KEY.fullmatch(key):
         raise UploadNotFound()
     upload = db.session.execute(
         select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())

@@ -4,6 +4,7 @@ Nothing outside this package knows whether bytes live in files or objects; the l
 backend is LocalStore.
 """
 from .base import (
+    UPLOAD_KEY,
     ChunkFiles,
     Concatenation,
     Download,
@@ -25,9 +26,9 @@ from .errors import (
 from .local import LocalStore
 from .spool import stream_size
 
-__all__ = ["ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer", "LocalStore",
-           "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed", "StorageError",
-           "StorageFull", "Store", "UploadGone", "Written", "stream_size"]
+__all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
+           "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
+           "StorageError", "StorageFull", "Store", "UploadGone", "Written", "stream_size"]
 
 
 def open_store(data_dir: str, fsync: bool | str = True) -> Store:

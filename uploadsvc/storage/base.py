@@ -5,6 +5,7 @@ ChunkFiles)``) instead of knowing which backend it is. An upload's *bytes* are n
 upload key (32 hex digits the server made); a *finished file* by the stored name the service
 chose. Nothing here tells whether they are files or objects, or where they live.
 """
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -41,6 +42,9 @@ class Download:
     path: str
 
 
+# An upload key: 32 hex digits the server made (uuid4().hex); paths and object names are
+# built only from keys that match it.
+UPLOAD_KEY = re.compile(r"[0-9a-f]{32}")
 # A lock is named by an upload key, "<key>", or by a key and one of these purposes,
 # "<key>.<purpose>": "hash" is held by whoever hashes the upload's bytes.
 PURPOSES = ("hash",)

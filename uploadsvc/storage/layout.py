@@ -7,16 +7,15 @@ its claims and boot mark), ``locks/`` (one lock file per upload and purpose) and
 chunk index or a stored name the service chose.
 """
 import os
-import re
 import shutil
 import tempfile
 from typing import BinaryIO
 
+from .base import UPLOAD_KEY
 from .files import unlink_quietly, write_all
 from .spool import SpoolFile
 
 BUFFER_SIZE = 1024 * 1024
-KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def read_boot_id() -> str | None:
@@ -50,7 +49,7 @@ class Layout:
             os.makedirs(directory, exist_ok=True)
 
     def _chunk_dir(self, key: str) -> str:
-        if not KEY.fullmatch(key):
+        if not UPLOAD_KEY.fullmatch(key):
             raise ValueError("invalid upload key")
         return os.path.join(self.chunks_dir, key)
 

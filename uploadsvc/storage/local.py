@@ -14,11 +14,11 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import Concatenation, Download, FileServer, Sealed, Store, Written
+from .base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
 from .chunkfiles import CLAIMS, LocalChunkFiles
 from .errors import FileGone, NameTaken
 from .files import disk_errors, gone_if_missing, linked_or_copied, unlink_quietly, write_all
-from .layout import BOOT_ID, BUFFER_SIZE, KEY
+from .layout import BOOT_ID, BUFFER_SIZE
 from .locking import FileLocker
 from .md5state import Md5State
 from .restarts import DATA_BOOT
@@ -215,7 +215,7 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
         seen = set()
         with os.scandir(self.chunks_dir) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False) and KEY.fullmatch(entry.name):
+                if entry.is_dir(follow_symlinks=False) and UPLOAD_KEY.fullmatch(entry.name):
                     seen.add(entry.name)
                     yield entry.name, entry.stat(follow_symlinks=False).st_mtime
         for name, mtime in list(self.locker.names()):

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from .base import PURPOSES, Locker
+from .base import PURPOSES, UPLOAD_KEY, Locker
 from .errors import LockBusy
 
-_NAME = re.compile(r"[0-9a-f]{32}(\.(%s))?" % "|".join(PURPOSES))
+_NAME = re.compile(rf"{UPLOAD_KEY.pattern}(\.({'|'.join(PURPOSES)}))?")
 POLL = 0.02
 
 

@@ -3,6 +3,7 @@ from collections.abc import Mapping
 
 from apispec import APISpec
 
+from ...storage import UPLOAD_KEY
 from .api import ERRORS
 
 TUS_ERRORS = {
@@ -23,7 +24,7 @@ def header(name: str, schema: dict, required: bool = False, description: str = "
 TUS_RESUMABLE = header("Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, True)
 LENGTH = {"type": "string", "pattern": "^[0-9]{1,19}$"}
 KEY = {"in": "path", "name": "key", "required": True,
-       "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+       "schema": {"type": "string", "pattern": f"^{UPLOAD_KEY.pattern}$"}}
 
 
 def answers(success: dict, *errors: int, body: bool = True) -> dict:
