@@ -40,7 +40,7 @@ lint: install
 	$(BIN)/lint-imports --config setup.cfg
 
 # Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
-# (README, Performance). BENCH_SCALE=small finishes in well under a minute.
+# (docs/performance.md). BENCH_SCALE=small finishes in well under a minute.
 BENCH_SCALE ?= full
 bench: install test-deps
 	$(BIN)/python -m bench --scale $(BENCH_SCALE)

@@ -70,7 +70,7 @@ def on_exit(server):
 
 
 def post_fork(server, worker):
-    """Keep a worker's resident memory near what it uses (see README, Performance)."""
+    """Keep a worker's resident memory near what it uses (see docs/performance.md)."""
     from uploadsvc.core.memory import tune_malloc
 
     tune_malloc()

@@ -1,5 +1,5 @@
 """deploy/: the systemd units pass `systemd-analyze verify` (and keep their hardening), and
-the nginx server block passes `nginx -t` and routes each path as the README says.
+the nginx server block passes `nginx -t` and routes each path as docs/deployment.md says.
 
 Only the files and the system tools are used, never the uploadsvc package. Every check is
 also run on a deliberately broken copy, which must fail, so a check that silently does
@@ -250,17 +250,17 @@ def directives(lines: list[str]) -> set[str]:
     return {line.split("#", 1)[0].strip() for line in lines} - {""}
 
 
-def test_nginx_conf_carries_the_readme_blocks():
-    """The README's /api/ server block is in deploy/nginx.conf as it is (comments included),
-    and its tus location's directives too, so the two cannot drift apart."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
+def test_nginx_conf_carries_the_documented_blocks():
+    """The server block of docs/deployment.md is in deploy/nginx.conf as it is (comments
+    included), and the directives of docs/tus.md's tus location too, so they cannot drift."""
+    docs = "".join((ROOT / "docs" / name).read_text() for name in ("deployment.md", "tus.md"))
+    blocks = re.findall(r"```nginx\n(.*?)```", docs, re.DOTALL)
     server = next(block for block in blocks if block.startswith("server {"))
     deployed = (DEPLOY / "nginx.conf").read_text()
     deployed_lines = {line.strip() for line in deployed.splitlines()}
     missing = [line.strip() for line in server.splitlines()
                if line.strip() and line.strip() not in deployed_lines]
-    assert missing == [], "README lines missing from deploy/nginx.conf"
+    assert missing == [], "documented lines missing from deploy/nginx.conf"
     tus = locations(next(block for block in blocks if "location /files/" in block))["/files/"]
     assert directives(tus) <= directives(locations(deployed)["/files/"])
 

@@ -9,7 +9,7 @@ class DefaultConfig:
     DATA_DIR = None
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
-    # MySQL only (README "Running on MySQL or MariaDB"): connections per worker (None:
+    # MySQL only (docs/deployment.md, "Running on MySQL or MariaDB"): connections per worker (None:
     # GUNICORN_THREADS, at least 4), extra ones for bursts (None: as many), seconds before a
     # connection is replaced (below the server's wait_timeout), the isolation level.
     DATABASE_POOL_SIZE = None
@@ -45,7 +45,7 @@ class DefaultConfig:
     UPLOAD_PAGE = True
     # npm modules folder of the page's browser libraries; None means web/node_modules.
     WEB_MODULES_DIR = None
-    # tus 1.0 endpoint (README "tus"): its URL prefix; the base URL that Location headers
+    # tus 1.0 endpoint (docs/tus.md): its URL prefix; the base URL that Location headers
     # start with (None: the address the request came to); how long an unfinished tus
     # upload lives after its last write (None: UPLOAD_EXPIRY).
     TUS_PREFIX = "/files"
@@ -55,7 +55,7 @@ class DefaultConfig:
     # (0: none). Set it to 1 behind one nginx so that Location names the public address.
     TRUSTED_PROXIES = 0
 
-    # -- hostile input, limits and access control (README: Security) --
+    # -- hostile input, limits and access control (docs/security.md) --
     # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.
     AUTH_REQUIRED = False
     # Largest chunk, refused (413) by Content-Length before parsing and while spooling.

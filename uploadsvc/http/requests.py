@@ -6,7 +6,7 @@ as a chunk without copying it again.
 
 Multipart bodies are parsed by `multipart`'s push parser instead of werkzeug's: it finds
 boundaries with bytes.find over large reads, which is several times less CPU per byte (the
-largest cost of a chunk request under werkzeug's parser; see README, Performance).
+largest cost of a chunk request under werkzeug's parser; see docs/performance.md).
 """
 import math
 

@@ -2,7 +2,7 @@
 
 A chunk request and the fold after it run a handful of statements; as ORM-enabled
 statements built per call, building them, the ORM's bulk-update bookkeeping and loading
-rows into objects took more CPU than storing the chunk's bytes (see README, Performance).
+rows into objects took more CPU than storing the chunk's bytes (see docs/performance.md).
 These are plain Core statements with bound parameters, so SQLAlchemy compiles each once per
 process. They run in the caller's transaction; the service commits.
 """
