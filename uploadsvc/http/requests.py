@@ -1,8 +1,8 @@
-"""A request class whose uploaded parts stream straight into the data directory.
+"""A request class whose uploaded parts stream straight into the store (Store.spool).
 
-Werkzeug would spool large parts to the system temp dir; spooling into the store's temp/
-keeps every byte inside the data directory and lets the store rename the part into place
-as a chunk without copying it again.
+Werkzeug would spool large parts to the system temp dir; spooling into the store keeps every
+byte inside the data directory and lets the store take the part over as a chunk without
+copying it again.
 
 Multipart bodies are parsed by `multipart`'s push parser instead of werkzeug's: it finds
 boundaries with bytes.find over large reads, which is several times less CPU per byte (the

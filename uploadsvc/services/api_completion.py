@@ -52,8 +52,8 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
 
 def complete(md5: str, file_name: str, total: int) -> Outcome[Upload]:
     """Merge and verify the upload; exactly one of concurrent callers merges. Removing its
-    chunk files is left for after the answer (unlinking a GiB of chunks takes most of a
-    second on some disks); if that never runs, `flask cleanup` removes them as debris."""
+    bytes is left for after the answer (unlinking a GiB of chunks takes most of a second on
+    some disks); if that never runs, `flask cleanup` removes them as debris."""
     upload = find(md5, file_name)
     if upload is None:
         raise UploadNotFound()

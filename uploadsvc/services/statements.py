@@ -51,12 +51,12 @@ _STATUS_AND_NEXT = select(
 
 _ADD_EVENT = insert(events)
 
-# tus: bytes appended to the data file.
+# tus: bytes appended to the upload.
 _RECORD_WRITE = update(uploads).where(_this_upload).values(
     upload_offset=uploads.c.upload_offset + bindparam("b_size"),
     updated_at=bindparam("b_now"), expires_at=bindparam("b_expires"))
 
-# tus: the data file's MD5 state (its length is in the state) and what is recorded.
+# tus: the MD5 state of the upload's bytes (its length is in the state) and what is recorded.
 _DATA_HASH = select(uploads.c.status, uploads.c.upload_offset, uploads.c.md5_state).where(
     _this_upload)
 
