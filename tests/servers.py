@@ -95,8 +95,10 @@ class ThrottledProxy:
     send. ``hold_after`` makes the client unable to finish, however fast the machine: the
     relay passes that many of the bytes clients send (all connections together), then holds
     the rest: it reads no more from the clients and forwards nothing, yet closes nothing.
+    Connections clients open while it holds are held too, without reaching the server.
     ``held`` is set once it holds; answers from the server still reach the clients.
-    ``release()`` ends the hold.
+    ``cut()`` cuts every open connection and holds on; ``release()`` ends the hold.
+    ``refused`` is set once a client connected while the server was down (and so was cut).
     """
 
     BLOCK = 16 * 1024
@@ -107,8 +109,10 @@ class ThrottledProxy:
         self.rate = rate
         self.hold_after = hold_after
         self.held = threading.Event()
+        self.refused = threading.Event()
         self._passed = 0
         self._released = False
+        self._cuts = 0  # how many times cut() ran: a held connection ends at the next one
         self._changed = threading.Condition()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -120,6 +124,17 @@ class ThrottledProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def cut(self) -> None:
+        """Cut every connection open now, as a network failure would, and hold on: the server
+        sees them end, and the connections clients open next, held, never reach it."""
+        with self._changed:
+            self._cuts += 1
+            self._changed.notify_all()
+            connections = list(self.connections)  # close() closes them
+        for connection in connections:
+            with contextlib.suppress(OSError):  # wakes the relay's recv; ended ones raise
+                connection.shutdown(socket.SHUT_RDWR)
 
     def release(self) -> None:
         """End the hold, once the client it stopped has gone: the held connections are cut
@@ -143,23 +158,44 @@ class ThrottledProxy:
                 client, _ = self.listener.accept()
             except OSError:  # closed
                 return
+            with self._changed:
+                holding, cuts = self._holding(), self._cuts
+                if holding:
+                    self.connections.append(client)
+            if holding:  # held without a connection to the server, until cut or released
+                threading.Thread(target=self._hold_unconnected, args=(client, cuts),
+                                 daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:  # the server is down: the client sees its connection closed
+                self.refused.set()
                 client.close()
                 continue
-            self.connections += [client, server]
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+            with self._changed:
+                cut = self._cuts != cuts  # while this one was connecting: it is cut too
+                if not cut:
+                    self.connections += [client, server]
+            if cut:
+                for end in (client, server):
+                    end.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, server, cuts),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, None),
+                             daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, cuts: int | None) -> None:
+        """Relay source to sink: from the client (cuts: how many cuts came before it opened)
+        or, with cuts None, from the server."""
+        upstream = cuts is not None
         try:
             while data := source.recv(self.BLOCK):
                 passing = self._allow(len(data)) if upstream else len(data)
                 sink.sendall(data[:passing])
                 if passing < len(data):
-                    self._hold()
-                    break  # released: cut this connection
+                    self._hold(cuts)
+                    break  # cut or released: cut this connection
                 if upstream and self.rate:
                     time.sleep(len(data) / self.rate)
             else:
@@ -181,7 +217,18 @@ class ThrottledProxy:
             self._passed += passing
             return passing
 
-    def _hold(self) -> None:
+    def _holding(self) -> bool:
+        """Whether the relay holds now (call with self._changed held)."""
+        return self.hold_after is not None and self._passed >= self.hold_after
+
+    def _hold(self, cuts: int) -> None:
+        """Wait until a connection opened after `cuts` cuts is cut or released."""
         with self._changed:
             self.held.set()
-            self._changed.wait_for(lambda: self._released)
+            self._changed.wait_for(lambda: self._released or self._cuts != cuts)
+
+    def _hold_unconnected(self, client: socket.socket, cuts: int) -> None:
+        self._hold(cuts)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+        client.close()

@@ -100,12 +100,7 @@ def interrupt_once(args: list[str], env: dict, proxy: ThrottledProxy, ready,
     client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
-        deadline = time.monotonic() + timeout
-        while not proxy.held.wait(0.05):  # the event; the loop only watches the client
-            _check_waiting(client, deadline, "the relay held its bytes")
-        while not ready():  # bytes that passed reach the server: it gets there, if slowly
-            _check_waiting(client, deadline, "the server had part of the upload")
-            time.sleep(0.02)
+        wait_until_held(client, proxy, ready, timeout)
         assert client.poll() is None, "the client finished while the relay held its bytes"
         client.send_signal(signal.SIGINT)
         _, err = client.communicate(timeout=20)
@@ -115,6 +110,18 @@ def interrupt_once(args: list[str], env: dict, proxy: ThrottledProxy, ready,
         proxy.release()  # the client is gone: its held connections end, later ones pass
     assert client.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
+
+
+def wait_until_held(client: subprocess.Popen, proxy: ThrottledProxy, ready,
+                    timeout: float = 30) -> None:
+    """Wait until the relay holds what client sends and ready() holds; fail with a message
+    if the client exits first or that takes longer than timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not proxy.held.wait(0.05):  # the event; the loop only watches the client
+        _check_waiting(client, deadline, "the relay held its bytes")
+    while not ready():  # bytes that passed reach the server: it gets there, if slowly
+        _check_waiting(client, deadline, "the server had part of the upload")
+        time.sleep(0.02)
 
 
 def _check_waiting(client: subprocess.Popen, deadline: float, what: str) -> None:
@@ -146,19 +153,26 @@ def test_retries_until_a_starting_server_answers(tmp_path):
 def test_rides_out_a_server_restart_mid_upload(tmp_path):
     server = GunicornServer(tmp_path / "data", workers=2).start()
     path = make_file(tmp_path, "restart.bin", 4 * MiB)
-    proxy = ThrottledProxy(server.port, rate=2 * MiB)  # still uploading when the server stops
+    # The relay passes 1 MiB of the 4 and holds the rest: the client is still uploading when
+    # the server stops, however fast or loaded the machine.
+    proxy = ThrottledProxy(server.port, hold_after=MiB)
     client = subprocess.Popen([CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB",
                                "--parallel", "2", "--retries", "10", "--backoff", "0.2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        wait_until_held(client, proxy, lambda: status_or_none(server, path) >= 10)
+        before = status(server, path)
+        assert before["status"] == "uploading" and before["uploaded"] < before["total"]
+        # The client's connections break, as in a restart; those it opens next are held by
+        # the relay and do not reach the server, whose stop so waits for no chunk in flight.
+        proxy.cut()
+        server.stop()  # graceful; then new connections are refused
+        assert client.poll() is None, client.stderr.read()  # the relay holds what it sends
+        proxy.release()  # the held connections break too; the next ones find a closed port
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and status_or_none(server, path) < 10:
-            time.sleep(0.02)
-        server.stop()  # graceful: chunks in flight finish, new connections are refused
-        assert client.poll() is None  # still uploading, now against a closed port
-        time.sleep(1)
+        while not proxy.refused.wait(0.05):
+            _check_waiting(client, deadline, "it tried the stopped server")
         server.start()  # same port and data directory
-        proxy.rate = None
         out, err = client.communicate(timeout=90)
     finally:
         client.kill()
