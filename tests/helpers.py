@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from flask.testing import FlaskClient
 
 from uploadsvc.services import api_chunks, api_completion, followups
+from uploadsvc.storage import ChunkFiles
 from uploadsvc.storage.chunkfiles import CLAIMS
+from uploadsvc.storage.md5state import Md5State
 from uploadsvc.storage.restarts import DATA_BOOT
 
 
@@ -90,3 +92,41 @@ def restart_machine(monkeypatch, app, boot_id: str = "boot-after-the-crash") -> 
     """As if the machine restarted: the app's store sees another boot (a machine crash
     cannot be had for real in a test)."""
     monkeypatch.setattr(app.extensions["store"], "boot_id", boot_id)
+
+
+# -- the store, through the storage interface (the local layout is test_storage_local's) --
+
+
+def store_of(app):
+    """The app's store, as the services reach it."""
+    return app.extensions["store"]
+
+
+def chunks_of(app) -> ChunkFiles:
+    """The store's chunk capability, which chunked (/api) uploads need."""
+    found = store_of(app)
+    assert isinstance(found, ChunkFiles), f"{type(found).__name__} stores no chunks"
+    return found
+
+
+def upload_keys(app) -> list[str]:
+    """Keys of the uploads whose bytes the store keeps, sorted."""
+    return sorted(key for key, _ in store_of(app).upload_keys())
+
+
+def leftovers(app) -> tuple[list[str], list[str]]:
+    """(upload keys with bytes kept, temporary files) the store still holds: ([], []) once
+    every upload is finished or gone and no request left a part behind."""
+    return upload_keys(app), sorted(name for name, _ in store_of(app).temp_files())
+
+
+def finished_bytes(app, name: str) -> bytes:
+    """The bytes of the finished file stored under name."""
+    with store_of(app).open_file(name) as f:
+        return f.read()
+
+
+def md5_in_place(app, key: str, size: int) -> str:
+    """The MD5 of an upload's first size bytes as they lie in place (chunks stored aside
+    not counted): what completion trusts a saved hash state for."""
+    return Md5State(store_of(app).hash_prefix(key, None, size)).hexdigest()

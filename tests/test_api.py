@@ -7,7 +7,7 @@ import pytest
 
 from uploadsvc.services import api_completion
 
-from .helpers import TestFile, random_file, send_chunk, upload_all
+from .helpers import TestFile, leftovers, random_file, send_chunk, upload_all
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -36,7 +36,7 @@ def test_health(client):
     assert body["version"] and body["node"].startswith("CPython")
 
 
-def test_full_upload_out_of_order(client, data_dir):
+def test_full_upload_out_of_order(app, client, data_dir):
     f = random_file(250_000, 64_000)
     assert client.post("/api/check-chunks", json=f.ident()).get_json() == {
         "success": True, "uploadedChunks": [], "progress": 0}
@@ -52,7 +52,7 @@ def test_full_upload_out_of_order(client, data_dir):
     assert done["md5"] == f.md5 and done["path"] == "/uploads/test.bin"
     assert isinstance(done["uploadTime"], int) and done["uploadTime"] >= 0
     assert (data_dir / "uploads" / "test.bin").read_bytes() == f.data
-    assert files_in(data_dir / "chunks") == [] and files_in(data_dir / "temp") == []
+    assert leftovers(app) == ([], [])
 
 
 def test_upload_status_while_uploading_and_after(client):
@@ -74,11 +74,12 @@ def test_progress_is_floored(client):
     assert client.post("/api/check-chunks", json=f.ident()).get_json()["progress"] == 99
 
 
-def test_delete_unfinished_upload(client, data_dir):
+def test_delete_unfinished_upload(app, client):
     f = random_file(300, 100)
     send_chunk(client, f, 0)
+    assert leftovers(app)[0] != []
     assert client.delete(f"/api/upload/{f.md5}/{f.name}").get_json() == {"success": True}
-    assert files_in(data_dir / "chunks") == []
+    assert leftovers(app) == ([], [])
     assert_error(client.get(f"/api/upload-status/{f.md5}/{f.name}"), 404, "upload_not_found")
     assert_error(client.delete(f"/api/upload/{f.md5}/{f.name}"), 404)
 
@@ -150,14 +151,14 @@ def test_instant_upload_of_a_known_file(client, data_dir):
     assert done["path"] == "/uploads/again.bin" and done["size"] == 5000
 
 
-def test_instant_upload_finishes_a_partial_upload_under_the_new_name(client, data_dir):
+def test_instant_upload_finishes_a_partial_upload_under_the_new_name(app, client, data_dir):
     f = random_file(5000, 1000)
     send_chunk(client, f, 0, fileName="late.bin")
     upload_all(client, f)
     body = client.post("/api/check-chunks", json=f.ident(fileName="late.bin")).get_json()
     assert body["completed"] is True
     assert (data_dir / "uploads" / "late.bin").read_bytes() == f.data
-    assert files_in(data_dir / "chunks") == []
+    assert leftovers(app) == ([], [])
 
 
 def test_check_chunks_of_completed_upload_reports_completed(client):
@@ -240,12 +241,12 @@ def test_total_chunks_limit(client):
     assert client.post("/api/check-chunks", json=f.ident(totalChunks=100_000)).status_code == 200
 
 
-def test_declared_size_over_limit_is_413_before_storing(app, client, data_dir):
+def test_declared_size_over_limit_is_413_before_storing(app, client):
     app.config["MAX_FILE_SIZE"] = 1000
     f = random_file(1200, 100)
     assert_error(send_chunk(client, f, 0), 413, "file_too_large")
     assert_error(client.get(f"/api/upload-status/{f.md5}/{f.name}"), 404)
-    assert files_in(data_dir / "temp") == []
+    assert leftovers(app) == ([], [])
 
 
 def test_last_chunk_pushing_past_limit_is_413(app, client):
@@ -351,11 +352,11 @@ def chunk_form(**fields):
     {"md5": "not-an-md5"}, {"fileName": "../../evil"}, {"fileName": "a/b"},
     {"fileName": "bad\x01name"}, {"chunk": None},
 ])
-def test_bad_chunk_forms_are_400(client, data_dir, fields):
+def test_bad_chunk_forms_are_400(app, client, fields):
     response = client.post("/api/upload-chunk", data=chunk_form(**fields),
                            content_type="multipart/form-data")
     assert_error(response, 400)
-    assert files_in(data_dir / "chunks") == [] and files_in(data_dir / "temp") == []
+    assert leftovers(app) == ([], [])
 
 
 def test_chunk_sent_as_text_field_is_400(client):

@@ -3,6 +3,7 @@ in a machine crash (FSYNC "complete") are noticed instead of trusted."""
 import hashlib
 import io
 import os
+import stat
 
 import pytest
 from sqlalchemy import select
@@ -12,20 +13,32 @@ from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
 from uploadsvc.services import api_completion, api_uploads
 from uploadsvc.services.errors import MissingChunks
-from uploadsvc.storage.restarts import DATA_BOOT
 
-from .helpers import ClosingClient, complete, random_file, restart_machine, store_chunk
+from .helpers import (
+    ClosingClient,
+    chunks_of,
+    complete,
+    finished_bytes,
+    leftovers,
+    random_file,
+    restart_machine,
+    store_chunk,
+    store_of,
+)
 from .tus_helpers import create, head, patch, path_of
 
 
 @pytest.fixture
 def synced(monkeypatch):
-    """(path, inode) of the files and directories fsync'd (the real fsync still runs)."""
+    """(path, inode, whether a directory) of the files and directories fsync'd (the real
+    fsync still runs)."""
     paths = []
     real = os.fsync
 
     def fsync(fd):
-        paths.append((os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_ino))
+        found = os.fstat(fd)
+        paths.append((os.readlink(f"/proc/self/fd/{fd}"), found.st_ino,
+                      stat.S_ISDIR(found.st_mode)))
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
@@ -55,27 +68,32 @@ def test_fsync_setting_refuses_a_typo(tmp_path):
 def test_what_reaches_the_disk_before_it_is_acknowledged(data_dir, database_url, synced,
                                                         fsync, chunks_synced, file_synced):
     app = make_app(data_dir, database_url, fsync)
-    f = random_file(250, 100)
+    f = random_file(400, 100)
+    syncs = []  # what each chunk's store fsync'd before it was acknowledged
     with app.app_context():
         for index in range(f.total):
+            before = len(synced)
             store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
+            syncs.append(["directory" if is_dir else "file"
+                          for _, _, is_dir in synced[before:]])
         acknowledged = len(synced)
         upload = complete(f.md5, f.name, f.total)
         db.engine.dispose()
-    # Once per upload when chunks are not fsync'd, the boot mark (written aside, then
-    # renamed) and its directory (see BootMarks); every chunk here is written in place.
-    marks = [i for i, (path, _) in enumerate(synced[:acknowledged])
-             if os.path.basename(path).startswith(".") and path.endswith(".part")]
-    assert (data_dir / "chunks").exists() and not any((data_dir / "chunks").iterdir())
-    assert len(marks) == (1 if fsync == "complete" else 0)
-    chunk_syncs = acknowledged - 2 * len(marks)
-    assert (chunk_syncs >= f.total) is chunks_synced and (chunk_syncs == 0) is not chunks_synced
+    assert leftovers(app) == ([], [])
+    # Every chunk here is written in place. Not fsync'd, they cost nothing but, once per
+    # upload and boot under "complete", the durable note that unsynced bytes follow (what
+    # lost_in_restart reads after a crash): a file and its directory entry, made with the
+    # first chunk.
+    assert all("file" in kinds for kinds in syncs) is chunks_synced
+    if not chunks_synced:
+        note = ["file", "directory"] if fsync == "complete" else []
+        assert syncs == [note] + [[]] * (f.total - 1)
     placed = str(data_dir / "uploads" / upload.stored_name)
     uploads_dir = str(data_dir / "uploads")
     after = synced[acknowledged:]
     # The finished file's bytes (its inode, under whichever name) and its directory entry.
-    assert (uploads_dir in {path for path, _ in after}) is file_synced
-    assert (os.stat(placed).st_ino in {inode for _, inode in after}) is file_synced
+    assert (uploads_dir in {path for path, _, _ in after}) is file_synced
+    assert (os.stat(placed).st_ino in {inode for _, inode, _ in after}) is file_synced
 
 
 def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_url,
@@ -88,10 +106,11 @@ def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_u
         for index in range(f.total):
             store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         key = api_uploads.find(f.md5, f.name).key
-        with open(data_dir / "chunks" / key / "data", "r+b") as damaged:  # the full size,
-            damaged.seek(120)                                             # with a hole
-            damaged.write(bytes(50))
+        # Zeros where the page cache was lost: the full size, with a hole in chunk 1.
+        chunks_of(app).write_chunk(key, 1, io.BytesIO(bytes(50)), 120)
+        assert store_of(app).size(key) == 250 and not store_of(app).lost_in_restart(key)
         restart_machine(monkeypatch, app)
+        assert store_of(app).lost_in_restart(key)
         with pytest.raises(MissingChunks) as raised:
             complete(f.md5, f.name, f.total)
         assert raised.value.extra["missingChunks"] == [0, 1, 2]
@@ -100,7 +119,7 @@ def test_chunks_lost_in_a_machine_crash_are_asked_for_again(data_dir, database_u
             store_chunk(f.md5, f.name, f.total, index, io.BytesIO(f.chunk(index)))
         done = complete(f.md5, f.name, f.total)
         db.engine.dispose()
-    assert (data_dir / "uploads" / done.stored_name).read_bytes() == f.data
+    assert finished_bytes(app, done.stored_name) == f.data
 
 
 def test_a_resumed_upload_is_told_what_a_crash_may_have_lost(data_dir, database_url,
@@ -126,8 +145,7 @@ def crashed_tus_upload(data_dir, database_url, size: int, sent: int, kept: int):
     data = os.urandom(size)
     path = path_of(create(client, len(data)))
     assert patch(client, path, 0, data[:sent]).status_code == 204
-    key = path.rsplit("/", 1)[1]
-    os.truncate(next((data_dir / "chunks" / key).glob("data*")), kept)
+    store_of(app).truncate(path.rsplit("/", 1)[1], kept)
     return client, path, data, app
 
 
@@ -176,13 +194,18 @@ def test_tus_bytes_not_fsynced_before_a_machine_restart_are_sent_again(
         db.engine.dispose()
 
 
-def test_tus_bytes_fsynced_as_they_come_need_no_boot_mark(data_dir, database_url):
+def test_tus_bytes_fsynced_as_they_come_are_trusted_after_a_machine_restart(
+        data_dir, database_url, monkeypatch):
     app = make_app(data_dir, database_url, True)
     client = app.test_client()
-    path = path_of(create(client, 1000))
-    assert patch(client, path, 0, bytes(600)).status_code == 204
-    key = path.rsplit("/", 1)[1]
-    assert not (data_dir / "chunks" / key / DATA_BOOT).exists()
+    data = os.urandom(1000)
+    path = path_of(create(client, len(data)))
+    assert patch(client, path, 0, data[:600]).status_code == 204
+    restart_machine(monkeypatch, app)
+    assert not store_of(app).lost_in_restart(path.rsplit("/", 1)[1])
+    assert head(client, path).headers["Upload-Offset"] == "600"
+    assert patch(client, path, 600, data[600:]).status_code == 204
+    assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     with app.app_context():
         db.engine.dispose()
 
@@ -197,8 +220,10 @@ def test_after_a_restart_with_fsync_on_the_old_mark_goes_with_the_old_bytes(
     client = app.test_client()
     assert head(client, path).headers["Upload-Offset"] == "0"
     assert patch(client, path, 0, data[:100_000]).status_code == 204
-    assert not (data_dir / "chunks" / path.rsplit("/", 1)[1] / DATA_BOOT).exists()
     assert head(client, path).headers["Upload-Offset"] == "100000"  # trusted again
+    restart_machine(monkeypatch, app, "a-second-boot")  # and after the next restart too
+    assert not store_of(app).lost_in_restart(path.rsplit("/", 1)[1])
+    assert head(client, path).headers["Upload-Offset"] == "100000"
     assert patch(client, path, 100_000, data[100_000:]).status_code == 204
     assert head(client, path).headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     with app.app_context():

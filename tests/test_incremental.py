@@ -14,12 +14,20 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_chunks, api_completion, api_uploads
+from uploadsvc.services import api_chunks, api_completion, api_uploads, stores
 from uploadsvc.services.errors import Md5Mismatch, MissingChunks
-from uploadsvc.storage import LocalStore
 from uploadsvc.storage.md5state import Md5State
 
-from .helpers import chunk_files, complete, random_file, restart_machine, store_chunk
+from .helpers import (
+    chunks_of,
+    complete,
+    finished_bytes,
+    md5_in_place,
+    random_file,
+    restart_machine,
+    store_chunk,
+    store_of,
+)
 
 
 @pytest.fixture
@@ -29,17 +37,17 @@ def ctx(app):
 
 
 @pytest.fixture
-def merges(monkeypatch):
+def merges(app, monkeypatch):
     """Counts completions that hash the whole file in one pass (no saved MD5 state)."""
     calls = []
-    original = LocalStore.seal
+    original = store_of(app).seal
 
-    def counting(self, key, size, md5=None, saved=None):
+    def counting(key, size, md5=None, saved=None):
         if md5 is None and saved is None:
             calls.append(key)
-        return original(self, key, size, md5, saved)
+        return original(key, size, md5, saved)
 
-    monkeypatch.setattr(LocalStore, "seal", counting)
+    monkeypatch.setattr(store_of(app), "seal", counting)
     return calls
 
 
@@ -72,17 +80,17 @@ def test_saved_md5_state_of_another_size_is_refused():
 
 
 def test_chunks_in_order_are_hashed_as_they_arrive_and_complete_without_a_merge(
-        ctx, data_dir, merges):
+        ctx, app, merges):
     f = random_file(1000, 128)
     for index in range(f.total):
         store(f, index)
         assert hashed(f) == index + 1
     upload = complete(f.md5, f.name, f.total)
     assert upload.size == 1000 and merges == []
-    assert (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert finished_bytes(app, f.name) == f.data
 
 
-def test_chunks_in_random_order_are_folded_once_the_gap_closes(ctx, data_dir, merges):
+def test_chunks_in_random_order_are_folded_once_the_gap_closes(ctx, app, merges):
     f = random_file(2000, 128)
     order = list(range(1, f.total))
     random.Random(3).shuffle(order)
@@ -92,10 +100,10 @@ def test_chunks_in_random_order_are_folded_once_the_gap_closes(ctx, data_dir, me
     store(f, 0)
     assert hashed(f) == f.total
     complete(f.md5, f.name, f.total)
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_a_chunk_changed_after_it_was_hashed_is_caught_by_the_merge(ctx, data_dir, merges):
+def test_a_chunk_changed_after_it_was_hashed_is_caught_by_the_merge(ctx, app, merges):
     f = random_file(500, 128)
     for index in range(f.total):
         store(f, index)
@@ -103,39 +111,39 @@ def test_a_chunk_changed_after_it_was_hashed_is_caught_by_the_merge(ctx, data_di
     assert hashed(f) == -1
     with pytest.raises(Md5Mismatch):
         complete(f.md5, f.name, f.total)
-    assert len(merges) == 1 and not (data_dir / "uploads" / f.name).exists()
+    assert len(merges) == 1 and not store_of(app).has_file(f.name)
     store(f, 1)  # the client sends the right bytes again
     assert complete(f.md5, f.name, f.total).is_completed
-    assert (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert finished_bytes(app, f.name) == f.data
 
 
-def test_a_retried_chunk_falls_back_to_a_correct_merge(ctx, data_dir, merges):
+def test_a_retried_chunk_falls_back_to_a_correct_merge(ctx, app, merges):
     f = random_file(500, 128)
     store(f, 0, b"y" * 128)
     store(f, 0)
     for index in range(1, f.total):
         store(f, index)
     complete(f.md5, f.name, f.total)
-    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert len(merges) == 1 and finished_bytes(app, f.name) == f.data
 
 
-def test_a_data_file_cut_short_asks_for_its_lost_chunks_again(ctx, data_dir, merges):
+def test_a_data_file_cut_short_asks_for_its_lost_chunks_again(ctx, app, merges):
     f = random_file(500, 128)
     for index in range(f.total):
         store(f, index)
     upload = api_uploads.find(f.md5, f.name)
-    os.truncate(data_dir / "chunks" / upload.key / "data", 300)  # chunks 2 and 3 end later
+    stores.store().truncate(upload.key, 300)  # chunks 2 and 3 end later
     with pytest.raises(MissingChunks) as raised:
         complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [2, 3]
     store(f, 2)
     store(f, 3)
     complete(f.md5, f.name, f.total)
-    assert len(merges) == 1 and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert len(merges) == 1 and finished_bytes(app, f.name) == f.data
 
 
 def test_fsyncd_chunks_and_their_hash_are_trusted_after_a_machine_restart(
-        ctx, app, data_dir, merges, monkeypatch):
+        ctx, app, merges, monkeypatch):
     """By default every chunk is fsync'd before it is recorded, and hashed bytes never
     change in place, so a restart costs nothing."""
     f = random_file(500, 128)
@@ -144,10 +152,10 @@ def test_fsyncd_chunks_and_their_hash_are_trusted_after_a_machine_restart(
     assert hashed(f) == f.total
     restart_machine(monkeypatch, app)
     assert complete(f.md5, f.name, f.total).md5 == f.md5
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, data_dir, merges):
+def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, merges):
     f = random_file(500, 128)
     store(f, 0)
     upload = api_uploads.find(f.md5, f.name)
@@ -159,7 +167,7 @@ def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, data_dir
     assert hashed(f) == 1
     store(f, 3)
     complete(f.md5, f.name, f.total)  # completion folds what is left
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
 def test_parallel_in_order_chunks_across_workers_are_all_hashed_before_completion(
@@ -193,33 +201,42 @@ def test_parallel_in_order_chunks_across_workers_are_all_hashed_before_completio
 # -- chunks in place --------------------------------------------------------------------
 
 
-def chunk_dir(data_dir, f):
-    return data_dir / "chunks" / api_uploads.find(f.md5, f.name).key
+def key_of(f) -> str:
+    return api_uploads.find(f.md5, f.name).key
 
 
-def test_chunks_are_written_once_at_their_offset_in_any_order(ctx, data_dir, merges):
+def sizes(f, indices) -> dict[int, int]:
+    return {index: len(f.chunk(index)) for index in indices}
+
+
+def test_chunks_are_written_once_at_their_offset_in_any_order(ctx, app, merges):
     f = random_file(1000, 128)
     for index in [3, 0, 7, 1, 2, 4, 6, 5]:
         store(f, index)
-    assert chunk_files(chunk_dir(data_dir, f)) == ["data"]
-    assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
+    key, chunks = key_of(f), chunks_of(app)
+    assert chunks.chunks_aside(key, range(f.total)) == []
+    assert store_of(app).size(key) == len(f.data)
+    assert md5_in_place(app, key, len(f.data)) == f.md5
     complete(f.md5, f.name, f.total)
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_the_last_chunk_sent_first_waits_in_a_file_of_its_own(ctx, data_dir, merges):
+def test_the_last_chunk_sent_first_waits_in_a_file_of_its_own(ctx, app, merges):
     f = random_file(1000, 128)
-    store(f, f.total - 1)  # no other chunk has told the chunk size: its offset is unknown
-    assert chunk_files(chunk_dir(data_dir, f)) == [str(f.total - 1)]
+    last = f.total - 1
+    store(f, last)  # no other chunk has told the chunk size: its offset is unknown
+    key, chunks = key_of(f), chunks_of(app)
+    assert chunks.chunks_aside(key, range(f.total)) == [last]
+    assert chunks.stored_sizes(key, sizes(f, [last]), None) == sizes(f, [last])
+    assert store_of(app).size(key) == 0  # nothing in place yet
     for index in range(f.total - 1):
         store(f, index)
     assert hashed(f) == f.total - 1  # the fold stops before it
     complete(f.md5, f.name, f.total)  # puts it in place and hashes on from there
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_a_chunk_claimed_by_another_request_goes_to_a_file_of_its_own(ctx, app, data_dir,
-                                                                      merges):
+def test_a_chunk_claimed_by_another_request_goes_to_a_file_of_its_own(ctx, app, merges):
     f = random_file(500, 128)
     store(f, 0)
     key, chunk_store = api_uploads.find(f.md5, f.name).key, app.extensions["store"]
@@ -227,14 +244,16 @@ def test_a_chunk_claimed_by_another_request_goes_to_a_file_of_its_own(ctx, app, 
         with chunk_store.claim(key, 1) as second, chunk_store.claim(key, 2) as other:
             assert first and not second and other  # per open file: threads exclude too
         store(f, 1)
-    assert chunk_files(chunk_dir(data_dir, f)) == ["1", "data"]
+    assert chunk_store.chunks_aside(key, range(f.total)) == [1]
+    assert chunk_store.stored_sizes(key, sizes(f, [0, 1]), 128) == sizes(f, [0, 1])
+    assert store_of(app).size(key) == 128  # chunk 0 in place, chunk 1 aside
     for index in range(2, f.total):
         store(f, index)
     complete(f.md5, f.name, f.total)
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_a_resent_chunk_never_changes_hashed_bytes(ctx, data_dir, merges, monkeypatch):
+def test_a_resent_chunk_never_changes_hashed_bytes(ctx, app, merges, monkeypatch):
     """A re-send goes to a chunk file of its own, even when its request dies before the
     chunk is recorded again: the bytes in place are the ones hashed, and completion, seeing
     the chunk file, hashes the whole file instead of trusting the saved state."""
@@ -251,17 +270,19 @@ def test_a_resent_chunk_never_changes_hashed_bytes(ctx, data_dir, merges, monkey
         with pytest.raises(ConnectionResetError):
             store(f, 1, b"x" * 128)
     assert hashed(f) == f.total  # nothing recorded
-    assert (chunk_dir(data_dir, f) / "data").read_bytes() == f.data
+    key = key_of(f)  # the bytes hashed in place are untouched; the re-send lies aside
+    assert md5_in_place(app, key, len(f.data)) == f.md5
+    assert chunks_of(app).chunks_aside(key, range(f.total)) == [1]
     with pytest.raises(Md5Mismatch):  # never a verified success over other bytes
         complete(f.md5, f.name, f.total)
     assert len(merges) == 1
     store(f, 1)  # the client sends the right bytes again
     assert complete(f.md5, f.name, f.total).md5 == f.md5
-    assert (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert finished_bytes(app, f.name) == f.data
 
 
 def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
-        ctx, data_dir, merges):
+        ctx, app, merges):
     f = random_file(500, 128)
     store(f, 0)
 
@@ -276,6 +297,8 @@ def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
     assert api_completion.check_chunks(f.md5, f.name, f.total)[1] == [0]
     for index in range(1, f.total):
         store(f, index)
-    assert chunk_files(chunk_dir(data_dir, f)) == ["data"]  # in place, claimed anew
+    key = key_of(f)  # in place, claimed anew
+    assert chunks_of(app).chunks_aside(key, range(f.total)) == []
+    assert store_of(app).size(key) == len(f.data)
     complete(f.md5, f.name, f.total)
-    assert merges == [] and (data_dir / "uploads" / f.name).read_bytes() == f.data
+    assert merges == [] and finished_bytes(app, f.name) == f.data

@@ -1,6 +1,5 @@
 """The service layer inside an app context: ordering of bytes and rows, events, locks."""
 import io
-import os
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +10,15 @@ from uploadsvc.services import api_completion, api_uploads, stores, uploads
 from uploadsvc.services.errors import MissingChunks, UploadNotFound
 from uploadsvc.storage import LockBusy
 
-from .helpers import complete, random_file, store_chunk
+from .helpers import (
+    chunks_of,
+    complete,
+    finished_bytes,
+    leftovers,
+    random_file,
+    store_chunk,
+    upload_keys,
+)
 
 
 @pytest.fixture
@@ -30,16 +37,20 @@ def events():
         select(UploadEvent).order_by(UploadEvent.id)).scalars()]
 
 
-def test_rows_follow_bytes(ctx, data_dir):
+def test_rows_follow_bytes(app, ctx):
     f = random_file(250, 100)
     progress = store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
     assert (progress.uploaded, progress.total, progress.percent) == (1, 3, 33)
     upload = api_uploads.find(f.md5, f.name)
     assert upload.chunk_size == 100 and upload.status == "uploading"
     # In place, at its offset: chunks 0 and 2 will fill the rest of the file.
-    assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
+    chunks = chunks_of(app)
+    assert chunks.chunks_aside(upload.key, range(f.total)) == []
+    assert chunks.stored_sizes(upload.key, {1: 100}, 100) == {1: 100}
     rows = db.session.execute(select(Chunk.chunk_index, Chunk.size)).all()
     assert rows == [(1, 100)]
+    store_all(f, [0, 2])
+    assert finished_bytes(app, complete(f.md5, f.name, f.total).stored_name) == f.data
 
 
 def test_events_are_recorded(ctx):
@@ -50,21 +61,21 @@ def test_events_are_recorded(ctx):
     assert events() == ["created"] + ["chunk_stored"] * 3 + ["completed", "deleted"]
 
 
-def test_completion_records_size_path_and_removes_chunks(ctx, data_dir):
+def test_completion_records_size_path_and_removes_chunks(app, ctx):
     f = random_file(250, 100)
     store_all(f, [2, 1, 0])
     upload = complete(f.md5, f.name, f.total)
     assert upload.status == "completed" and upload.size == 250
     assert upload.path == "/uploads/test.bin" and upload.completed_at is not None
     assert db.session.execute(select(Chunk)).first() is None
-    assert list((data_dir / "chunks").iterdir()) == []
+    assert leftovers(app) == ([], [])
 
 
-def test_chunk_row_whose_bytes_vanished_is_reported_missing(ctx, data_dir):
+def test_chunk_row_whose_bytes_vanished_is_reported_missing(ctx):
     f = random_file(250, 100)
     store_all(f)
     upload = api_uploads.find(f.md5, f.name)
-    os.truncate(data_dir / "chunks" / upload.key / "data", 150)  # chunks 1 and 2 end later
+    stores.store().truncate(upload.key, 150)  # chunks 1 and 2 end later
     with pytest.raises(MissingChunks) as raised:
         complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [1, 2]
@@ -88,17 +99,19 @@ def test_complete_while_another_request_merges_is_merge_in_progress(app, ctx, cl
     assert complete(f.md5, f.name, f.total).status == "completed"
 
 
-def test_crashed_merge_leftover_is_replaced_on_retry(ctx, data_dir):
+def test_crashed_merge_leftover_is_replaced_on_retry(app, ctx, data_dir):
     f = random_file(250, 100)
     store_all(f)
     upload = api_uploads.find(f.md5, f.name)
     # A merge that crashed after placing its file but before committing the row.
     upload.stored_name = "test.bin"
     db.session.commit()
-    (data_dir / "uploads" / "test.bin").write_bytes(f.data)
+    store = stores.store()
+    store.publish(store.seal(upload.key, 250), "test.bin")
     done = complete(f.md5, f.name, f.total)
     assert done.path == "/uploads/test.bin"
     assert sorted(p.name for p in (data_dir / "uploads").iterdir()) == ["test.bin"]
+    assert finished_bytes(app, "test.bin") == f.data and upload_keys(app) == []
 
 
 def test_unknown_upload(ctx):
@@ -117,34 +130,38 @@ def test_active_count_counts_unfinished_only(ctx):
     assert uploads.active_count() == 1
 
 
-def test_row_of_each_upload_has_its_directory(ctx, data_dir):
+def test_row_of_each_upload_has_its_bytes_in_the_store(app, ctx):
     f = random_file(100, 50)
     store_chunk(f.md5, f.name, f.total, 0, io.BytesIO(f.chunk(0)))
     keys = db.session.execute(select(Upload.key)).scalars().all()
-    assert [p.name for p in (data_dir / "chunks").iterdir()] == keys
+    assert len(keys) == 1 and upload_keys(app) == keys
 
 
-def test_chunk_directory_removed_under_a_live_upload_is_made_again(ctx, data_dir):
-    import shutil
-
+def test_bytes_removed_under_a_live_upload_make_room_again(app, ctx):
     f = random_file(250, 100)
     store_all(f, [0])
     upload = api_uploads.find(f.md5, f.name)
-    shutil.rmtree(data_dir / "chunks" / upload.key)
+    stores.store().delete(upload.key)
+    assert upload_keys(app) == []
     store_chunk(f.md5, f.name, f.total, 1, io.BytesIO(f.chunk(1)))
-    assert (data_dir / "chunks" / upload.key / "data").read_bytes()[100:] == f.chunk(1)
-    assert api_uploads.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the directory
+    assert upload_keys(app) == [upload.key]
+    chunks = chunks_of(app)  # in place again, at its offset
+    assert chunks.chunks_aside(upload.key, range(f.total)) == []
+    assert chunks.stored_sizes(upload.key, {1: 100}, 100) == {1: 100}
+    assert api_uploads.status(f.md5, f.name)[1] == [1]  # chunk 0's bytes went with the rest
     with pytest.raises(MissingChunks) as raised:
         complete(f.md5, f.name, f.total)
     assert raised.value.extra["missingChunks"] == [0, 2]
+    store_all(f, [0, 2])
+    assert finished_bytes(app, complete(f.md5, f.name, f.total).stored_name) == f.data
 
 
-def test_instant_upload_whose_source_vanished_falls_back_to_uploading(ctx, data_dir):
+def test_instant_upload_whose_source_vanished_falls_back_to_uploading(ctx):
     f = random_file(250, 100)
     store_all(f)
     complete(f.md5, f.name, f.total)
     upload = api_uploads.find(f.md5, f.name)
     source = api_completion._completed_copy(f.md5)
-    (data_dir / "uploads" / "test.bin").unlink()
+    stores.store().delete_file("test.bin")
     fresh = api_completion._complete_from_copy(api_uploads.get_or_create(f.md5, "b.bin", 3), source)
     assert fresh.status == "uploading" and upload.status == "completed"

@@ -9,23 +9,23 @@ from sqlalchemy import select
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
 from uploadsvc.services import hashing
-from uploadsvc.storage import LocalStore
 from uploadsvc.storage.md5state import Md5State
 
+from .helpers import store_of
 from .tus_helpers import TUS, create, head, metadata, patch, path_of
 
 
 @pytest.fixture
-def hashed_ranges(monkeypatch):
-    """(from, to) of every stretch of a data file hashed from a saved state."""
+def hashed_ranges(app, monkeypatch):
+    """(from, to) of every stretch of an upload's bytes the store hashed from a saved state."""
     calls = []
-    original = LocalStore.hash_prefix
+    original = store_of(app).hash_prefix
 
-    def recording(self, key, saved, end):
+    def recording(key, saved, end):
         calls.append((Md5State(saved).length, end))
-        return original(self, key, saved, end)
+        return original(key, saved, end)
 
-    monkeypatch.setattr(LocalStore, "hash_prefix", recording)
+    monkeypatch.setattr(store_of(app), "hash_prefix", recording)
     return calls
 
 

@@ -12,6 +12,7 @@ from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload, UploadEvent, utcnow
 
+from .helpers import leftovers, upload_keys
 from .tus_helpers import TUS, checksum, create, head, metadata, patch, path_of
 
 
@@ -59,7 +60,7 @@ def test_missing_or_unsupported_tus_resumable_is_412(client, version):
         assert db.session.execute(select(Upload)).first() is None
 
 
-def test_create_head_patch_and_finish(client, data_dir):
+def test_create_head_patch_and_finish(app, client, data_dir):
     data = os.urandom(10_000)
     created = create(client, len(data), "report.pdf")
     assert created.status_code == 201
@@ -82,7 +83,7 @@ def test_create_head_patch_and_finish(client, data_dir):
     assert last.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     assert last.headers["Upload-Path"] == "/uploads/report.pdf"
     assert (data_dir / "uploads" / "report.pdf").read_bytes() == data
-    assert list((data_dir / "chunks").iterdir()) == []
+    assert leftovers(app) == ([], [])
     done = head(client, path)
     assert done.headers["Upload-Offset"] == "10000"
     assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
@@ -323,14 +324,15 @@ def test_unannounced_body_past_the_length_is_cut_off(app, client):
 # -- termination ----------------------------------------------------------------------------
 
 
-def test_termination(client, data_dir):
+def test_termination(app, client):
     path = path_of(create(client, 10))
     patch(client, path, 0, b"12345")
+    assert upload_keys(app) == [path.rsplit("/", 1)[1]]
     response = client.delete(path, headers=TUS)
     assert response.status_code == 204
     assert_error(head(client, path), 404)
     assert_error(patch(client, path, 5, b"1"), 404)
-    assert list((data_dir / "chunks").iterdir()) == []
+    assert leftovers(app) == ([], [])
 
 
 def test_termination_of_a_finished_upload_removes_its_file(client, data_dir):
@@ -349,18 +351,19 @@ def expire(app, path):
         db.session.commit()
 
 
-def test_expired_upload_is_410_and_cleanup_removes_it(app, client, runner, data_dir):
+def test_expired_upload_is_410_and_cleanup_removes_it(app, client, runner):
     path = path_of(create(client, 10))
     patch(client, path, 0, b"12345")
     kept = path_of(create(client, 10))
     expire(app, path)
+    assert upload_keys(app) == sorted(p.rsplit("/", 1)[1] for p in (path, kept))
     assert_error(head(client, path), 410)
     assert_error(patch(client, path, 5, b"1"), 410, "upload_expired")
     result = runner.invoke(args=["cleanup"])
     assert result.exit_code == 0 and "removed 1 expired uploads" in result.output
     assert_error(head(client, path), 410)  # still known as expired, not unknown
     assert head(client, kept).status_code == 200
-    assert [p.name for p in (data_dir / "chunks").iterdir()] == [kept.rsplit("/", 1)[1]]
+    assert upload_keys(app) == [kept.rsplit("/", 1)[1]]
 
 
 def test_expiry_is_configurable(data_dir, migrated_database):
@@ -412,7 +415,7 @@ def partial(client, data: bytes) -> str:
     return path
 
 
-def test_concatenation(client, data_dir):
+def test_concatenation(app, client, data_dir):
     parts = [os.urandom(3000), os.urandom(2000), os.urandom(1)]
     paths = [partial(client, p) for p in parts]
     assert head(client, paths[0]).headers["Upload-Concat"] == "partial"
@@ -429,7 +432,7 @@ def test_concatenation(client, data_dir):
     assert status.headers["Upload-MD5"] == hashlib.md5(whole).hexdigest()
     assert_error(patch(client, path_of(response), 5001, b"x"), 403, "final_upload")
     assert_error(head(client, paths[0]), 404)  # parts are consumed
-    assert list((data_dir / "chunks").iterdir()) == []
+    assert leftovers(app) == ([], [])
     assert client.get("/api/stats").get_json()["activeUploads"] == 0
 
 
