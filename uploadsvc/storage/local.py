@@ -166,6 +166,9 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                 if not replace:
                     raise NameTaken(name) from None
                 os.replace(sealed.ref, dest)
+                # A rename between two links of one file does nothing (POSIX): a retry of a
+                # publish that crashed after linking leaves its sealed link behind otherwise.
+                unlink_quietly(sealed.ref)
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                     raise
