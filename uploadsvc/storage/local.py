@@ -243,9 +243,11 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                 continue
 
     def remove_temp_file(self, name: str) -> None:
+        # Only where temp_files() looks: temp/ and the chunk directories (not uploads/).
         path = os.path.join(self.root, name)
-        if name.endswith(".part") and os.path.dirname(os.path.dirname(path)) in (
-                self.root, self.chunks_dir) and os.path.normpath(path) == path:
+        directory = os.path.dirname(path)
+        if name.endswith(".part") and os.path.normpath(path) == path and (
+                directory == self.temp_dir or os.path.dirname(directory) == self.chunks_dir):
             unlink_quietly(path)
 
     def _reserve_then_replace(self, path: str, dest: str, replace: bool) -> None:
