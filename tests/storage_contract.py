@@ -938,10 +938,6 @@ class StoreContract:
             joiner.concatenate([KEY, NEVER])
         assert list(store.temp_files()) == []
 
-    @pytest.mark.xfail(strict=True, raises=UploadGone,
-                       reason="LocalStore.create() makes no data file, and concatenate() takes "
-                              "the missing file for a missing upload (a tus partial upload "
-                              "of length 0 cannot be concatenated: 409)")
     def test_concatenate_takes_an_upload_with_nothing_written_as_empty(self, store, joiner):
         store.create(KEY)
         store.create(OTHER)

@@ -131,7 +131,8 @@ class Store(ABC):
 
     @abstractmethod
     def copy(self, name: str) -> Sealed:
-        """The finished file under name, sealed anew to be published under another."""
+        """The finished file under name, sealed anew to be published under another (its md5
+        is left empty: the caller knows it from the file's upload)."""
 
     @abstractmethod
     def has_file(self, name: str) -> bool:

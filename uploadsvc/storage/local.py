@@ -99,12 +99,16 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
 
     def truncate(self, key: str, size: int) -> None:
         with disk_errors(), gone_if_missing():
-            os.truncate(self._data_path(key), size)
+            fd = self._open_data(key, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
 
     def hash_prefix(self, key: str, saved: bytes | None, end: int) -> bytes:
         # Hashed where the bytes lie in the page cache (mmap), then sent on their way.
         state = Md5State(saved)
-        with disk_errors(), gone_if_missing(), open(self._data_path(key), "rb",
+        with disk_errors(), gone_if_missing(), open(self._open_data(key, os.O_RDONLY), "rb",
                                                     buffering=0) as data:
             if os.fstat(data.fileno()).st_size < end:
                 raise ValueError("fewer bytes are stored than the hash is asked to reach")
@@ -146,7 +150,7 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
         try:
             with disk_errors(), gone_if_missing(), open(fd, "wb", buffering=0) as out:
                 for key in keys:
-                    with open(self._data_path(key), "rb", buffering=0) as src:
+                    with open(self._open_data(key, os.O_RDONLY), "rb", buffering=0) as src:
                         size += self._hash_into(src, digest, out)
                 self._sync(out.fileno())
         except BaseException:
@@ -249,6 +253,11 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
         if name.endswith(".part") and os.path.normpath(path) == path and (
                 directory == self.temp_dir or os.path.dirname(directory) == self.chunks_dir):
             unlink_quietly(path)
+
+    def _open_data(self, key: str, flags: int) -> int:
+        """The upload's data file, made empty if nothing was written yet (FileNotFoundError
+        only when the upload itself is gone)."""
+        return os.open(self._data_path(key), flags | os.O_CREAT, 0o644)
 
     def _reserve_then_replace(self, path: str, dest: str, replace: bool) -> None:
         # No hard links here: claim the name with an exclusive create, then rename over it.
