@@ -5,7 +5,7 @@ GiB = 1024**3
 
 
 class DefaultConfig:
-    # Where temp/, chunks/ and uploads/ live; None means the instance folder.
+    # Where temp/, chunks/, locks/ and uploads/ live; None means the instance folder.
     DATA_DIR = None
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None

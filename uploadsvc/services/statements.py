@@ -1,6 +1,6 @@
 """The statements every chunk costs, built once on the tables.
 
-A chunk request and the fold after it run a handful of statements; as ORM-enabled
+A chunk request and the catch-up hashing after it run a handful of statements; as ORM-enabled
 statements built per call, building them, the ORM's bulk-update bookkeeping and loading
 rows into objects took more CPU than storing the chunk's bytes (see docs/performance.md).
 These are plain Core statements with bound parameters, so SQLAlchemy compiles each once per
@@ -121,7 +121,7 @@ def set_hash(upload, hashed: int, state: bytes | None) -> None:
 
 
 def save_hash(upload, start: int, hashed: int, state: bytes) -> bool:
-    """Save a fold's result if hashed_chunks is still `start`; whether it was."""
+    """Save a catch-up's prefix hash if hashed_chunks is still `start`; whether it was."""
     return db.session.execute(_SAVE_HASH, {**_ids(upload), "b_from": start, "b_hashed": hashed,
                                            "b_state": state}).rowcount > 0
 
