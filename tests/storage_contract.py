@@ -174,6 +174,14 @@ def hashed(state: bytes) -> tuple[int, str]:
 # -- the contract ---------------------------------------------------------------------------
 
 
+def capability(store, kind: type, missing: str):
+    """The store as one of its optional capabilities; tests of a capability the backend
+    does not offer do not apply to it."""
+    if not isinstance(store, kind):
+        pytest.skip(f"{type(store).__name__} {missing}")
+    return store
+
+
 class StoreContract:
     """Every Store passes these; a subclass Test<Backend> provides the fixtures."""
 
@@ -195,21 +203,15 @@ class StoreContract:
 
     @pytest.fixture
     def chunks(self, store) -> ChunkFiles:
-        if not isinstance(store, ChunkFiles):
-            pytest.skip(f"{type(store).__name__} has no ChunkFiles")
-        return store
+        return capability(store, ChunkFiles, "has no ChunkFiles")
 
     @pytest.fixture
     def joiner(self, store) -> Concatenation:
-        if not isinstance(store, Concatenation):
-            pytest.skip(f"{type(store).__name__} cannot concatenate")
-        return store
+        return capability(store, Concatenation, "cannot concatenate")
 
     @pytest.fixture
     def server(self, store) -> FileServer:
-        if not isinstance(store, FileServer):
-            pytest.skip(f"{type(store).__name__} serves no files")
-        return store
+        return capability(store, FileServer, "serves no files")
 
     # -- an upload's bytes ----------------------------------------------------------------
 
