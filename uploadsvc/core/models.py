@@ -51,6 +51,9 @@ class Upload(db.Model):
     total_chunks: Mapped[int]
     # Size of every chunk but the last, once a non-last chunk has been seen.
     chunk_size: Mapped[int | None] = mapped_column(BigInteger)
+    # The whole file's size as the client declared it (fileSize, optional); the merged file
+    # must have it. `size` is what the finished file has.
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
     size: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=UPLOADING, index=True)
     # Name under uploads/, reserved before the merge places the file there.
@@ -132,6 +135,8 @@ class UploadEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
+    # The owner of the upload (Upload.owner_id): an owner sees only the events of theirs.
+    owner_id: Mapped[int] = mapped_column(default=0, server_default="0", index=True)
     upload_key: Mapped[str] = mapped_column(String(32), index=True)
     md5: Mapped[str] = mapped_column(String(32))
     file_name: Mapped[str] = mapped_column(String(255))
@@ -141,7 +146,7 @@ class UploadEvent(db.Model):
 
     @classmethod
     def of(cls, kind: str, upload: Upload, **fields) -> "UploadEvent":
-        return cls(kind=kind, upload_key=upload.key, md5=upload.md5,
+        return cls(kind=kind, owner_id=upload.owner_id, upload_key=upload.key, md5=upload.md5,
                    file_name=upload.file_name, **fields)
 
 

@@ -111,7 +111,8 @@ def _upsert(dialect: str):
 
 
 def add_event(kind: str, upload, **fields) -> None:
-    db.session.execute(_ADD_EVENT, {"kind": kind, "upload_key": upload.key, "md5": upload.md5,
+    db.session.execute(_ADD_EVENT, {"kind": kind, "owner_id": upload.owner_id,
+                                    "upload_key": upload.key, "md5": upload.md5,
                                     "file_name": upload.file_name, "bytes": None,
                                     "duration_ms": None, "created_at": utcnow(), **fields})
 
