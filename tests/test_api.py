@@ -39,7 +39,8 @@ def test_health(client):
 def test_full_upload_out_of_order(app, client, data_dir):
     f = random_file(250_000, 64_000)
     assert client.post("/api/check-chunks", json=f.ident()).get_json() == {
-        "success": True, "uploadedChunks": [], "progress": 0}
+        "success": True, "uploadedChunks": [], "progress": 0, "instantUpload": False,
+        "data": {"instantUpload": False, "uploadedChunks": [], "progress": 0}}
     for n, index in enumerate([3, 1, 0, 2], start=1):
         body = send_chunk(client, f, index).get_json()
         assert body == {"success": True, "uploaded": n, "total": 4,
@@ -142,8 +143,12 @@ def test_instant_upload_of_a_known_file(client, data_dir):
     upload_all(client, f)
     body = client.post("/api/check-chunks",
                        json=f.ident(fileName="again.bin", totalChunks=7)).get_json()
+    found = {"instantUpload": True, "uploadedChunks": list(range(7)), "progress": 100,
+             "fileUrl": "/uploads/again.bin", "fileName": "again.bin", "fileSize": 5000}
     assert body == {"success": True, "uploadedChunks": list(range(7)), "progress": 100,
-                    "completed": True, "path": "/uploads/again.bin"}
+                    "instantUpload": True, "completed": True, "path": "/uploads/again.bin",
+                    "fileUrl": "/uploads/again.bin", "fileName": "again.bin",
+                    "fileSize": 5000, "data": found}
     assert (data_dir / "uploads" / "again.bin").read_bytes() == f.data
     status = client.get(f"/api/upload-status/{f.md5}/again.bin").get_json()
     assert status["status"] == "completed"
@@ -419,6 +424,7 @@ def test_completed_file_removed_by_hand_can_be_uploaded_again(client, data_dir):
     upload_all(client, f)
     (data_dir / "uploads" / "test.bin").unlink()
     body = client.post("/api/check-chunks", json=f.ident()).get_json()
-    assert body == {"success": True, "uploadedChunks": [], "progress": 0}
+    assert body == {"success": True, "uploadedChunks": [], "progress": 0, "instantUpload": False,
+                    "data": {"instantUpload": False, "uploadedChunks": [], "progress": 0}}
     assert upload_all(client, f).get_json()["path"] == "/uploads/test.bin"
     assert (data_dir / "uploads" / "test.bin").read_bytes() == f.data

@@ -44,14 +44,49 @@ def json_body(schema) -> dict:
 
 
 def completion(upload) -> dict:
+    """complete-upload's answer, repeated in the original server's `data` envelope."""
     return {"success": True, "fileName": upload.file_name, "size": upload.size,
-            "md5": upload.md5, "path": upload.path, "uploadTime": upload.upload_time_ms}
+            "md5": upload.md5, "path": upload.path, "uploadTime": upload.upload_time_ms,
+            "data": {"fileName": upload.file_name, "fileSize": upload.size,
+                     "filePath": upload.path, "md5": upload.md5,
+                     "uploadTime": upload.upload_time_ms}}
+
+
+def chunks_found(upload, indices: list[int], total: int, file_name: str) -> dict:
+    """check-chunks' answer: instantUpload says whether the file is already there (then
+    with its URL, name and size), repeated in the original server's `data` envelope."""
+    instant = upload is not None and upload.is_completed
+    found = {"instantUpload": instant, "uploadedChunks": indices,
+             "progress": api_uploads.Progress(len(indices), total).percent}
+    if instant:
+        found.update(fileUrl=upload.path, fileName=file_name, fileSize=upload.size)
+    body = {"success": True, "uploadedChunks": indices, "progress": found["progress"],
+            "instantUpload": instant}
+    if instant:
+        body.update(completed=True, path=upload.path, fileUrl=upload.path,
+                    fileName=file_name, fileSize=upload.size)
+    return {**body, "data": found}
+
+
+# The health message in the client's language (Accept-Language); the original server's own
+# words for Chinese, which the React front end shows in its banner.
+HEALTH_MESSAGES = {"en": "Upload service is running", "zh": "后端服务运行正常"}
+
+
+def preferred_language() -> str:
+    """The first language of Accept-Language (by quality) that has a message, else English;
+    zh-CN, zh-TW and zh all mean Chinese."""
+    for value, quality in request.accept_languages:
+        primary = value.split("-")[0].lower()
+        if quality > 0 and primary in HEALTH_MESSAGES:
+            return primary
+    return "en"
 
 
 @bp.get("/health")
 def health():
     """Liveness, version and runtime."""
-    return {"status": "ok", "message": "Upload service is running",
+    return {"status": "ok", "message": HEALTH_MESSAGES[preferred_language()],
             "timestamp": iso(datetime.now(UTC)), "version": __version__,
             "node": runtime(), "python": platform.python_version()}
 
@@ -61,12 +96,9 @@ def check_chunks():
     """Which chunks of an upload are stored; completes known files at once."""
     args = json_body(UploadIdentitySchema())
     total = args["totalChunks"]
-    upload, indices = api_completion.check_chunks(args["md5"], args["fileName"], total)
-    body = {"success": True, "uploadedChunks": indices,
-            "progress": api_uploads.Progress(len(indices), total).percent}
-    if upload is not None and upload.is_completed:
-        body.update(completed=True, path=upload.path)
-    return body
+    upload, indices = api_completion.check_chunks(args["md5"], args["fileName"], total,
+                                                  args.get("fileSize"))
+    return chunks_found(upload, indices, total, args["fileName"])
 
 
 @bp.post("/upload-chunk")
@@ -86,7 +118,8 @@ def upload_chunk():
     if chunk is None:
         raise InvalidInput("The file part 'chunk' is missing.")
     stored = api_chunks.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
-                                    args["chunkIndex"], chunk.stream)
+                                    args["chunkIndex"], chunk.stream, args.get("fileSize"),
+                                    args.get("chunkMd5"))
     progress = stored.value
     return after_response(make_response({
         "success": True, "uploaded": progress.uploaded, "total": progress.total,

@@ -12,8 +12,16 @@ MD5_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 MD5_DOC = {"pattern": "^[0-9a-fA-F]{32}$", "description": "hex MD5 of the whole file"}
 NAME_DOC = {"minLength": 1, "maxLength": 255,
             "description": "a plain file name of at most 255 bytes in UTF-8"}
-TOTAL_DOC = {"minimum": 1, "description": "number of chunks; at most MAX_TOTAL_CHUNKS"}
+TOTAL_DOC = {"minimum": 0, "description": "number of chunks; at most MAX_TOTAL_CHUNKS; 0 only "
+             "for a zero-byte file (md5 d41d8cd98f00b204e9800998ecf8427e)"}
+CHUNK_TOTAL_DOC = {"minimum": 1, "description": "number of chunks; at most MAX_TOTAL_CHUNKS"}
+FILE_SIZE_DOC = {"minimum": 0, "description": "optional: the whole file's size in bytes; over "
+                 "MAX_FILE_SIZE it is refused at once (413), and the merged file must have it"}
+CHUNK_MD5_DOC = {"pattern": "^[0-9a-fA-F]{32}$", "description": "optional: hex MD5 of this "
+                 "chunk's bytes; a chunk that does not match is refused (400), nothing stored"}
 MAX_NAME_BYTES = 255
+# The MD5 of no bytes: a zero-byte file may be announced as totalChunks 0 (the front ends do).
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 def validate_md5(value: str) -> None:
@@ -43,6 +51,17 @@ def validate_total_chunks(value: int) -> None:
         raise ValidationError(f"must be between 1 and {limit}.")
 
 
+def validate_total_or_empty(value: int) -> None:
+    """As validate_total_chunks, or 0 (a zero-byte file: checked with the md5 below)."""
+    if value != 0:
+        validate_total_chunks(value)
+
+
+def validate_file_size(value: int) -> None:
+    if value < 0:
+        raise ValidationError("must be a whole number of bytes, 0 or more.")
+
+
 class FormInteger(fields.Integer):
     """An integer sent as form text: ASCII digits only (no signs, spaces or exponents)."""
 
@@ -60,8 +79,16 @@ class UploadIdentitySchema(Schema):
 
     md5 = fields.String(required=True, validate=validate_md5, metadata=MD5_DOC)
     fileName = fields.String(required=True, validate=validate_file_name, metadata=NAME_DOC)
-    totalChunks = fields.Integer(strict=True, required=True, validate=validate_total_chunks,
+    totalChunks = fields.Integer(strict=True, required=True, validate=validate_total_or_empty,
                                  metadata=TOTAL_DOC)
+    fileSize = fields.Integer(strict=True, validate=validate_file_size, metadata=FILE_SIZE_DOC)
+
+    @validates_schema
+    def no_chunks_only_when_empty(self, data, **kwargs):
+        if data.get("totalChunks") == 0 and data.get("md5", "").lower() != EMPTY_MD5:
+            limit = current_app.config["MAX_TOTAL_CHUNKS"]
+            raise ValidationError(f"must be between 1 and {limit} (0 only for a zero-byte "
+                                  "file).", "totalChunks")
 
 
 class ChunkFormSchema(Schema):
@@ -72,8 +99,11 @@ class ChunkFormSchema(Schema):
 
     md5 = fields.String(required=True, validate=validate_md5, metadata=MD5_DOC)
     fileName = fields.String(required=True, validate=validate_file_name, metadata=NAME_DOC)
-    totalChunks = FormInteger(required=True, validate=validate_total_chunks, metadata=TOTAL_DOC)
+    totalChunks = FormInteger(required=True, validate=validate_total_chunks,
+                              metadata=CHUNK_TOTAL_DOC)
     chunkIndex = FormInteger(required=True, metadata={"minimum": 0})
+    fileSize = FormInteger(validate=validate_file_size, metadata=FILE_SIZE_DOC)
+    chunkMd5 = fields.String(validate=validate_md5, metadata=CHUNK_MD5_DOC)
 
     @validates_schema
     def index_in_range(self, data, **kwargs):
@@ -95,6 +125,7 @@ def load(schema: Schema, data) -> dict:
         problems = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
         text = " ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in problems.items())
         raise InvalidInput(f"Invalid input. {text}", fields=problems) from None
-    if "md5" in result:
-        result["md5"] = result["md5"].lower()
+    for key in ("md5", "chunkMd5"):
+        if key in result:
+            result[key] = result[key].lower()
     return result

@@ -9,10 +9,18 @@ from sqlalchemy import update
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Upload, UploadEvent
-from ..storage import UploadGone, stream_size
+from ..storage import UploadGone, md5_of, stream_size
 from . import hashing, metrics, statements
-from .api_uploads import Progress, forget_chunks, forget_if_lost_in_restart, get_or_create
+from .api_uploads import (
+    Progress,
+    check_file_size,
+    forget_chunks,
+    forget_if_lost_in_restart,
+    get_or_create,
+    note_file_size,
+)
 from .errors import (
+    ChunkMd5Mismatch,
     ChunkSizeConflict,
     FileTooLarge,
     MergeInProgress,
@@ -26,18 +34,24 @@ from .uploads import reload
 log = logging.getLogger(__name__)
 
 
-def store_chunk(md5: str, file_name: str, total: int, index: int,
-                src: BinaryIO) -> Outcome[Progress]:
+def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
+                file_size: int | None = None,
+                chunk_md5: str | None = None) -> Outcome[Progress]:
     """Store one chunk (durably, unless FSYNC is "complete"); re-sending a stored chunk
-    replaces it harmlessly. If it is the chunk the upload's hash needs next, hashing it is
+    replaces it harmlessly. A chunk that does not match its chunk_md5 is refused before
+    anything is recorded. If it is the chunk the upload's hash needs next, hashing it is
     left for after the answer."""
+    if chunk_md5 is not None and md5_of(src) != chunk_md5:
+        raise ChunkMd5Mismatch()
+    check_file_size(file_size)
     size = stream_size(src)
     check_declared_size(total, index, size, None)
-    upload = get_or_create(md5, file_name, total)
+    upload = get_or_create(md5, file_name, total, file_size)
     if upload.is_completed:
         return Outcome(Progress(total, total))
     if upload.total_chunks != total:
         raise TotalChunksConflict()
+    upload = note_file_size(upload, file_size)
     started = time.monotonic()
     db.session.commit()
     forget_if_lost_in_restart(upload)

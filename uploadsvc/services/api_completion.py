@@ -11,14 +11,22 @@ from ..core.models import Chunk, Upload, UploadEvent
 from ..storage import FileGone
 from . import access, hashing, metrics
 from .api_uploads import (
+    check_file_size,
     clear_chunks,
     find,
     forget_if_lost_in_restart,
     forget_lost_file,
     get_or_create,
+    note_file_size,
     stored_indices,
 )
-from .errors import Md5Mismatch, MissingChunks, TotalChunksConflict, UploadNotFound
+from .errors import (
+    Md5Mismatch,
+    MissingChunks,
+    SizeMismatch,
+    TotalChunksConflict,
+    UploadNotFound,
+)
 from .followups import FollowUp, Outcome
 from .placement import place_and_finish
 from .stores import chunk_files, holding, lock_wait, store
@@ -27,9 +35,13 @@ from .uploads import reload
 log = logging.getLogger(__name__)
 
 
-def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, list[int]]:
+def check_chunks(md5: str, file_name: str, total: int,
+                 file_size: int | None = None) -> tuple[Upload | None, list[int]]:
     """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
-    already completed under any name is completed here at once from that copy."""
+    already completed under any name is completed here at once from that copy. A declared
+    file size over the limit is refused first; one within it starts the upload, to be
+    checked at completion."""
+    check_file_size(file_size)
     upload = find(md5, file_name)
     if upload is not None and upload.is_completed and not store().has_file(
             upload.stored_name):
@@ -37,12 +49,16 @@ def check_chunks(md5: str, file_name: str, total: int) -> tuple[Upload | None, l
     if upload is None or not upload.is_completed:
         source = _completed_copy(md5)
         if source is not None:
-            upload = _complete_from_copy(upload or get_or_create(md5, file_name, total), source)
+            upload = _complete_from_copy(
+                upload or get_or_create(md5, file_name, total, file_size), source)
+    if upload is None and file_size is not None:
+        upload = get_or_create(md5, file_name, total, file_size)
     if upload is None or upload.is_completed:
         db.session.commit()
         return upload, list(range(total)) if upload else []
     if upload.total_chunks != total:
         raise TotalChunksConflict()
+    upload = note_file_size(upload, file_size)
     db.session.commit()
     forget_if_lost_in_restart(upload)
     indices = stored_indices(upload)
@@ -55,6 +71,8 @@ def complete(md5: str, file_name: str, total: int) -> Outcome[Upload]:
     bytes is left for after the answer (unlinking a GiB of chunks takes most of a second on
     some disks); if that never runs, `flask cleanup` removes them as debris."""
     upload = find(md5, file_name)
+    if upload is None and total == 0:  # a zero-byte file: no chunk ever made it exist
+        upload = get_or_create(md5, file_name, total)
     if upload is None:
         raise UploadNotFound()
     if upload.is_completed:
@@ -85,20 +103,29 @@ def _merge(upload: Upload) -> Upload:
     db.session.commit()
     if missing:
         raise MissingChunks(missingChunks=missing)
+    size = sum(rows.values())
+    if upload.file_size is not None and size != upload.file_size:
+        _failed_verification(upload, size, f"size {size}")
+        raise SizeMismatch(expectedSize=upload.file_size, actualSize=size)
     started = time.monotonic()
-    sealed = hashing.sealed_chunks(upload, sum(rows.values()), lock_wait())
+    sealed = hashing.sealed_chunks(upload, size, lock_wait())
     if sealed.md5 != upload.md5:
         store().discard(sealed)
-        db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=sealed.size))
-        db.session.commit()
-        metrics.verification_failed()
-        log.warning("upload %s failed verification: md5 %s", upload.key, sealed.md5,
-                    extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
-                                       bytes=sealed.size, actual_md5=sealed.md5))
+        _failed_verification(upload, size, f"md5 {sealed.md5}", actual_md5=sealed.md5)
         raise Md5Mismatch(expected=upload.md5, actual=sealed.md5)
     seconds = time.monotonic() - started
     metrics.merged(seconds)
     return place_and_finish(upload, sealed, seconds)
+
+
+def _failed_verification(upload: Upload, size: int, what: str, **fields) -> None:
+    """Record that the merged file is not the one the client described."""
+    db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=size))
+    db.session.commit()
+    metrics.verification_failed()
+    log.warning("upload %s failed verification: %s", upload.key, what,
+                extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload, bytes=size,
+                                   **fields))
 
 
 def _completed_copy(md5: str) -> Upload | None:

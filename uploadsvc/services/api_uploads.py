@@ -11,7 +11,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from flask import current_app
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.extensions import db
@@ -19,7 +20,7 @@ from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent, name_digest
 from ..storage import UploadGone
 from . import access, hashing, metrics
-from .errors import MergeInProgress, UploadNotFound
+from .errors import FileSizeConflict, FileTooLarge, MergeInProgress, UploadNotFound
 from .stores import chunk_files, holding, store
 from .uploads import check_room, reload, remove
 
@@ -67,7 +68,28 @@ def delete_upload(md5: str, file_name: str) -> None:
         remove(reload(upload), UploadEvent.DELETED)
 
 
-def get_or_create(md5: str, file_name: str, total: int) -> Upload:
+def check_file_size(file_size: int | None) -> None:
+    """Refuse a declared file size over MAX_FILE_SIZE (413), before anything is recorded."""
+    limit = current_app.config["MAX_FILE_SIZE"]
+    if file_size is not None and file_size > limit:
+        raise FileTooLarge(f"The file is {file_size} bytes; the limit is {limit}.")
+
+
+def note_file_size(upload: Upload, file_size: int | None) -> Upload:
+    """Record the whole file's size as the client declared it, once; another one is a 409."""
+    if file_size is None or upload.is_completed or upload.file_size == file_size:
+        return upload
+    if upload.file_size is None:
+        db.session.execute(update(Upload).filter_by(id=upload.id, key=upload.key, file_size=None)
+                           .values(file_size=file_size))
+        upload = reload(upload)
+        db.session.commit()
+    if upload.file_size != file_size:
+        raise FileSizeConflict()
+    return upload
+
+
+def get_or_create(md5: str, file_name: str, total: int, file_size: int | None = None) -> Upload:
     """This request's upload with this identity, created (with room for its bytes) if new."""
     for _ in range(3):
         upload = find(md5, file_name)
@@ -79,7 +101,8 @@ def get_or_create(md5: str, file_name: str, total: int) -> Upload:
         key = uuid.uuid4().hex
         store().create(key)
         upload = Upload(key=key, md5=md5, file_name=file_name, owner_id=access.owner_id(),
-                        client=client, name_digest=name_digest(file_name), total_chunks=total)
+                        client=client, name_digest=name_digest(file_name), total_chunks=total,
+                        file_size=file_size)
         db.session.add(upload)
         db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
         try:

@@ -130,3 +130,20 @@ class FileNotFound(UploadError):
     status = 404
     code = "file_not_found"
     message = "No such file."
+
+
+class ChunkMd5Mismatch(UploadError):
+    code = "chunk_md5_mismatch"
+    message = "The chunk's bytes do not match its chunkMd5; nothing was stored, send it again."
+
+
+class FileSizeConflict(UploadError):
+    status = 409
+    code = "file_size_conflict"
+    message = "This upload was started with a different fileSize."
+
+
+class SizeMismatch(UploadError):
+    status = 422
+    code = "size_mismatch"
+    message = "The merged file does not have the fileSize the client gave; re-send or delete."

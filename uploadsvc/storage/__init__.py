@@ -24,11 +24,12 @@ from .errors import (
     UploadGone,
 )
 from .local import LocalStore
-from .spool import stream_size
+from .spool import md5_of, stream_size
 
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
            "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
-           "StorageError", "StorageFull", "Store", "UploadGone", "Written", "stream_size"]
+           "StorageError", "StorageFull", "Store", "UploadGone", "Written", "md5_of",
+           "stream_size"]
 
 
 def open_store(data_dir: str, fsync: bool | str = True) -> Store:

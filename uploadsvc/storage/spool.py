@@ -1,11 +1,16 @@
 """Request parts spooled into the data directory, so that a write can take them over."""
+import hashlib
 import io
+import mmap
 import os
 import tempfile
 from typing import BinaryIO
 
 from .errors import PartTooLarge
 from .files import unlink_quietly
+
+# The most of a part mapped at once while hashing it, and the buffer where it cannot be.
+HASH_WINDOW = 2 * 1024 * 1024
 
 
 class SpoolFile(io.FileIO):
@@ -42,3 +47,24 @@ def stream_size(stream: BinaryIO) -> int:
         size = stream.seek(0, os.SEEK_END)
         stream.seek(position)
         return size
+
+
+def md5_of(stream: BinaryIO) -> str:
+    """The hex MD5 of a spooled stream's bytes, hashed where they lie in the page cache (a
+    file is mapped, not read into buffers); the stream's position is kept."""
+    digest = hashlib.md5()
+    try:
+        fd = stream.fileno()
+        size = os.fstat(fd).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        position = stream.tell()
+        stream.seek(0)
+        while block := stream.read(HASH_WINDOW):
+            digest.update(block)
+        stream.seek(position)
+        return digest.hexdigest()
+    for offset in range(0, size, HASH_WINDOW):
+        with mmap.mmap(fd, min(HASH_WINDOW, size - offset), access=mmap.ACCESS_READ,
+                       offset=offset) as window:
+            digest.update(window)
+    return digest.hexdigest()

@@ -7,16 +7,20 @@ from ..schemas import UploadIdentitySchema
 from . import responses as r
 
 ERRORS = {
-    400: "Malformed or missing input (`invalid_input`), or chunks missing (`missing_chunks`, "
-         "with `missingChunks`).",
+    400: "Malformed or missing input (`invalid_input`), chunks missing (`missing_chunks`, "
+         "with `missingChunks`), or a chunk that does not match its `chunkMd5` "
+         "(`chunk_md5_mismatch`, nothing stored).",
     401: "An API key is required (only when UPLOADSVC_AUTH_REQUIRED is on).",
     404: "No such upload (or it belongs to another API key).",
     408: "The request body arrived too slowly.",
-    409: "Conflict with the upload's state: another `totalChunks`, another chunk size, or "
-         "`merge_in_progress` (retry).",
-    413: "Too large: the file (MAX_FILE_SIZE), the chunk (MAX_CHUNK_SIZE) or the JSON body.",
+    409: "Conflict with the upload's state: another `totalChunks`, another chunk size, "
+         "another `fileSize` (`file_size_conflict`), or `merge_in_progress` (retry).",
+    413: "Too large: the file (MAX_FILE_SIZE, also as a declared `fileSize`), the chunk "
+         "(MAX_CHUNK_SIZE) or the JSON body.",
     415: "Wrong Content-Type.",
-    422: "The merged bytes do not match `md5` (`md5_mismatch`, with `expected`, `actual`).",
+    422: "The merged bytes do not match `md5` (`md5_mismatch`, with `expected`, `actual`), or "
+         "the merged file has not the declared `fileSize` (`size_mismatch`, with "
+         "`expectedSize`, `actualSize`).",
     429: "Too many unfinished uploads for this client or server, or a rate limit.",
     500: "An internal error; the message carries no details (they are logged).",
     507: "The server is out of disk space; nothing partial was kept.",
@@ -55,6 +59,9 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
     limited = (401, 429)
     spec.path("/api/health", operations={"get": {
         "summary": "Liveness, version and runtime", "operationId": "health", "security": [],
+        "parameters": [{"in": "header", "name": "Accept-Language", "required": False,
+                        "schema": {"type": "string"},
+                        "description": "zh, zh-CN, ... for the message in Chinese"}],
         "responses": answers("Health", "The service is up.")}})
     spec.path("/api/check-chunks", operations={"post": {
         "summary": "Which chunks are stored; completes a known file at once (instant upload)",

@@ -30,23 +30,43 @@ class Error(Answer):
         "description": "missing_chunks: the indices still to send"})
     expected = fields.String(metadata={"description": "md5_mismatch: the md5 the client gave"})
     actual = fields.String(metadata={"description": "md5_mismatch: the md5 of the merged bytes"})
+    expectedSize = fields.Integer(metadata={
+        "description": "size_mismatch: the fileSize the client gave"})
+    actualSize = fields.Integer(metadata={
+        "description": "size_mismatch: the size of the merged file"})
 
 
 class Health(Answer):
     status = fields.String(required=True, metadata={"enum": ["ok"]})
-    message = fields.String(required=True)
+    message = fields.String(required=True, metadata={
+        "description": "in the client's language (Accept-Language): Chinese or English"})
     timestamp = fields.String(required=True, metadata=TIME_DOC)
     version = fields.String(required=True)
     node = fields.String(required=True, metadata={"description": "runtime, e.g. CPython 3.11.7"})
     python = fields.String()
 
 
-class CheckChunks(Answer):
-    success = fields.Boolean(required=True, metadata={"enum": [True]})
+INSTANT_DOC = {"description": "whether the file is already stored (instant upload): no chunk "
+               "needs sending"}
+
+
+class Found(Answer):
+    """check-chunks' answer, as the original server also nests it in `data`."""
+
+    instantUpload = fields.Boolean(required=True, metadata=INSTANT_DOC)
     uploadedChunks = fields.List(fields.Integer(metadata={"minimum": 0}), required=True)
     progress = _int(**PERCENT_DOC)
+    fileUrl = fields.String(metadata={**PATH_DOC, "description": "instant: the file's path"})
+    fileName = fields.String(metadata={"description": "instant: the name the client sent"})
+    fileSize = fields.Integer(metadata={"minimum": 0, "description": "instant: bytes"})
+
+
+class CheckChunks(Found):
+    success = fields.Boolean(required=True, metadata={"enum": [True]})
     completed = fields.Boolean(metadata={"enum": [True], "description": "instant upload"})
     path = fields.String(metadata=PATH_DOC)
+    data = fields.Nested(Found, required=True, metadata={
+        "description": "the same answer, as the original server nests it"})
 
 
 class ChunkUpload(ChunkFormSchema):
@@ -63,6 +83,16 @@ class ChunkStored(Answer):
     chunkIndex = _int(minimum=0)
 
 
+class CompletedData(Answer):
+    """complete-upload's answer as the original server nests it in `data`."""
+
+    fileName = fields.String(required=True)
+    fileSize = _int(minimum=0)
+    filePath = fields.String(required=True, metadata=PATH_DOC)
+    md5 = fields.String(required=True, metadata=MD5_DOC)
+    uploadTime = _int(minimum=0, description="milliseconds from the upload's start")
+
+
 class Completed(Answer):
     success = fields.Boolean(required=True, metadata={"enum": [True]})
     fileName = fields.String(required=True)
@@ -70,11 +100,12 @@ class Completed(Answer):
     md5 = fields.String(required=True, metadata=MD5_DOC)
     path = fields.String(required=True, metadata=PATH_DOC)
     uploadTime = _int(minimum=0, description="milliseconds from the upload's start")
+    data = fields.Nested(CompletedData, required=True)
 
 
 class UploadStatus(Answer):
     uploaded = _int(minimum=0)
-    total = _int(minimum=1)
+    total = _int(minimum=0, description="0 for a zero-byte file announced as no chunks")
     percentage = _int(**PERCENT_DOC)
     status = fields.String(required=True, metadata={"enum": ["uploading", "completed"]})
     startTime = fields.String(required=True, metadata=TIME_DOC)
