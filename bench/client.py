@@ -5,6 +5,7 @@ epilogue, so the client spends almost no CPU of its own on the bytes it sends an
 figures measure the server.
 """
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -103,11 +104,14 @@ class Timing:
 
 
 def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: int = 1,
-                order: list[int] | None = None) -> Timing:
-    """Upload through the seed API and complete it; the answer's md5 and size are checked."""
+                order: list[int] | None = None, chunk_md5: bool = False) -> Timing:
+    """Upload through the seed API and complete it; the answer's md5 and size are checked.
+    With chunk_md5, each chunk is sent as the Vue page sends it: the file part first, then
+    the fields and the chunk's own MD5 (computed before the clock starts)."""
     total = max(1, -(-data.size // chunk_size))
     ident = {"md5": data.md5, "fileName": name, "totalChunks": total}
     boundary = uuid.uuid4().hex
+    md5s = chunk_md5s(data, chunk_size) if chunk_md5 else None
     fd = os.open(data.path, os.O_RDONLY)
     try:
         started = time.perf_counter()
@@ -118,14 +122,20 @@ def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: i
             count = min(chunk_size, data.size - offset)
             fields = {"chunkIndex": index, "md5": data.md5, "fileName": name,
                       "totalChunks": total}
-            pre = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"'
-                          f"\r\n\r\n{v}\r\n" for k, v in fields.items())
-            pre += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
+            if md5s is not None:
+                fields["chunkMd5"] = md5s[index]
+            text = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"'
+                           f"\r\n\r\n{v}\r\n" for k, v in fields.items())
+            part = (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
                     f'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n')
-            epilogue = f"\r\n--{boundary}--\r\n".encode()
+            if md5s is None:
+                pre, epilogue = text + part, f"\r\n--{boundary}--\r\n"
+            else:
+                pre, epilogue = part, f"\r\n{text}--{boundary}--\r\n"
+            pre, epilogue = pre.encode(), epilogue.encode()
             headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
             _check(request(port, "POST", "/api/upload-chunk", headers,
-                           [pre.encode(), (fd, data.offset + offset, count), epilogue]), 200)
+                           [pre, (fd, data.offset + offset, count), epilogue]), 200)
 
         _run_parallel(list(range(total)) if order is None else order, in_flight, send)
         complete_started = time.perf_counter()
@@ -136,6 +146,16 @@ def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: i
     if answer.get("md5") != data.md5 or answer.get("size") != data.size:
         raise RuntimeError(f"complete-upload answered {answer}, expected {data.md5}")
     return Timing(finished - started, finished - complete_started)
+
+
+def chunk_md5s(data: Slice, chunk_size: int) -> list[str]:
+    """The MD5 of every chunk of the slice, as a page computes them before sending."""
+    md5s = []
+    with open(data.path, "rb") as f:
+        for offset in range(0, data.size, chunk_size):
+            f.seek(data.offset + offset)
+            md5s.append(hashlib.md5(f.read(min(chunk_size, data.size - offset))).hexdigest())
+    return md5s or [hashlib.md5(b"").hexdigest()]
 
 
 def seed_delete(port: int, data: Slice, name: str) -> None:

@@ -183,6 +183,8 @@ def _measure_seed(port: int, s: Settings, one, parts, big, results: Results) -> 
     results.add("seed_complete_random_s", timing.last)
     timing = seed(big, "big.bin", in_flight=s.in_flight)
     results.add("seed_big_mib_s", rate(s.big_size, timing.total))
+    timing = seed(one, "one.bin", in_flight=s.in_flight, chunk_md5=True)
+    results.add("seed_chunkmd5_mib_s", rate(s.size, timing.total))
 
 
 def build_rows(s: Settings, r: dict) -> list[Row]:
@@ -209,6 +211,8 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
                     r["tusnode_many_mib_s"]), 1.25),
         Row("seed API", f"{_size(s.big_size)}, {s.in_flight} in flight", r["seed_big_mib_s"],
             "MiB/s", "dd", r["dd_mib_s"]),
+        Row("seed API", f"{size}, {s.in_flight} in flight, chunkMd5 on every chunk (Vue page)",
+            r["seed_chunkmd5_mib_s"], "MiB/s", "without chunkMd5", r["seed_inflight_mib_s"]),
         _target(Row("seed API", f"complete-upload, {size} sent in order",
                     r["seed_complete_in_order_s"], "s", "md5sum", r["md5sum_s"]), 0.1, True),
         Row("seed API", f"complete-upload, {size} with {s.in_flight} in flight",
