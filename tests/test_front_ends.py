@@ -113,16 +113,19 @@ def test_a_known_file_is_an_instant_upload(page, client):
 
 
 def test_an_empty_file_is_no_chunks(page, client):
+    """There is nothing to send: check-chunks completes it at once (the React page then
+    never calls complete-upload; the Vue page does, and gets the same answer)."""
     empty = page(b"", "empty.txt")
     assert empty.total == 0
     found = empty.check()
     assert found.status_code == 200
     assert (found.json["uploadedChunks"], found.json["progress"]) == ([], 100)
+    assert found.json["instantUpload"] is True and found.json["path"] == "/uploads/empty.txt"
+    assert client.get("/uploads/empty.txt").data == b""
     done = empty.complete()
     assert done.status_code == 200
     assert (done.json["size"], done.json["md5"]) == (0, EMPTY_MD5)
-    assert done.json["data"]["fileSize"] == 0
-    assert client.get(done.json["path"]).data == b""
+    assert done.json["data"]["fileSize"] == 0 and done.json["path"] == "/uploads/empty.txt"
     status = client.get(f"/api/upload-status/{EMPTY_MD5}/empty.txt").json
     assert status["status"] == "completed" and status["percentage"] == 100
 

@@ -9,7 +9,7 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent
 from ..storage import FileGone
-from . import access, hashing, metrics
+from . import access, followups, hashing, metrics
 from .api_uploads import (
     check_file_size,
     clear_chunks,
@@ -51,6 +51,13 @@ def check_chunks(md5: str, file_name: str, total: int,
         if source is not None:
             upload = _complete_from_copy(
                 upload or get_or_create(md5, file_name, total, file_size), source)
+    if total == 0 and (upload is None or not upload.is_completed):
+        # A zero-byte file has nothing to send: it is completed here (the React page never
+        # calls complete-upload when no chunk is missing).
+        get_or_create(md5, file_name, total, file_size)
+        completed = complete(md5, file_name, total)
+        followups.run(completed.later)
+        upload = completed.value
     if upload is None and file_size is not None:
         upload = get_or_create(md5, file_name, total, file_size)
     if upload is None or upload.is_completed:
