@@ -1,8 +1,8 @@
-"""Access control: API keys sent as bearer tokens, and who a request's client is.
+"""API keys and who a request's client is (requests are checked in http.auth).
 
 Off by default (existing front ends send no key); on with AUTH_REQUIRED. Only the SHA-256 of
 a key is stored and looked up, so a copy of the database holds no usable key. Uploads belong
-to the key that created it (api_uploads.find filters by owner_id()): another key gets 404.
+to the key that created them (the services filter by owner_id()): another key gets 404.
 """
 import hashlib
 import hmac
