@@ -41,6 +41,9 @@ class DefaultConfig:
     LOG_LEVEL = "INFO"
     # Serve completed files at their `path` (/uploads/<stored name>); False answers 404.
     DOWNLOADS = True
+    # The original server's operator endpoints (/api/uploads/history, /api/database/stats,
+    # /api/logs): they name every user's files, so off by default (unknown routes, 404).
+    ADMIN_API = False
     # Serve the upload page at / (and its scripts); False answers 404.
     UPLOAD_PAGE = True
     # npm modules folder of the page's browser libraries; None means web/node_modules.

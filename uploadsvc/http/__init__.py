@@ -3,6 +3,7 @@ from flask import Flask
 
 from ..core.extensions import cors
 from . import (
+    admin,
     api,
     auth,
     downloads,
@@ -24,6 +25,7 @@ def init_app(app: Flask) -> None:
     auth.init_app(app)
     ratelimit.init_app(app)
     app.register_blueprint(api.bp)
+    admin.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(downloads.bp)
     app.register_blueprint(page.bp)

@@ -6,6 +6,20 @@ from sqlalchemy import func, select
 from ..core.extensions import db
 from ..core.models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
 
+# The event kinds counted, besides chunks stored (whose bytes are the bytes received).
+KINDS = [UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
+         UploadEvent.DELETED, UploadEvent.EXPIRED]
+
+
+def success_rate(completed: int, created: int) -> float | None:
+    """Completed per created upload, to 4 places; None when none was created."""
+    return round(completed / created, 4) if created else None
+
+
+def throughput(total_bytes: int | None, total_ms: int | None) -> int | None:
+    """Mean bytes per second of completed uploads; None without a timed one."""
+    return int(total_bytes * 1000 / total_ms) if total_ms else None
+
 
 def collect_stats(now=None) -> dict:
     """Counts by status, bytes received, success rate, throughput, and the last 24 hours."""
@@ -15,7 +29,7 @@ def collect_stats(now=None) -> dict:
     ).all())
     events = _event_totals(None)
     recent = _event_totals(now - timedelta(hours=24))
-    throughput = db.session.execute(
+    timed = db.session.execute(
         select(func.sum(UploadEvent.bytes), func.sum(UploadEvent.duration_ms))
         .filter_by(kind=UploadEvent.COMPLETED).where(UploadEvent.duration_ms > 0)
     ).one()
@@ -24,10 +38,8 @@ def collect_stats(now=None) -> dict:
     return {
         "uploads": {UPLOADING: by_status.get(UPLOADING, 0), COMPLETED: by_status.get(COMPLETED, 0)},
         "bytesReceived": events["bytes_received"],
-        "successRate": round(events["completed"] / created, 4) if created else None,
-        "meanThroughputBytesPerSecond": (
-            int(throughput[0] * 1000 / throughput[1]) if throughput[1] else None
-        ),
+        "successRate": success_rate(events["completed"], created),
+        "meanThroughputBytesPerSecond": throughput(*timed),
         "events": events,
         "last24h": recent,
     }
@@ -39,9 +51,7 @@ def _event_totals(since) -> dict:
         query = query.where(UploadEvent.created_at >= since)
     rows = {kind: (count, total) for kind, count, total in
             db.session.execute(query.group_by(UploadEvent.kind)).all()}
-    kinds = [UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
-             UploadEvent.DELETED, UploadEvent.EXPIRED]
-    totals = {kind: rows.get(kind, (0, 0))[0] for kind in kinds}
+    totals = {kind: rows.get(kind, (0, 0))[0] for kind in KINDS}
     totals["chunks_stored"] = rows.get(UploadEvent.CHUNK_STORED, (0, 0))[0]
     totals["bytes_received"] = int(rows.get(UploadEvent.CHUNK_STORED, (0, 0))[1])
     return totals

@@ -11,9 +11,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 
 from ...version import __version__
-from . import api, operations, pages, tus
+from . import admin, api, operations, pages, tus
 
-MODULES = [api, pages, tus, operations]
+MODULES = [api, pages, tus, operations, admin]
 
 bp = Blueprint("openapi", __name__)
 
