@@ -130,6 +130,13 @@ def test_an_empty_file_is_no_chunks(page, client):
     assert status["status"] == "completed" and status["percentage"] == 100
 
 
+def test_an_empty_file_said_to_have_bytes_fails_verification(client):
+    refused = post_json(client, "/api/check-chunks", {
+        "md5": EMPTY_MD5, "fileName": "liar.txt", "totalChunks": 0, "fileSize": 5})
+    assert refused.status_code == 422 and refused.json["error"] == "size_mismatch"
+    assert client.get(f"/api/upload-status/{EMPTY_MD5}/liar.txt").json["status"] == "uploading"
+
+
 def test_no_chunks_is_only_for_the_empty_file(client):
     for body in ({"md5": "a" * 32, "fileName": "x.bin", "totalChunks": 0},
                  {"md5": "a" * 32, "fileName": "x.bin", "totalChunks": 0, "fileSize": 0}):

@@ -112,6 +112,9 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     client.post("/api/upload-chunk", data=f.form(0))
     client.post("/api/upload-chunk", data=f.form(1, body=b"short"))  # 409 chunk size
     client.post("/api/check-chunks", json=f.ident(totalChunks=9))  # 409
+    client.post("/api/check-chunks", json={  # 422: an empty file said to have bytes
+        "md5": "d41d8cd98f00b204e9800998ecf8427e", "fileName": "e.txt", "totalChunks": 0,
+        "fileSize": 5})
     client.post("/api/complete-upload", json=f.ident(totalChunks=9))  # 409
     client.post("/api/upload-chunk", data=f.form(0, totalChunks="9"))  # 409
     client.post("/api/upload-chunk", data={"md5": f.md5}, content_type="multipart/form-data")

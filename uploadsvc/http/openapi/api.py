@@ -67,7 +67,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
         "summary": "Which chunks are stored; completes a known file at once (instant upload)",
         "operationId": "checkChunks", "requestBody": json_body("Identity"),
         "responses": answers("CheckChunks", "Stored chunk indices and progress.",
-                             400, 409, 413, 415, 507, *limited)}})
+                             400, 409, 413, 415, 422, 507, *limited)}})
     spec.path("/api/upload-chunk", operations={"post": {
         "summary": "Store one chunk", "operationId": "uploadChunk",
         "requestBody": {"required": True, "content": {"multipart/form-data": {
