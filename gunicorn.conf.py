@@ -20,7 +20,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", 8))
 # runs beside requests, so a slow 100 MiB chunk does not trip it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 60))
-keepalive = 5
+# Seconds an idle keep-alive connection stays open. Browsers, tus clients and
+# requests.Session send request after request on one connection, and a client may hash or
+# wait for a while between them: gunicorn's default of 5 s closed such connections under
+# clients mid-upload. 75 s is nginx's own default (keepalive_timeout). gthread keeps idle
+# connections in its poller, not in a thread, so they cost a file descriptor each.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 75))
 
 accesslog = "-"
 errorlog = "-"

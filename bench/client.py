@@ -6,17 +6,15 @@ figures measure the server.
 """
 import base64
 import hashlib
-import http.client
 import json
 import os
-import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-HOST = "127.0.0.1"
+from .connections import HOST, Connection, Connections, Response, request  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -29,63 +27,16 @@ class Slice:
     md5: str
 
 
-@dataclass(frozen=True)
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-def request(port: int, method: str, path: str, headers: dict | None = None,
-            body: list | tuple = (), timeout: float = 600) -> Response:
-    """One request on a fresh connection; body parts are bytes or (fd, offset, count)."""
-    length = sum(len(p) if isinstance(p, bytes) else p[2] for p in body)
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: close",
-             f"Content-Length: {length}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)  # blocking: os.sendfile then waits instead of failing
-        pending = head
-        for part in body:
-            if isinstance(part, bytes):
-                pending += part
-                continue
-            if pending:
-                sock.sendall(pending)
-                pending = b""
-            _sendfile(sock, *part)
-        if pending:
-            sock.sendall(pending)
-        sock.settimeout(timeout)
-        response = http.client.HTTPResponse(sock, method=method)
-        response.begin()
-        data = response.read()
-        return Response(response.status, response.headers, data)
-
-
-def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> None:
-    while count:
-        sent = os.sendfile(sock.fileno(), fd, offset, count)
-        if sent == 0:
-            raise ConnectionError("peer closed while sending the body")
-        offset += sent
-        count -= sent
-
-
 def _check(response: Response, *ok: int) -> Response:
     if response.status not in ok:
         raise RuntimeError(f"HTTP {response.status}: {response.body[:300]!r}")
     return response
 
 
-def _json_post(port: int, path: str, data: dict) -> Response:
+def _json_post(conns: Connections, path: str, data: dict) -> Response:
     body = json.dumps(data).encode()
-    return request(port, "POST", path, {"Content-Type": "application/json"}, [body])
+    with conns.get() as conn:
+        return conn.request("POST", path, {"Content-Type": "application/json"}, [body])
 
 
 def _run_parallel(jobs: list, in_flight: int, work) -> None:
@@ -112,10 +63,11 @@ def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: i
     ident = {"md5": data.md5, "fileName": name, "totalChunks": total}
     boundary = uuid.uuid4().hex
     md5s = chunk_md5s(data, chunk_size) if chunk_md5 else None
+    conns = Connections(port)
     fd = os.open(data.path, os.O_RDONLY)
     try:
         started = time.perf_counter()
-        _check(_json_post(port, "/api/check-chunks", ident), 200)
+        _check(_json_post(conns, "/api/check-chunks", ident), 200)
 
         def send(index: int) -> None:
             offset = index * chunk_size
@@ -134,15 +86,17 @@ def seed_upload(port: int, data: Slice, chunk_size: int, name: str, in_flight: i
                 pre, epilogue = part, f"\r\n{text}--{boundary}--\r\n"
             pre, epilogue = pre.encode(), epilogue.encode()
             headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-            _check(request(port, "POST", "/api/upload-chunk", headers,
-                           [pre, (fd, data.offset + offset, count), epilogue]), 200)
+            with conns.get() as conn:
+                _check(conn.request("POST", "/api/upload-chunk", headers,
+                                    [pre, (fd, data.offset + offset, count), epilogue]), 200)
 
         _run_parallel(list(range(total)) if order is None else order, in_flight, send)
         complete_started = time.perf_counter()
-        answer = _check(_json_post(port, "/api/complete-upload", ident), 200).json()
+        answer = _check(_json_post(conns, "/api/complete-upload", ident), 200).json()
         finished = time.perf_counter()
     finally:
         os.close(fd)
+        conns.close()
     if answer.get("md5") != data.md5 or answer.get("size") != data.size:
         raise RuntimeError(f"complete-upload answered {answer}, expected {data.md5}")
     return Timing(finished - started, finished - complete_started)
@@ -176,10 +130,11 @@ def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timi
     """Create a tus upload and PATCH it in chunk_size pieces; returns timing and its path.
     The server's MD5 of the file, if it gives one, must be the file's."""
     metadata = f"filename {base64.b64encode(name.encode()).decode()}"
+    conn = Connection(port)
     fd = os.open(data.path, os.O_RDONLY)
     try:
         started = time.perf_counter()
-        created = _check(request(port, "POST", "/files/", {
+        created = _check(conn.request("POST", "/files/", {
             "Tus-Resumable": "1.0.0", "Upload-Length": data.size,
             "Upload-Metadata": metadata}), 201)
         path = urlsplit(created.headers["Location"]).path
@@ -187,7 +142,7 @@ def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timi
         while offset < data.size:
             count = min(chunk_size, data.size - offset)
             last_started = time.perf_counter()
-            answer = _check(request(port, "PATCH", path, {
+            answer = _check(conn.request("PATCH", path, {
                 "Tus-Resumable": "1.0.0", "Upload-Offset": offset,
                 "Content-Type": "application/offset+octet-stream"},
                 [(fd, data.offset + offset, count)]), 204)
@@ -197,6 +152,7 @@ def tus_upload(port: int, data: Slice, chunk_size: int, name: str) -> tuple[Timi
         finished = time.perf_counter()
     finally:
         os.close(fd)
+        conn.close()
     md5 = answer.headers.get("Upload-MD5")  # uploadsvc's; @tus/server computes none
     if md5 is not None and md5 != data.md5:
         raise RuntimeError(f"tus upload's md5 {md5} != {data.md5}")

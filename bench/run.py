@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import client, servers
+from . import client, connections, servers
 from .files import make_file
 from .report import FSYNC_MODES, GiB, MiB, Row, Settings, build_rows, render
 
@@ -157,7 +157,12 @@ def settings(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--json", help="also write the figures and rows to this file")
     parser.add_argument("--tmp", default=os.environ.get("BENCH_TMP"),
                         help="parent of the bench's temp dir (bench files and data dir)")
+    parser.add_argument("--new-connections", action="store_true",
+                        default=bool(os.environ.get("BENCH_NEW_CONNECTIONS")),
+                        help="a new connection for every request, instead of one kept open "
+                             "per stream as real clients keep it")
     args = parser.parse_args(argv)
+    connections.KEEP_ALIVE = not args.new_connections
     size, concurrent_size, concurrency, big_size, chunk = SCALES[args.scale]
 
     def env(name: str, default: int) -> int:
@@ -191,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(s.workdir, ignore_errors=True)
     rows = build_rows(s, results.figures)
+    mode = "a new one per request" if args.new_connections else "one per stream, kept open"
+    print(f"connections: {mode}")
     print(render(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(

@@ -1,5 +1,6 @@
 """The real app under gunicorn with 4 workers on 127.0.0.1, driven over HTTP."""
 import hashlib
+import http.client
 import os
 import random
 import signal
@@ -100,3 +101,21 @@ def test_make_run_serves_on_the_given_port_and_data_dir(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+
+
+def test_idle_keep_alive_connections_outlast_a_clients_pause(live_server):
+    """A client that pauses between requests (hashing the next chunk, say) finds its
+    connection still open: gunicorn's default 5 s closed it under such clients."""
+    connection = http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=30)
+    try:
+        connection.request("GET", "/api/health")
+        first = connection.getresponse()
+        first.read()
+        sock = connection.sock
+        time.sleep(6)  # longer than gunicorn's default keep-alive, far below ours
+        connection.request("GET", "/api/health")
+        again = connection.getresponse()
+        again.read()
+        assert again.status == 200 and connection.sock is sock  # the same connection
+    finally:
+        connection.close()
