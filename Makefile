@@ -37,7 +37,7 @@ test: install test-deps
 # import services, services import storage and core, never the other way.
 lint: install
 	$(BIN)/ruff check uploadsvc tests bench wsgi.py gunicorn.conf.py
-	$(BIN)/lint-imports --config setup.cfg
+	$(BIN)/lint-imports setup.cfg
 
 # Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
 # (docs/performance.md). BENCH_SCALE=small finishes in well under a minute.

@@ -14,7 +14,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(package_parent)}
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(PROJECT / "setup.cfg"),
+    return subprocess.run([str(LINT_IMPORTS), str(PROJECT / "setup.cfg"),
                            "--no-cache"], cwd=package_parent, env=env, capture_output=True,
                           text=True, timeout=120)
 

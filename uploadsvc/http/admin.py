@@ -10,7 +10,7 @@ from ..core.models import Upload, UploadEvent
 from ..core.units import parse_bool
 from ..services import admin
 from .admin_schemas import DatabaseStatsQuery, HistoryQuery, LogsQuery
-from .api import iso
+from .answers import iso
 from .schemas import load
 
 bp = Blueprint("admin", __name__, url_prefix="/api")

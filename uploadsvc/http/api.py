@@ -12,6 +12,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from ..services import api_chunks, api_completion, api_uploads, uploads
 from ..services.errors import ChunkTooLarge, InvalidInput
 from ..version import __version__
+from .answers import iso
 from .followups import after_response
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
 
@@ -20,13 +21,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 _started = time.monotonic()
 # Room for the multipart boundaries and text fields around a chunk.
 FORM_ENVELOPE = 64 * 1024
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO-8601 in UTC with milliseconds, as the original server wrote them."""
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def runtime() -> str:
@@ -56,16 +50,15 @@ def chunks_found(upload, indices: list[int], total: int, file_name: str) -> dict
     """check-chunks' answer: instantUpload says whether the file is already there (then
     with its URL, name and size), repeated in the original server's `data` envelope."""
     instant = upload is not None and upload.is_completed
-    found = {"instantUpload": instant, "uploadedChunks": indices,
-             "progress": api_uploads.Progress(len(indices), total).percent}
-    if instant:
-        found.update(fileUrl=upload.path, fileName=file_name, fileSize=upload.size)
-    body = {"success": True, "uploadedChunks": indices, "progress": found["progress"],
+    progress = api_uploads.Progress(len(indices), total).percent
+    file = ({"fileUrl": upload.path, "fileName": file_name, "fileSize": upload.size}
+            if instant else {})
+    body = {"success": True, "uploadedChunks": indices, "progress": progress,
             "instantUpload": instant}
     if instant:
-        body.update(completed=True, path=upload.path, fileUrl=upload.path,
-                    fileName=file_name, fileSize=upload.size)
-    return {**body, "data": found}
+        body.update(completed=True, path=upload.path, **file)
+    return {**body, "data": {"instantUpload": instant, "uploadedChunks": indices,
+                             "progress": progress, **file}}
 
 
 # The health message in the client's language (Accept-Language); the original server's own
