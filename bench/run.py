@@ -24,7 +24,9 @@ SCALES = {  # size, concurrent size, concurrency, big size, chunk size
     "small": (64 * MiB, 16 * MiB, 8, 128 * MiB, 5 * MiB),
     "tiny": (4 * MiB, 1 * MiB, 4, 8 * MiB, 1 * MiB),
 }
-IN_FLIGHT = 4
+# Chunks in flight for the "in flight" workloads: what the upload page sends
+# (data-parallel in uploadsvc/http/page_assets/index.html).
+IN_FLIGHT = 3
 
 
 @dataclass
