@@ -1,5 +1,5 @@
 """The benchmark's table: every figure, its reference in the same run, the ratio and target."""
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -44,6 +44,7 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
     size, parts = _size(s.size), f"{s.concurrency} × {_size(s.concurrent_size)}"
     ceiling = r["sink_one_mib_s"]
     tus_na = "n/a (no tus endpoint)"
+    js_na = "n/a (no Node or tus-js-client)"
     return [
         Row("references", f"dd {size} to the same disk (fdatasync)", r["dd_mib_s"], "MiB/s"),
         Row("references", f"md5sum {size}", r["md5sum_s"], "s"),
@@ -54,6 +55,8 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
         Row("references", f"@tus/server, {parts}", r["tusnode_many_mib_s"], "MiB/s",
             "loopback", r["sink_many_mib_s"]),
         Row("references", "@tus/server peak RSS", r["tusnode_rss_mib"], "MiB"),
+        Row("references", f"@tus/server, {size} × 1, tus-js-client", r["tusnode_tusjs_one_mib_s"],
+            "MiB/s", "bench client", r["tusnode_one_mib_s"], note=js_na),
         _target(Row("seed API", f"{size} × 1 stream, upload + verified complete",
                     r["seed_one_mib_s"], "MiB/s", "@tus/server", r["tusnode_one_mib_s"]),
                 1.25),
@@ -82,8 +85,23 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
                     r["tusnode_many_mib_s"], note="" if r["tus_many_mib_s"] else tus_na), 1.5),
         _target(Row("tus", "peak RSS of a worker over the tus workloads", r["tus_rss_mib"],
                     "MiB", "target", 100.0, note="" if r["tus_rss_mib"] else tus_na), 1.0, True),
+        *_tus_js_rows(s, r, size),
         *(row for fsync, prefix in FSYNC_MODES
           for row in _fsync_rows(s, r, size, parts, ceiling, fsync, prefix)),
+    ]
+
+
+def _tus_js_rows(s: Settings, r: dict, size: str) -> list[Row]:
+    """The tus one-stream workload sent by tus-js-client, a real client on one kept-open
+    connection: against @tus/server under the same client, and against the bench's own client
+    (a ratio near 1 says the bench's figures hold for real clients)."""
+    section, name = "tus-js-client", f"{size} × 1, {_size(s.chunk)} PATCHes"
+    note = "n/a (no tus endpoint, Node or tus-js-client)"
+    return [
+        _target(Row(section, name, r["tusjs_one_mib_s"], "MiB/s", "@tus/server, tus-js-client",
+                    r["tusnode_tusjs_one_mib_s"], note=note), 1.5),
+        Row(section, name, r["tusjs_one_mib_s"], "MiB/s", "bench client", r["tus_one_mib_s"],
+            note=note),
     ]
 
 
@@ -122,6 +140,12 @@ def _target(row: Row, ratio: float, at_most: bool = False) -> Row:
 
 def _size(n: int) -> str:
     return f"{n // GiB} GiB" if n % GiB == 0 else f"{n / MiB:g} MiB"
+
+
+def as_json(s: Settings, figures: dict, rows: list[Row]) -> dict:
+    """What `--json FILE` writes, and what bench/chart.py draws from."""
+    return {"settings": {k: str(v) for k, v in asdict(s).items()}, "figures": figures,
+            "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}
 
 
 def render(rows: list[Row]) -> str:

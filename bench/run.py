@@ -12,12 +12,12 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import client, connections, servers
+from . import client, connections, servers, tus_js
 from .files import make_file
-from .report import FSYNC_MODES, GiB, MiB, Row, Settings, build_rows, render
+from .report import FSYNC_MODES, GiB, MiB, Row, Settings, as_json, build_rows, render
 
 SCALES = {  # size, concurrent size, concurrency, big size, chunk size
     "full": (1 * GiB, 256 * MiB, 8, 4 * GiB, 5 * MiB),
@@ -84,15 +84,29 @@ def measure_tus(port: int, s: Settings, one, parts, prefix: str, results: Result
     results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency, wall))
 
 
+def measure_tus_js(port: int, s: Settings, one, prefix: str, results: Results) -> None:
+    """One stream through tus-js-client (bench/tus_js.py), a real tus client."""
+    if not tus_js.available():
+        results.add(f"{prefix}_one_mib_s", None)
+        results.add(f"{prefix}_connections", None)
+        return
+    upload = tus_js.upload(port, one, s.chunk, "one-js.bin")
+    client.tus_delete(port, upload.path)
+    results.add(f"{prefix}_one_mib_s", rate(s.size, upload.seconds))
+    results.add(f"{prefix}_connections", upload.connections)
+
+
 def measure_reference_tus(s: Settings, one, parts, results: Results) -> None:
     if not servers.TusReference.available():
-        results.add("tusnode_one_mib_s", None)
-        results.add("tusnode_many_mib_s", None)
-        results.add("tusnode_rss_mib", None)
+        for key in ("tusnode_one_mib_s", "tusnode_many_mib_s", "tusnode_rss_mib",
+                    "tusnode_tusjs_one_mib_s", "tusnode_tusjs_connections"):
+            results.add(key, None)
         return
-    with servers.TusReference(s.workdir) as node, servers.PeakMemory(node) as memory:
-        measure_tus(node.port, s, one, parts, "tusnode", results)
-    results.add("tusnode_rss_mib", memory.peak / MiB)
+    with servers.TusReference(s.workdir) as node:
+        with servers.PeakMemory(node) as memory:
+            measure_tus(node.port, s, one, parts, "tusnode", results)
+        results.add("tusnode_rss_mib", memory.peak / MiB)
+        measure_tus_js(node.port, s, one, "tusnode_tusjs", results)
 
 
 def measure_uploadsvc(s: Settings, one, parts, big, results: Results) -> None:
@@ -106,8 +120,10 @@ def measure_uploadsvc(s: Settings, one, parts, big, results: Results) -> None:
             with servers.PeakMemory(svc) as memory:
                 measure_tus(port, s, one, parts, "tus", results)
             results.add("tus_rss_mib", memory.peak / MiB)
+            measure_tus_js(port, s, one, "tusjs", results)
         else:
-            for key in ("tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib"):
+            for key in ("tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib", "tusjs_one_mib_s",
+                        "tusjs_connections"):
                 results.add(key, None)
     # The same throughput workloads with chunks acknowledged from the page cache, then with
     # no fsync at all, as @tus/server runs.
@@ -202,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"connections: {mode}")
     print(render(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"settings": {k: str(v) for k, v in asdict(s).items()},
-             "figures": results.figures,
-             "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}, indent=2))
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(as_json(s, results.figures, rows), indent=2))
     return 0
