@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PORT ?= 3000
 
-.PHONY: install test-deps migrate run test lint bench clean
+.PHONY: install test-deps migrate run test lint bench bench-chart bench-deps clean
 
 install: $(VENV)/.installed web/node_modules/.installed
 
@@ -30,7 +30,7 @@ run: migrate
 test-deps:
 	scripts/test-deps.sh
 
-test: install test-deps
+test: install test-deps bench-deps
 	$(BIN)/pytest
 
 # ruff for style; import-linter for the layers (setup.cfg [importlinter]): http and cli
@@ -40,10 +40,25 @@ lint: install
 	$(BIN)/lint-imports setup.cfg
 
 # Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
-# (docs/performance.md). BENCH_SCALE=small finishes in well under a minute.
+# (docs/performance.md). BENCH_SCALE=small finishes in well under a minute. The figures go
+# to BENCH_JSON, and the chart drawn from them to BENCH_CHART; `make bench-chart` draws it
+# again from a saved BENCH_JSON.
 BENCH_SCALE ?= full
-bench: install test-deps
-	$(BIN)/python -m bench --scale $(BENCH_SCALE)
+BENCH_JSON ?= bench/results/latest.json
+BENCH_CHART ?= $(BENCH_JSON:.json=.png)
+bench: install test-deps bench-deps
+	$(BIN)/python -m bench --scale $(BENCH_SCALE) --json $(BENCH_JSON)
+	$(BIN)/python -m bench.chart $(BENCH_JSON) $(BENCH_CHART)
+
+bench-chart: bench-deps
+	$(BIN)/python -m bench.chart $(BENCH_JSON) $(BENCH_CHART)
+
+# Packages only the bench needs (matplotlib for the chart), into the same .venv.
+bench-deps: $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info web/node_modules

@@ -41,7 +41,7 @@ class Row:
 
 
 def build_rows(s: Settings, r: dict) -> list[Row]:
-    size, parts = _size(s.size), f"{s.concurrency} × {_size(s.concurrent_size)}"
+    size, parts = size_label(s.size), f"{s.concurrency} × {size_label(s.concurrent_size)}"
     ceiling = r["sink_one_mib_s"]
     tus_na = "n/a (no tus endpoint)"
     js_na = "n/a (no Node or tus-js-client)"
@@ -65,7 +65,7 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
                 1.25),
         _target(Row("seed API", parts, r["seed_many_mib_s"], "MiB/s", "@tus/server",
                     r["tusnode_many_mib_s"]), 1.25),
-        Row("seed API", f"{_size(s.big_size)}, {s.in_flight} in flight", r["seed_big_mib_s"],
+        Row("seed API", f"{size_label(s.big_size)}, {s.in_flight} in flight", r["seed_big_mib_s"],
             "MiB/s", "dd", r["dd_mib_s"]),
         Row("seed API", f"{size}, {s.in_flight} in flight, chunkMd5 on every chunk (Vue page)",
             r["seed_chunkmd5_mib_s"], "MiB/s", "without chunkMd5", r["seed_inflight_mib_s"]),
@@ -95,7 +95,7 @@ def _tus_js_rows(s: Settings, r: dict, size: str) -> list[Row]:
     """The tus one-stream workload sent by tus-js-client, a real client on one kept-open
     connection: against @tus/server under the same client, and against the bench's own client
     (a ratio near 1 says the bench's figures hold for real clients)."""
-    section, name = "tus-js-client", f"{size} × 1, {_size(s.chunk)} PATCHes"
+    section, name = "tus-js-client", f"{size} × 1, {size_label(s.chunk)} PATCHes"
     note = "n/a (no tus endpoint, Node or tus-js-client)"
     return [
         _target(Row(section, name, r["tusjs_one_mib_s"], "MiB/s", "@tus/server, tus-js-client",
@@ -138,7 +138,8 @@ def _target(row: Row, ratio: float, at_most: bool = False) -> Row:
     return row
 
 
-def _size(n: int) -> str:
+def size_label(n: int) -> str:
+    """A size as the table and the chart name it: "1 GiB", "5 MiB"."""
     return f"{n // GiB} GiB" if n % GiB == 0 else f"{n / MiB:g} MiB"
 
 
