@@ -1,12 +1,45 @@
-"""The benchmark harness, run end to end at its smallest scale so that it keeps working."""
+"""The benchmark harness, run end to end at its smallest scale so that it keeps working, and
+its chart, drawn from the JSON it writes."""
 import http.server
 import json
+import re
+import struct
 import subprocess
 import sys
 import threading
+from collections import defaultdict
+from pathlib import Path
 
-from bench import connections
+from bench import chart, connections, run
+from bench.report import Settings, as_json, build_rows
 from bench.servers import PROJECT
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_is_a_chart(png: Path) -> None:
+    data = png.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert struct.unpack(">II", data[16:24]) == (1100, 550)  # IHDR: 11 × 5.5 in at 100 dpi
+    assert len(data) > 20_000  # bars, labels and lines, not an empty canvas
+
+
+def tiny_settings(tmp_path: Path) -> Settings:
+    """The settings of `python -m bench --scale tiny`: 4 MiB, 4 × 1 MiB, 1 MiB chunks."""
+    return Settings(*run.SCALES["tiny"], run.IN_FLIGHT, tmp_path)
+
+
+def report_of(settings: Settings, figures: defaultdict) -> dict:
+    """The JSON `python -m bench --json` writes, for the given figures: once the rows are
+    built, figures holds every key they read, as the bench's figures do."""
+    rows = build_rows(settings, figures)
+    return json.loads(json.dumps(as_json(settings, dict(figures), rows)))
+
+
+def write_json(tmp_path: Path, report: dict) -> Path:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(report))
+    return path
 
 
 def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
@@ -22,7 +55,7 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
                 "seed_complete_in_order_s", "seed_complete_random_s", "seed_rss_mib",
                 "tusnode_one_mib_s", "tusnode_many_mib_s", "tusnode_rss_mib",
                 "tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib",
-                "seed_chunkmd5_mib_s",
+                "seed_chunkmd5_mib_s", "tusjs_one_mib_s", "tusnode_tusjs_one_mib_s",
                 *(f"{prefix}{key}" for prefix in ("lazy", "nosync")
                   for key in ("_one_mib_s", "_inflight_mib_s", "_many_mib_s", "_rss_mib",
                               "tus_one_mib_s", "tus_many_mib_s"))):
@@ -30,8 +63,68 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     assert "| seed API" in result.stdout and "md5sum" in result.stdout
     assert "connections: one per stream, kept open" in result.stdout
     assert "| FSYNC=complete" in result.stdout and "| FSYNC=false" in result.stdout
+    assert "| tus-js-client" in result.stdout
+    # tus-js-client sent every request of an upload on one kept-open connection
+    assert figures["tusjs_connections"] == figures["tusnode_tusjs_connections"] == 1
     # the bench cleans up its files and data directory
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+    png = tmp_path / "bench.png"
+    result = subprocess.run([sys.executable, "-m", "bench.chart", str(out), str(png)],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_is_a_chart(png)
+    drawn = chart.bars(report)
+    assert all(b.uploadsvc and b.tusnode for b in drawn), drawn
+    assert all(rate for rate in chart.limits(report).values())
+
+
+def test_in_flight_is_what_the_upload_page_sends(tmp_path):
+    page = (PROJECT / "uploadsvc" / "http" / "page_assets" / "index.html").read_text()
+    (parallel,) = re.findall(r'data-parallel="(\d+)"', page)
+    assert run.IN_FLIGHT == int(parallel)
+    rows = build_rows(tiny_settings(tmp_path), defaultdict(lambda: 100.0))
+    assert any(row.name == f"4 MiB, {parallel} chunks in flight" for row in rows)
+
+
+def test_tus_js_client_rows_compare_with_tus_server_and_the_bench_client(tmp_path):
+    figures = defaultdict(lambda: 100.0, tusjs_one_mib_s=90.0, tusnode_tusjs_one_mib_s=60.0,
+                          tus_one_mib_s=120.0, tusnode_one_mib_s=80.0)
+    rows = [row for row in build_rows(tiny_settings(tmp_path), figures)
+            if "tus-js-client" in row.section + row.name]
+    by_reference = {(row.section, row.reference): row for row in rows}
+    assert by_reference["tus-js-client", "@tus/server, tus-js-client"].ratio == 1.5
+    assert by_reference["tus-js-client", "@tus/server, tus-js-client"].ok is True
+    assert by_reference["tus-js-client", "bench client"].ratio == 0.75
+    assert by_reference["references", "bench client"].ratio == 0.75  # @tus/server, 60 / 80
+    for row in report_of(tiny_settings(tmp_path), figures)["rows"]:
+        if "tus-js-client" in row["section"] + row["name"]:
+            assert row["ratio"] is not None
+
+
+def test_chart_is_drawn_from_the_bench_json_with_every_workload(tmp_path):
+    figures = defaultdict(lambda: 100.0, md5sum_s=0.01)
+    report = report_of(tiny_settings(tmp_path), figures)
+    out = tmp_path / "chart.png"
+    assert chart.main([str(write_json(tmp_path, report)), str(out)]) == 0
+    assert_is_a_chart(out)
+    drawn = chart.bars(report)
+    assert len(drawn) == len(chart.WORKLOADS)
+    assert all(b.uploadsvc == b.tusnode == 100.0 for b in drawn)
+    assert [b.label.split("\n")[0] for b in drawn].count("tus-js-client") == 1
+    assert chart.limits(report)["md5sum"] == 400.0  # 4 MiB in 0.01 s
+
+
+def test_chart_marks_missing_figures_instead_of_failing(tmp_path):
+    """A run without Node or a tus endpoint still draws, with those bars marked n/a."""
+    missing = ("tusnode_one_mib_s", "tusnode_many_mib_s", "tus_one_mib_s", "tus_many_mib_s",
+               "tusjs_one_mib_s", "tusnode_tusjs_one_mib_s")
+    figures = defaultdict(lambda: 100.0, {key: None for key in missing})
+    report = report_of(tiny_settings(tmp_path), figures)
+    out = tmp_path / "chart.png"
+    drawn = chart.draw(report, out)
+    assert_is_a_chart(out)
+    assert drawn[0].uploadsvc == 100.0 and drawn[0].tusnode is None
 
 
 class Counting(http.server.BaseHTTPRequestHandler):
