@@ -81,8 +81,10 @@ def draw(report: dict, out: Path) -> list[Bars]:
              [b.tusnode for b in drawn])):
         xs = [i + shift for i in range(len(drawn))]
         rects = ax.bar(xs, [v or 0 for v in values], width, label=name, color=color)
+        # On a white ground, so that a limit's line through a label leaves it legible.
         ax.bar_label(rects, labels=[f"{v:.0f}" if v is not None else "n/a" for v in values],
-                     padding=2, fontsize=8)
+                     padding=2, fontsize=8, zorder=3,
+                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
     for (name, rate), style, color in zip(lines.items(), ("--", ":"), ("tab:red", "tab:green"),
                                           strict=True):
         if rate is not None:
