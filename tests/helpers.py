@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask.testing import FlaskClient
 
+from uploadsvc.http import followups as http_followups
 from uploadsvc.services import api_chunks, api_completion, followups
 from uploadsvc.storage import ChunkFiles
 from uploadsvc.storage.chunkfiles import CLAIMS
@@ -66,11 +67,14 @@ def chunk_files(directory) -> list[str]:
 
 
 class ClosingClient(FlaskClient):
-    """A test client that reads and closes every answer, as a server does after sending it:
-    work registered with call_on_close (folding, dropping chunks) has run when it returns."""
+    """A test client that reads and closes every answer, as a server does after sending it,
+    then waits for the work left for after it (hashing, dropping chunks): it has run when a
+    request returns."""
 
     def open(self, *args, buffered: bool = True, **kwargs):
-        return super().open(*args, buffered=buffered, **kwargs)
+        response = super().open(*args, buffered=buffered, **kwargs)
+        assert http_followups.drain(self.application, timeout=60), "follow-ups still running"
+        return response
 
 
 def store_chunk(md5: str, name: str, total: int, index: int, src):

@@ -29,6 +29,10 @@ class DefaultConfig:
     # chunk survives any process crash but not a machine crash; completion then finds it
     # missing and the client sends it again); False, never (throw-away data only).
     FSYNC = True
+    # Threads per worker process for the work after an answer (hashing what arrived,
+    # removing a finished upload's bytes), beside the request threads; 0 runs it on the
+    # connection after the answer, holding up that connection's next request.
+    BACKGROUND_THREADS = 2
     # JSON bodies (check-chunks, complete-upload) are tiny; refuse anything larger.
     MAX_JSON_BODY = 64 * 1024
     JSON_SORT_KEYS = False

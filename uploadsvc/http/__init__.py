@@ -8,6 +8,7 @@ from . import (
     auth,
     downloads,
     errors,
+    followups,
     metrics,
     middleware,
     openapi,
@@ -21,6 +22,7 @@ from . import (
 def init_app(app: Flask) -> None:
     """Serve every protocol, each error in the API's JSON shape."""
     requests.init_app(app)
+    followups.init_app(app)
     middleware.install(app)
     auth.init_app(app)
     ratelimit.init_app(app)

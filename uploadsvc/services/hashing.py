@@ -188,6 +188,20 @@ def after_write(upload: Upload) -> FollowUp | None:
     return catch_up_later(upload)
 
 
+def resume_at(upload: Upload, offset: int) -> Md5State | None:
+    """The prefix hash to carry through a PATCH at `offset`, if its saved state ends there
+    (the caller holds the upload's exclusive lock, so no other PATCH moves the offset, and
+    a catch-up can only save a state that ends at or before it: the PATCH's save, made with
+    its offset, is never undone by one)."""
+    if not md5state.AVAILABLE or upload.is_completed or upload.concat is not None:
+        return None
+    try:
+        state = Md5State(upload.md5_state)
+    except ValueError:
+        return None
+    return state if state.length == offset else None
+
+
 def saved_prefix(upload: Upload, wait: float) -> bytes | None:
     """The saved state of a tus upload's first bytes, for finishing it (the caller holds
     its exclusive lock, so no PATCH adds bytes); a running catch-up is waited for at most

@@ -56,6 +56,8 @@ _RECORD_WRITE = update(uploads).where(_this_upload).values(
     upload_offset=uploads.c.upload_offset + bindparam("b_size"),
     updated_at=bindparam("b_now"), expires_at=bindparam("b_expires"))
 
+_RECORD_HASHED_WRITE = _RECORD_WRITE.values(md5_state=bindparam("b_state"))
+
 # tus: the MD5 state of the upload's bytes (its length is in the state) and what is recorded.
 _DATA_HASH = select(uploads.c.status, uploads.c.upload_offset, uploads.c.md5_state).where(
     _this_upload)
@@ -138,10 +140,14 @@ def status_and_next(upload):
     return db.session.execute(_STATUS_AND_NEXT, _ids(upload)).one_or_none()
 
 
-def record_write(upload, size: int, now, expires) -> None:
-    """Add size bytes to a tus upload's offset, marking it updated with a new expiry."""
-    db.session.execute(_RECORD_WRITE, {**_ids(upload), "b_size": size, "b_now": now,
-                                       "b_expires": expires})
+def record_write(upload, size: int, now, expires, state: bytes | None = None) -> None:
+    """Add size bytes to a tus upload's offset, marking it updated with a new expiry; with
+    the MD5 state of its bytes up to the new offset, if the write hashed them."""
+    values = {**_ids(upload), "b_size": size, "b_now": now, "b_expires": expires}
+    if state is None:
+        db.session.execute(_RECORD_WRITE, values)
+    else:
+        db.session.execute(_RECORD_HASHED_WRITE, {**values, "b_state": state})
 
 
 def data_hash(upload):

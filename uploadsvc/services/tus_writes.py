@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Upload, UploadEvent, utcnow
+from ..storage.md5state import Md5State
 from . import hashing, metrics, statements
 from .errors import (
     ChecksumMismatch,
@@ -49,23 +50,31 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             return Outcome(upload)
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
-        # A file sent in one PATCH (tus-js-client's default) is hashed as it arrives; the
-        # PATCHes of a file sent in several are hashed after their answers (hashing).
-        whole = hashlib.md5() if offset == 0 and _may_finish(upload, content_length) else None
-        digests = [d for d in (digest, whole) if d is not None]
-        written = store().write(key, offset, src, limit, digests)
+        # A PATCH that may finish the upload (the only one, as tus-js-client sends a file,
+        # or the last) is hashed beside its receive, from where the prefix hash stands;
+        # the others' bytes are hashed after their answers, beside the next PATCH.
+        finishing = _may_finish(upload, content_length)
+        prefix = hashing.resume_at(upload, offset) if finishing else None
+        whole = hashlib.md5() if prefix is None and finishing and offset == 0 else None
+        written = store().write(key, offset, src, limit,
+                                [d for d in (digest, prefix, whole) if d is not None])
         if written.overflow:
             store().truncate(key, offset)
             raise FileTooLarge("The body runs past the upload's length.")
         if digest is not None and (written.interrupted or digest.digest() != checksum.digest):
             store().truncate(key, offset)
             raise ChecksumMismatch()
+        end = offset + written.size
+        state = prefix.save() if prefix is not None and prefix.length == end else None
         if written.size:
-            _record_write(upload, written.size, time.monotonic() - started)
+            _record_write(upload, written.size, time.monotonic() - started, state)
         if upload.upload_offset == upload.upload_length and upload.concat != PARTIAL:
-            known = whole.hexdigest() if whole and written.size == upload.upload_length else None
+            known = (Md5State(state).hexdigest() if state is not None
+                     else whole.hexdigest() if whole and end == upload.upload_length else None)
             finish(upload, time.monotonic() - started, known)
             return Outcome(upload, (FollowUp(store().delete, (key,)),))
+        if state is not None:
+            return Outcome(upload)
     later = hashing.after_write(upload)
     return Outcome(upload, (later,) if later else ())
 
@@ -109,17 +118,21 @@ def _declare_length(upload: Upload, length: int) -> None:
     db.session.commit()
 
 
-def _record_write(upload: Upload, size: int, seconds: float) -> None:
-    """Commit the new offset (with prebuilt statements: this runs for every PATCH) and keep
-    the caller's row in step without the ORM writing it again."""
+def _record_write(upload: Upload, size: int, seconds: float, state: bytes | None) -> None:
+    """Commit the new offset, and the prefix hash's state if it reached it (with prebuilt
+    statements: this runs for every PATCH), and keep the caller's row in step without the
+    ORM writing it again."""
     now = utcnow()
     expires = now + current_app.config["TUS_EXPIRY"]
-    statements.record_write(upload, size, now, expires)
+    statements.record_write(upload, size, now, expires, state)
     statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
                          duration_ms=int(seconds * 1000))
     db.session.commit()
-    for name, value in (("upload_offset", upload.upload_offset + size), ("updated_at", now),
-                        ("expires_at", expires)):
+    changed = {"upload_offset": upload.upload_offset + size, "updated_at": now,
+               "expires_at": expires}
+    if state is not None:
+        changed["md5_state"] = state
+    for name, value in changed.items():
         set_committed_value(upload, name, value)
     metrics.chunk_stored(size, seconds)
     log.info("tus upload %s: %d bytes stored at %d (%.3f s)",

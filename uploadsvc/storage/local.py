@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from .base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
+from .beside import BESIDE_MIN, Ring
 from .chunkfiles import CLAIMS, LocalChunkFiles
 from .errors import FileGone, NameTaken
 from .files import disk_errors, gone_if_missing, linked_or_copied, unlink_quietly, write_all
@@ -26,6 +27,21 @@ from .spool import SpoolFile
 
 # The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
 HASH_WINDOW = 2 * 1024 * 1024
+
+
+def _fill(src: BinaryIO, view: memoryview) -> tuple[int, bool, bool]:
+    """Read into all of view unless the body ends first: (bytes read, whether it ended,
+    whether reading it failed). Whole buffers make fewer, larger steps for the hasher."""
+    filled = 0
+    while filled < len(view):
+        try:
+            n = src.readinto(view[filled:])
+        except Exception:  # noqa: BLE001 - any failure to read ends the body
+            return filled, True, True
+        if not n:
+            return filled, True, False
+        filled += n
+    return filled, False, False
 
 
 class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
@@ -52,8 +68,6 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
               digests: Iterable = ()) -> Written:
         # The file is cut back to offset first: bytes past the recorded offset belong to a
         # write that was never recorded.
-        buffer = bytearray(self.buffer_size)
-        view = memoryview(buffer)
         written, overflow, interrupted = 0, False, False
         with disk_errors(), gone_if_missing():
             if not self._begun_this_boot(key):  # none, or another boot's
@@ -64,26 +78,21 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                 else:
                     self._mark_boot(key)  # bytes follow that are not fsync'd
             fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT, 0o644)
-            with open(fd, "r+b", buffering=0) as out:
+            with open(fd, "r+b", buffering=0) as out, Ring(
+                    digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
                 if os.fstat(fd).st_size != offset:  # (a truncate to the same size still
                     out.truncate(offset)             # costs the filesystem a transaction)
                 out.seek(offset)
-                while True:
-                    want = min(len(buffer), limit - written) or 1  # 1: probe for excess
-                    try:
-                        n = src.readinto(view[:want])
-                    except Exception:  # noqa: BLE001 - any failure to read ends the body
-                        interrupted = True
-                        break
-                    if not n:
-                        break
-                    if written == limit:
-                        overflow = True
-                        break
-                    for digest in digests:
-                        digest.update(view[:n])
+                for view in ring.buffers():
+                    n, ended, interrupted = _fill(src, view[:min(len(view), limit - written)])
+                    if not ended and written + n == limit:  # probe for excess
+                        overflow = _fill(src, memoryview(bytearray(1)))[0] > 0
+                        ended = True
+                    ring.hash(view[:n])
                     write_all(out, view[:n])
                     written += n
+                    if ended or overflow:
+                        break
                 self._sync_chunk(out.fileno())
         return Written(written, overflow, interrupted)
 
