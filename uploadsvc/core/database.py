@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -34,6 +34,9 @@ def init_app(app: Flask) -> None:
             options.setdefault(name, value)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
+    if backend == "mysql":
+        with app.app_context():
+            _tune_mysql(db.engine)
     if not _serving():
         from flask_migrate import Migrate  # Alembic: about 11 MiB of memory per process
 
@@ -73,7 +76,59 @@ def mysql_pool_options(config: Any) -> dict:
         # Every statement sees the latest committed rows, as on SQLite; InnoDB's default
         # REPEATABLE READ would also take gap locks on the unique indexes racing inserts use.
         "isolation_level": config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED",
+        # A connection handed back is rolled back only if a transaction is open on it (see
+        # _tune_mysql), not after every COMMIT.
+        "pool_reset_on_return": None,
     }
+
+
+# MySQL's server status flag: a transaction is open on this connection.
+IN_TRANSACTION = 1
+
+
+def _tune_mysql(engine: Engine) -> None:
+    """Save the round trips that do nothing: the pool's ROLLBACK of a connection handed back
+    with no transaction open (every request's last COMMIT was followed by one), and the
+    COMMIT of a transaction that has only read (see end_reads)."""
+
+    @event.listens_for(engine, "reset")
+    def on_reset(dbapi_connection, _record, reset_state) -> None:
+        if reset_state.terminate_only:
+            return
+        status = getattr(dbapi_connection, "server_status", None)
+        if status is None or status & IN_TRANSACTION:  # the server says whether one is open
+            dbapi_connection.rollback()
+        _record.info.pop("wrote", None)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def on_execute(connection, _cursor, statement, *_args) -> None:
+        if not statement.lstrip()[:6].upper().startswith("SELECT"):
+            connection.info["wrote"] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def on_end(connection) -> None:
+        connection.info.pop("wrote", None)
+
+
+def end_reads() -> None:
+    """End the session's transaction before waiting for a lock or reading a request body,
+    where that matters: always on SQLite (every transaction there holds the write lock, see
+    _tune_sqlite), on MySQL only if it has written (one that has only read holds nothing
+    under READ COMMITTED, and goes on as the transaction that records the chunk)."""
+    session = db.session()
+    if not session.in_transaction():
+        return
+    if (db.engine.dialect.name != "mysql" or session.connection().info.get("wrote")
+            or not _reads_latest()):
+        session.commit()
+
+
+def _reads_latest() -> bool:
+    """Whether each statement sees the latest committed rows (then a transaction that has
+    only read can go on: its next read is as fresh as a new transaction's)."""
+    level = current_app.config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"
+    return level.upper() in ("READ COMMITTED", "READ UNCOMMITTED")
 
 
 def _migrations_dir() -> str:

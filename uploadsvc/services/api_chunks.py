@@ -6,6 +6,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import update
 
+from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Upload, UploadEvent
@@ -53,7 +54,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
         raise TotalChunksConflict()
     upload = note_file_size(upload, file_size)
     started = time.monotonic()
-    db.session.commit()
+    end_reads()
     forget_if_lost_in_restart(upload)
     for attempt in range(2):
         try:
@@ -91,7 +92,7 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> int | None:
         db.session.execute(update(Upload).filter_by(id=upload.id, chunk_size=None)
                            .values(chunk_size=size))
         upload = reload(upload)
-    db.session.commit()
+        db.session.commit()
     if upload.chunk_size is not None:
         if (size != upload.chunk_size) if not last else (size > upload.chunk_size):
             raise ChunkSizeConflict()
@@ -117,7 +118,7 @@ def _place_of(upload: Upload, index: int, chunk_size: int | None) -> int | None:
     if chunk_size is None and index:
         return None
     recorded = statements.counts(upload, index).had_this
-    db.session.commit()
+    end_reads()  # before the bytes are written
     return None if recorded else index * (chunk_size or 0)
 
 

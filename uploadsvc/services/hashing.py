@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
+from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.models import COMPLETED, TUS, Upload
 from ..storage import Sealed, StorageError, md5state
@@ -111,7 +112,7 @@ def _catch_up_chunks(upload: Job | Upload, wait: float) -> None:
                 stopped = held and not _hash_ready_chunks(upload)
             # A chunk that came while we held the lock found it busy and left itself to us.
             found = statements.status_and_next(upload)
-            db.session.commit()
+            end_reads()
             if found is None or found.status == COMPLETED:
                 break  # deleted or completed meanwhile: see below
             if not held or not found[1] or stopped:
@@ -157,7 +158,7 @@ def _ready(upload: Job | Upload) -> tuple[int, bytes | None, list[tuple[int, int
     """(hashed_chunks, md5_state, [(index, size)] of the stored chunks from hashed_chunks on,
     without a gap); ends the transaction, so that none stays open over the hashing."""
     rows = statements.hash_and_ready(upload, BATCH)
-    db.session.commit()
+    end_reads()
     if not rows or rows[0].hashed_chunks == OFF:
         return OFF, None, []
     start, state = rows[0].hashed_chunks, rows[0].md5_state

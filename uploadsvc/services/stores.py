@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from flask import current_app
 
-from ..core.extensions import db
+from ..core.database import end_reads
 from ..storage import ChunkFiles, Store
 
 # The lock a hasher holds while it hashes an upload's bytes: "<key>.hash".
@@ -31,8 +31,9 @@ def lock_wait() -> float:
 def holding(key: str, exclusive: bool) -> Iterator[None]:
     """Hold an upload's lock, shared for writes of chunks, exclusive for everything that
     changes the upload as a whole; LockBusy after LOCK_WAIT_SECONDS. The transaction is
-    ended first: never wait for a lock inside one (on SQLite it is a write lock)."""
-    db.session.commit()
+    ended first where it holds anything: never wait for a lock inside one (on SQLite it is
+    a write lock)."""
+    end_reads()
     with store().locker.hold(key, exclusive, lock_wait()):
         yield
 

@@ -5,6 +5,7 @@ import logging
 from flask import current_app
 from sqlalchemy import delete, func, select
 
+from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import UPLOADING, Chunk, Upload, UploadEvent
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def reload(upload: Upload) -> Upload:
-    """A fresh copy of the row in a new transaction; 404 if it is gone."""
-    db.session.commit()
+    """A fresh copy of the row (in a new transaction, where an old one could see an older
+    one); 404 if it is gone."""
+    end_reads()
     # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
     # other bytes and another lock.
     query = (select(Upload).filter_by(id=upload.id, key=upload.key)

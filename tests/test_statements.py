@@ -1,0 +1,76 @@
+"""What a stored chunk costs the database on MariaDB, counted by the server itself (its
+Com_* status counters): every statement is a round trip, across hosts a network one, and
+they serialise a single stream."""
+import collections
+
+import pytest
+
+from .helpers import random_file, send_chunk
+
+CHUNKS = 20
+KINDS = ("select", "insert", "update", "delete", "commit", "rollback", "begin")
+
+
+class ServerCounts:
+    """Statements the server ran, by kind, read from a connection of the test's own (whose
+    own SHOW statements are not counted)."""
+
+    def __init__(self, mariadb) -> None:
+        self.connection = mariadb.connect()
+
+    def now(self) -> collections.Counter:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)"
+                           % ", ".join(f"'Com_{kind}'" for kind in KINDS))
+            return collections.Counter({name[4:]: int(value) for name, value in cursor})
+
+    def of(self, work) -> collections.Counter:
+        before = self.now()
+        work()
+        counts = self.now()
+        counts.subtract(before)
+        return +counts
+
+
+@pytest.fixture
+def server_counts(mariadb):
+    counts = ServerCounts(mariadb)
+    yield counts
+    counts.connection.close()
+
+
+def sent(client, test_file, index):
+    def send():
+        assert send_chunk(client, test_file, index).status_code == 200
+    return send
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_stored_chunk_costs_at_most_8_statements_and_one_commit(client, server_counts):
+    # Sent last chunk first, so that no chunk is the one the hash needs next until chunk 0:
+    # these requests run nothing after their answers.
+    test_file = random_file(CHUNKS * 1000, 1000)
+    assert client.post("/api/check-chunks", json=test_file.ident()).status_code == 200
+    assert send_chunk(client, test_file, 1).status_code == 200  # fixes the chunk size
+    for index in range(CHUNKS - 1, 1, -1):
+        counts = server_counts.of(sent(client, test_file, index))
+        assert sum(counts.values()) <= 8, counts
+        assert counts["commit"] == 1 and not counts["rollback"], counts
+    # Chunk 0 then hashes all of them after its answer, a batch at a time.
+    counts = server_counts.of(sent(client, test_file, 0))
+    assert sum(counts.values()) <= 8 + 6, counts
+    assert client.post("/api/complete-upload", json=test_file.ident()).json["md5"] == \
+        test_file.md5
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_chunks_in_order_cost_their_statements_and_the_hash_after_each(client, server_counts):
+    test_file = random_file(CHUNKS * 1000, 1000)
+    assert client.post("/api/check-chunks", json=test_file.ident()).status_code == 200
+    assert send_chunk(client, test_file, 0).status_code == 200
+    for index in range(1, CHUNKS):
+        counts = server_counts.of(sent(client, test_file, index))
+        # 8 for the chunk, then the catch-up: its state and the chunks ready (1), the
+        # state saved (2), a look for chunks that came meanwhile, and that read's end (2).
+        assert sum(counts.values()) <= 8 + 5, counts
+        assert counts["commit"] == 2 and counts["rollback"] <= 1, counts
