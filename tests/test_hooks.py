@@ -299,3 +299,30 @@ def test_the_documented_receiver_snippet_verifies_a_delivery(app, client, receiv
     assert scope["verify"](SECRET, got.body, got.headers["Uploadsvc-Signature"])
     assert not scope["verify"](SECRET, got.body + b"x", got.headers["Uploadsvc-Signature"])
     assert json.loads(got.body)["id"] == got.event_id
+
+
+def test_metrics_count_deliveries_retries_and_the_outbox(app, client, receiver):
+    def figure(name: str) -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
+
+    app.config["HOOK_RETRY_DELAY"] = timedelta(hours=1)
+    before = {name: figure(name) for name in (
+        'uploadsvc_hook_deliveries_total{outcome="delivered"}',
+        'uploadsvc_hook_deliveries_total{outcome="retry"}', "uploadsvc_hook_retries_total")}
+    receiver.failures = 1
+    upload_all(client, random_file(100, 100))
+    assert figure("uploadsvc_hook_outbox_pending") == 2
+    deliver(app)  # created fails once; completed waits behind it
+    assert figure("uploadsvc_hook_outbox_oldest_age_seconds") >= 0
+    with app.app_context():
+        db.session.execute(update(HookDelivery).values(
+            next_attempt_at=utcnow(), created_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+    assert figure("uploadsvc_hook_outbox_oldest_age_seconds") >= 300
+    deliver(app)
+    assert figure("uploadsvc_hook_outbox_pending") == 0
+    assert figure("uploadsvc_hook_outbox_oldest_age_seconds") == 0
+    after = {name: figure(name) for name in before}
+    assert [after[name] - before[name] for name in before] == [2, 1, 1]

@@ -98,6 +98,7 @@ def backoff(attempts: int) -> timedelta:
 def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
     """Record one attempt's outcome if this deliverer still holds the row; whether it did."""
     now = utcnow()
+    retried = delivery.attempts > 0  # read first: the UPDATE below refreshes the object
     attempts = delivery.attempts + 1
     values = {"attempts": attempts, "lease": None, "claimed_until": None}
     if error is None:
@@ -115,7 +116,7 @@ def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
                     "deliverer that holds it", delivery.id, delivery.event_id)
         return False
     outcome = "delivered" if error is None else values.get("status", "retry")
-    metrics.hook_attempt(outcome, retried=delivery.attempts > 0)
+    metrics.hook_attempt(outcome, retried=retried)
     if error is None:
         log.info("hook event %s %s delivered to %s", delivery.event_id,
                  event_type(delivery.kind), delivery.url)
