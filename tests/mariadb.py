@@ -11,7 +11,8 @@ import pymysql
 
 # Root's PATH has /usr/sbin; other users' may not.
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-TABLES = ("chunks", "upload_events", "uploads", "api_keys")
+TABLES = ("chunks", "upload_events", "uploads", "api_keys", "hook_deliveries",
+          "upload_event_days")
 
 
 def find(command: str) -> str:

@@ -1,8 +1,9 @@
-"""flask commands: cleanup, stats and keys."""
+"""flask commands: cleanup, stats, keys and hooks."""
 from flask import Flask
 
-from . import commands
+from . import commands, hooks
 
 
 def init_app(app: Flask) -> None:
     commands.init_app(app)
+    app.cli.add_command(hooks.hooks_group)

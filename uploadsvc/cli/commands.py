@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ..core.units import parse_duration
-from ..services import access, housekeeping, stats
+from ..services import access, housekeeping, retention, stats
 from .errors import CommandError
 from .guard import GuardedCommand, GuardedGroup, guarded_copy
 
@@ -40,7 +40,8 @@ def _size(n: int | None) -> str:
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @with_appcontext
 def cleanup_command(older_than, dry_run):
-    """Remove expired unfinished uploads, orphaned chunk directories and stale temp files."""
+    """Remove expired unfinished uploads, orphaned chunk directories and stale temp files;
+    fold chunk events older than EVENT_RETENTION into daily totals."""
     if older_than is None:  # not `or`: 0s is a valid choice (everything idle), not "unset"
         older_than = current_app.config["UPLOAD_EXPIRY"]
     report = housekeeping.cleanup(older_than, dry_run=dry_run)
@@ -54,6 +55,9 @@ def cleanup_command(older_than, dry_run):
         click.echo(f"{verb} stale temp file {path}")
     click.echo(f"{verb} {len(report.expired)} expired uploads, {len(report.orphan_dirs)} "
                f"orphaned chunk directories, {len(report.temp_files)} temp files")
+    pruned = retention.prune(current_app.config["EVENT_RETENTION"], dry_run=dry_run)
+    click.echo(f"{verb} {pruned.folded} chunk events past the retention (kept as daily "
+               f"totals), {pruned.deliveries} sent or failed webhook deliveries")
 
 
 @click.command("stats", cls=GuardedCommand)

@@ -79,3 +79,31 @@ class DefaultConfig:
     # memory:// counts per worker process; use redis:// or memcached:// for all workers.
     RATE_LIMIT = ""
     RATE_LIMIT_STORAGE_URI = "memory://"
+
+    # -- telling other systems (docs/hooks.md) --
+    # Webhooks: comma-separated endpoints that get every upload event as a signed POST (empty:
+    # none), which events ("all", or a list of created, completed, verification_failed,
+    # deleted, expired), and the secret their HMAC-SHA256 signature is made with.
+    HOOK_URLS = ""
+    HOOK_EVENTS = "all"
+    HOOK_SECRET = None
+    # Who delivers: "auto", a thread in each gunicorn worker; true, also under `flask run`
+    # and the CLI; false, only `flask hooks deliver` (cron, systemd).
+    HOOK_DELIVERER = "auto"
+    # Seconds one delivery may take; how long a deliverer owns an event it is sending (one
+    # killed mid-send leaves it to another after this); how often idle deliverers look for
+    # events; the first retry's delay (doubled per attempt, with jitter, up to an hour); how
+    # long an event is retried before it is marked failed.
+    HOOK_TIMEOUT = 10
+    HOOK_LEASE = "60s"
+    HOOK_POLL_INTERVAL = 1.0
+    HOOK_RETRY_DELAY = "10s"
+    HOOK_RETRY_FOR = "24h"
+    # Pre-create hook: asked before a new upload is created; a non-2xx answer refuses it
+    # (403). Seconds it may take; when it fails or times out, "closed" refuses, "open" admits.
+    PRE_CREATE_HOOK_URL = None
+    PRE_CREATE_HOOK_TIMEOUT = 3
+    PRE_CREATE_HOOK_FAIL = "closed"
+    # How long chunk-level upload events are kept; `flask cleanup` folds older ones into daily
+    # totals (so `flask stats` keeps its all-time figures) and drops delivered webhook events.
+    EVENT_RETENTION = "30d"

@@ -1,8 +1,18 @@
 """Upload state and its rules. Models never commit and never touch files."""
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -148,6 +158,56 @@ class UploadEvent(db.Model):
     def of(cls, kind: str, upload: Upload, **fields) -> "UploadEvent":
         return cls(kind=kind, owner_id=upload.owner_id, upload_key=upload.key, md5=upload.md5,
                    file_name=upload.file_name, **fields)
+
+
+class EventDay(db.Model):
+    """One UTC day's pruned upload events of one kind and owner, folded into totals, so that
+    statistics stay whole after the events themselves are gone (EVENT_RETENTION)."""
+
+    __tablename__ = "upload_event_days"
+    __table_args__ = MYSQL_TABLE
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# HookDelivery.status
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+class HookDelivery(db.Model):
+    """The outbox: one upload event to send to one webhook endpoint, written in the same
+    transaction as the change it reports, and claimed by one deliverer at a time (lease)."""
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (Index("ix_hook_deliveries_status_next_attempt_at", "status",
+                            "next_attempt_at"),
+                      Index("ix_hook_deliveries_upload_key_status", "upload_key", "status"),
+                      MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The event's own id, the same for every endpoint and every attempt: receivers tell
+    # duplicates apart by it.
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    upload_key: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    # The JSON body, fixed when the event happened: every attempt sends the same bytes.
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The deliverer sending it now: its token, and when its claim lapses.
+    lease: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApiKey(db.Model):

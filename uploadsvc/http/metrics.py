@@ -1,5 +1,6 @@
 """/metrics, the Prometheus text exposition of every worker, and the HTTP request counts."""
 import hmac
+import logging
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -12,10 +13,14 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from ..core.units import parse_bool
+from ..services import outbox
 from ..services.metrics import MULTIPROCESS
 from .errors import error_response
+
+log = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"  # the route label of requests no URL rule matched (404, 405)
 
@@ -39,7 +44,33 @@ def metrics():
             return error_response(401, "unauthorized",
                                   "Send the metrics token as 'Authorization: Bearer <token>'.",
                                   {"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()) + _outbox_figures(),
+                    content_type=CONTENT_TYPE_LATEST)
+
+
+class OutboxCollector:
+    """The webhook outbox as the database holds it now: the same whichever worker answers."""
+
+    def collect(self):
+        found = outbox.backlog()
+        yield GaugeMetricFamily("uploadsvc_hook_outbox_pending",
+                                "Webhook deliveries waiting to be sent.", value=found.pending)
+        yield GaugeMetricFamily("uploadsvc_hook_outbox_failed",
+                                "Webhook deliveries given up (flask hooks retry).",
+                                value=found.failed)
+        yield GaugeMetricFamily("uploadsvc_hook_outbox_oldest_age_seconds",
+                                "Age of the oldest webhook delivery waiting (0: none).",
+                                value=found.oldest_seconds)
+
+
+def _outbox_figures() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(OutboxCollector())
+    try:
+        return generate_latest(registry)
+    except Exception:  # the database away: the process's own metrics are still worth having
+        log.warning("outbox figures unavailable", exc_info=True)
+        return b""
 
 
 def _registry():

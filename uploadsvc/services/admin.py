@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 
 from ..core.extensions import db
-from ..core.models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
+from ..core.models import COMPLETED, UPLOADING, EventDay, Upload, UploadEvent, utcnow
 from . import stats
 from .access import owner_id
 
@@ -80,11 +80,17 @@ def daily(days: int, now: datetime | None = None) -> list[Day]:
         select(day, func.sum(UploadEvent.bytes), func.sum(UploadEvent.duration_ms))
         .where(*window, UploadEvent.kind == UploadEvent.COMPLETED, UploadEvent.duration_ms > 0)
         .group_by(day)).all()
+    folded = db.session.execute(  # pruned events, kept as daily totals
+        select(EventDay.day, EventDay.kind, EventDay.count, EventDay.bytes)
+        .where(EventDay.owner_id == owner_id(), EventDay.day >= since.date())).all()
     db.session.commit()
     # DATE() is a string on SQLite and a date on MySQL: both print as YYYY-MM-DD.
     rows: dict[str, dict[str, tuple[int, int]]] = {}
     for when, kind, count, total in counts:
         rows.setdefault(str(when), {})[kind] = (count, int(total))
+    for when, kind, count, total in folded:
+        kept = rows.setdefault(str(when), {}).get(kind, (0, 0))
+        rows[str(when)][kind] = (kept[0] + count, kept[1] + total)
     speeds = {str(when): stats.throughput(total, ms) for when, total, ms in timed}
     result = []
     for offset in range(days):

@@ -9,7 +9,7 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent
 from ..storage import FileGone
-from . import access, followups, hashing, metrics
+from . import access, followups, hashing, metrics, outbox
 from .api_uploads import (
     check_file_size,
     clear_chunks,
@@ -127,7 +127,7 @@ def _merge(upload: Upload) -> Upload:
 
 def _failed_verification(upload: Upload, size: int, what: str, **fields) -> None:
     """Record that the merged file is not the one the client described."""
-    db.session.add(UploadEvent.of(UploadEvent.VERIFICATION_FAILED, upload, bytes=size))
+    outbox.record(UploadEvent.VERIFICATION_FAILED, upload, bytes=size)
     db.session.commit()
     metrics.verification_failed()
     log.warning("upload %s failed verification: %s", upload.key, what,

@@ -19,7 +19,7 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent, name_digest
 from ..storage import UploadGone
-from . import access, hashing, metrics
+from . import access, hashing, metrics, outbox, precreate
 from .errors import FileSizeConflict, FileTooLarge, MergeInProgress, UploadNotFound
 from .stores import chunk_files, holding, store
 from .uploads import check_room, reload, remove
@@ -97,6 +97,7 @@ def get_or_create(md5: str, file_name: str, total: int, file_size: int | None = 
             return upload
         client = access.client_id()
         check_room(client)
+        precreate.admit("api", file_name, md5=md5, totalChunks=total, fileSize=file_size)
         # The bytes' place exists before the row does, so every row's exists.
         key = uuid.uuid4().hex
         store().create(key)
@@ -104,7 +105,7 @@ def get_or_create(md5: str, file_name: str, total: int, file_size: int | None = 
                         client=client, name_digest=name_digest(file_name), total_chunks=total,
                         file_size=file_size)
         db.session.add(upload)
-        db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
+        outbox.record(UploadEvent.CREATED, upload)
         try:
             db.session.commit()
             metrics.upload_created()
@@ -152,7 +153,7 @@ def forget_lost_file(upload: Upload) -> None:
     gone = db.session.execute(delete(Upload).filter_by(id=upload.id, key=upload.key,
                                                        status=upload.status))
     if gone.rowcount:
-        db.session.add(UploadEvent.of(UploadEvent.DELETED, upload))
+        outbox.record(UploadEvent.DELETED, upload)
         log.warning("upload %s: its file %s is gone from the store; forgotten",
                     upload.key, upload.stored_name)
     db.session.commit()

@@ -147,3 +147,15 @@ class SizeMismatch(UploadError):
     status = 422
     code = "size_mismatch"
     message = "The merged file does not have the fileSize the client gave; re-send or delete."
+
+
+class UploadRefused(UploadError):
+    status = 403
+    code = "upload_refused"
+    message = "This upload was refused."
+
+
+class PreCreateUnavailable(UploadRefused):
+    code = "pre_create_unavailable"
+    message = ("This upload could not be checked now (its pre-create hook did not answer); "
+               "retry later.")

@@ -22,6 +22,15 @@ UPLOADS_REMOVED = Counter("uploadsvc_uploads_removed", "Uploads deleted or expir
 CHUNK_WRITE_SECONDS = Histogram(
     "uploadsvc_chunk_write_seconds", "Time to store a chunk durably (lock, write, fsync, row).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+HOOK_DELIVERIES = Counter(
+    "uploadsvc_hook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, to be retried), "
+    "failed (given up after HOOK_RETRY_FOR).", ["outcome"])
+HOOK_RETRIES = Counter("uploadsvc_hook_retries",
+                       "Webhook delivery attempts that repeated an earlier failed one.")
+PRE_CREATE_CHECKS = Counter("uploadsvc_pre_create_checks",
+                            "Pre-create hook answers: admitted, refused, unavailable.",
+                            ["outcome"])
 MERGE_SECONDS = Histogram(
     "uploadsvc_merge_seconds", "Time to merge, hash and place a completed upload.",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800))
@@ -53,3 +62,13 @@ def verification_failed() -> None:
 
 def upload_removed(reason: str) -> None:
     UPLOADS_REMOVED.labels(reason).inc()
+
+
+def hook_attempt(outcome: str, retried: bool) -> None:
+    HOOK_DELIVERIES.labels(outcome).inc()
+    if retried:
+        HOOK_RETRIES.inc()
+
+
+def pre_create_checked(outcome: str) -> None:
+    PRE_CREATE_CHECKS.labels(outcome).inc()

@@ -13,7 +13,7 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent
 from ..storage import NameTaken, Sealed
-from . import metrics
+from . import metrics, outbox
 from .stores import store
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ def _reserve_name(upload: Upload) -> None:
 def _finish(upload: Upload, size: int, seconds: float) -> Upload:
     db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
     upload.mark_completed(size)
-    db.session.add(UploadEvent.of(UploadEvent.COMPLETED, upload, bytes=size,
-                                  duration_ms=upload.upload_time_ms))
+    outbox.record(UploadEvent.COMPLETED, upload, bytes=size, duration_ms=upload.upload_time_ms)
     db.session.commit()
     metrics.upload_completed()
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",

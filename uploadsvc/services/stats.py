@@ -4,7 +4,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ..core.extensions import db
-from ..core.models import COMPLETED, UPLOADING, Upload, UploadEvent, utcnow
+from ..core.models import COMPLETED, UPLOADING, EventDay, Upload, UploadEvent, utcnow
 
 # The event kinds counted, besides chunks stored (whose bytes are the bytes received).
 KINDS = [UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
@@ -51,6 +51,12 @@ def _event_totals(since) -> dict:
         query = query.where(UploadEvent.created_at >= since)
     rows = {kind: (count, total) for kind, count, total in
             db.session.execute(query.group_by(UploadEvent.kind)).all()}
+    if since is None:  # all time: with the events pruned into daily totals
+        for kind, count, total in db.session.execute(
+                select(EventDay.kind, func.sum(EventDay.count), func.sum(EventDay.bytes))
+                .group_by(EventDay.kind)).all():
+            kept = rows.get(kind, (0, 0))
+            rows[kind] = (kept[0] + int(count), int(kept[1]) + int(total))
     totals = {kind: rows.get(kind, (0, 0))[0] for kind in KINDS}
     totals["chunks_stored"] = rows.get(UploadEvent.CHUNK_STORED, (0, 0))[0]
     totals["bytes_received"] = int(rows.get(UploadEvent.CHUNK_STORED, (0, 0))[1])

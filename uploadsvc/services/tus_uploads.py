@@ -22,7 +22,7 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import TUS, Upload, UploadEvent, name_digest, utcnow
 from ..storage import UPLOAD_KEY, Concatenation
-from . import access, hashing, metrics
+from . import access, hashing, metrics, outbox, precreate
 from .errors import FileTooLarge, InvalidInput, UploadExpired, UploadNotFound
 from .placement import place_and_finish
 from .stores import holding, lock_wait, store
@@ -64,6 +64,9 @@ def create(length: int | None, file_name: str, metadata: str | None,
     check_size(length or 0)
     client = access.client_id()
     check_room(client)
+    if concat != FINAL:  # a final upload is made of parts that were admitted
+        precreate.admit("tus", file_name, uploadLength=length, metadata=metadata,
+                        concat=concat)
     key = uuid.uuid4().hex
     store().create(key)  # the bytes' place exists before the row, as for /api uploads
     upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
@@ -75,7 +78,7 @@ def create(length: int | None, file_name: str, metadata: str | None,
     refresh_expiry(upload)
     db.session.add(upload)
     if concat != PARTIAL:  # parts are not uploads of their own in the statistics
-        db.session.add(UploadEvent.of(UploadEvent.CREATED, upload))
+        outbox.record(UploadEvent.CREATED, upload)
     db.session.commit()
     if concat != PARTIAL:
         metrics.upload_created()

@@ -8,8 +8,8 @@ from sqlalchemy import delete, func, select
 from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.logs import event_fields
-from ..core.models import UPLOADING, Chunk, Upload, UploadEvent
-from . import metrics
+from ..core.models import UPLOADING, Chunk, Upload
+from . import metrics, outbox
 from .errors import TooManyUploads, UploadNotFound
 from .stores import store
 
@@ -56,7 +56,7 @@ def remove(upload: Upload, kind: str) -> None:
     """Delete an upload's rows, then its bytes; the caller holds its lock if it has one."""
     db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
     db.session.delete(upload)
-    db.session.add(UploadEvent.of(kind, upload))
+    outbox.record(kind, upload)
     db.session.commit()
     store().delete(upload.key)
     if upload.stored_name:

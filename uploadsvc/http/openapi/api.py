@@ -11,6 +11,9 @@ ERRORS = {
          "with `missingChunks`), or a chunk that does not match its `chunkMd5` "
          "(`chunk_md5_mismatch`, nothing stored).",
     401: "An API key is required (only when UPLOADSVC_AUTH_REQUIRED is on).",
+    403: "A new upload refused by the pre-create hook (`upload_refused`, with the hook's "
+         "message), or not checked because the hook did not answer "
+         "(`pre_create_unavailable`, when UPLOADSVC_PRE_CREATE_HOOK_FAIL is closed).",
     404: "No such upload (or it belongs to another API key).",
     408: "The request body arrived too slowly.",
     409: "Conflict with the upload's state: another `totalChunks`, another chunk size, "
@@ -67,19 +70,19 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
         "summary": "Which chunks are stored; completes a known file at once (instant upload)",
         "operationId": "checkChunks", "requestBody": json_body("Identity"),
         "responses": answers("CheckChunks", "Stored chunk indices and progress.",
-                             400, 409, 413, 415, 422, 507, *limited)}})
+                             400, 403, 409, 413, 415, 422, 507, *limited)}})
     spec.path("/api/upload-chunk", operations={"post": {
         "summary": "Store one chunk", "operationId": "uploadChunk",
         "requestBody": {"required": True, "content": {"multipart/form-data": {
             "schema": "ChunkUpload",
             "encoding": {"chunk": {"contentType": "application/octet-stream"}}}}},
         "responses": answers("ChunkStored", "The chunk is stored durably.",
-                             400, 404, 408, 409, 413, 415, 507, *limited)}})
+                             400, 403, 404, 408, 409, 413, 415, 507, *limited)}})
     spec.path("/api/complete-upload", operations={"post": {
         "summary": "Merge the chunks, verify the md5, place the file under /uploads/",
         "operationId": "completeUpload", "requestBody": json_body("Identity"),
         "responses": answers("Completed", "The file is stored and verified.",
-                             400, 404, 409, 413, 415, 422, 507, *limited)}})
+                             400, 403, 404, 409, 413, 415, 422, 507, *limited)}})
     spec.path("/api/upload-status/{md5}/{fileName}", operations={"get": {
         "summary": "Progress of one upload", "operationId": "uploadStatus",
         "parameters": PATH_PARAMS,

@@ -7,7 +7,8 @@ from ...storage import UPLOAD_KEY
 from .api import ERRORS
 
 TUS_ERRORS = {
-    403: "A final (concatenated) upload cannot be written.",
+    403: "A final (concatenated) upload cannot be written; or a new upload refused by the "
+         "pre-create hook (`upload_refused`, `pre_create_unavailable`).",
     405: "The X-HTTP-Method-Override names no method this resource allows.",
     410: "The upload has expired.",
     412: "Tus-Resumable is missing or names another version.",
