@@ -10,6 +10,8 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from bench import chart, connections, run
 from bench.report import Settings, as_json, build_rows
 from bench.servers import PROJECT
@@ -84,7 +86,23 @@ def test_in_flight_is_what_the_upload_page_sends(tmp_path):
     (parallel,) = re.findall(r'data-parallel="(\d+)"', page)
     assert run.IN_FLIGHT == int(parallel)
     rows = build_rows(tiny_settings(tmp_path), defaultdict(lambda: 100.0))
-    assert any(row.name == f"4 MiB, {parallel} chunks in flight" for row in rows)
+    assert any(row.name.startswith(f"4 MiB, {parallel} chunks in flight") for row in rows)
+
+
+def test_the_targets_of_one_stream_are_md5sums_rate(tmp_path):
+    figures = defaultdict(lambda: 100.0, md5sum_s=0.01, tus_one_mib_s=380.0,
+                          seed_inflight_mib_s=340.0, seed_complete_inflight_s=0.002)
+    rows = build_rows(tiny_settings(tmp_path), figures)
+
+    def row(section: str, start: str, reference: str):
+        (found,) = [r for r in rows if r.section == section and r.name.startswith(start)
+                    and r.reference == reference]
+        return found
+
+    assert row("tus", "4 MiB × 1", "md5sum").ok is True  # 380 of md5sum's 400 MiB/s
+    assert row("seed API", "4 MiB, 3 chunks in flight", "md5sum").ok is False  # 0.85×
+    complete = row("seed API", "complete-upload, 4 MiB with", "md5sum")
+    assert complete.ratio == pytest.approx(0.2) and complete.ok is False
 
 
 def test_tus_js_client_rows_compare_with_tus_server_and_the_bench_client(tmp_path):

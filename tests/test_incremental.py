@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_chunks, api_completion, api_uploads, stores
+from uploadsvc.services import api_chunks, api_completion, api_uploads, hashing, stores
 from uploadsvc.services.errors import Md5Mismatch, MissingChunks
+from uploadsvc.services.followups import FollowUp
 from uploadsvc.storage.md5state import Md5State
 
 from .helpers import (
@@ -302,3 +303,20 @@ def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
     assert store_of(app).size(key) == len(f.data)
     complete(f.md5, f.name, f.total)
     assert merges == [] and finished_bytes(app, f.name) == f.data
+
+
+def test_a_hash_fallen_too_far_behind_is_caught_up_before_the_answer(
+        ctx, app, merges, monkeypatch):
+    """Where the background hash cannot keep pace (here it never runs), a chunk more than
+    LAG_LIMIT ahead of it waits while its request hashes what is ready."""
+    monkeypatch.setattr(hashing, "catch_up_later", lambda upload: FollowUp(lambda: None))
+    monkeypatch.setattr(hashing, "LAG_LIMIT", 3 * 128)
+    f = random_file(1280, 128)
+    seen = []
+    for index in range(f.total):
+        store(f, index)
+        seen.append(hashed(f))
+    # Behind by up to LAG_LIMIT, then caught up by the request of the chunk past it.
+    assert seen == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10]
+    upload = complete(f.md5, f.name, f.total)
+    assert upload.md5 == f.md5 and merges == []

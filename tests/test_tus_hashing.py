@@ -10,6 +10,7 @@ from sqlalchemy import select
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
 from uploadsvc.services import hashing
+from uploadsvc.services.followups import FollowUp
 from uploadsvc.storage.md5state import Md5State
 
 from .helpers import store_of
@@ -128,4 +129,19 @@ def test_a_state_past_the_end_is_not_used(app, client):
         upload.md5_state = state.save()
         db.session.commit()
     done = patch(client, path, 40_000, data[40_000:])
+    assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
+
+
+def test_a_hash_fallen_too_far_behind_is_caught_up_before_the_answer(
+        app, client, hashed_ranges, monkeypatch):
+    monkeypatch.setattr(hashing, "catch_up_later", lambda upload: FollowUp(lambda: None))
+    monkeypatch.setattr(hashing, "LAG_LIMIT", 250_000)
+    data = os.urandom(1_000_000)
+    path = path_of(create(client, len(data)))
+    seen = []
+    for start in range(0, 800_000, 100_000):
+        assert patch(client, path, start, data[start:start + 100_000]).status_code == 204
+        seen.append(saved_length(app, path))
+    assert seen == [None, None, 300_000, 300_000, 300_000, 600_000, 600_000, 600_000]
+    done = patch(client, path, 800_000, data[800_000:])
     assert done.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()

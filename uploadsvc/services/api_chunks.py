@@ -142,6 +142,9 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Outc
              extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
                                 duration_ms=round(seconds * 1000, 3)))
     progress = Progress(stored + (0 if had_this else 1), upload.total_chunks)
-    if had_this or not hashing.needs_next(hashed, index):
+    if had_this:
+        return Outcome(progress)
+    if not hashing.needs_next(hashed, index):
+        hashing.keep_up(upload, hashed, index)
         return Outcome(progress)
     return Outcome(progress, (hashing.catch_up_later(upload),))

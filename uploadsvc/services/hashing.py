@@ -25,13 +25,18 @@ from ..storage import Sealed, StorageError, md5state
 from ..storage.md5state import Md5State
 from . import statements
 from .followups import FollowUp
-from .stores import chunk_files, hashing_lock, store
+from .stores import chunk_files, hashing_lock, lock_wait, store
 
 log = logging.getLogger(__name__)
 
 OFF = -1
 # /api chunks hashed per transaction: bounds the time between saves of the state.
 BATCH = 32
+# How far the hash may fall behind the bytes recorded before a request catches it up
+# before answering. It runs on the worker's background threads beside the receive; where
+# the CPU is short (several streams on few cores) it would fall behind without bound, and
+# completing the upload would then hash the rest while the client waits.
+LAG_LIMIT = 64 * 1024 * 1024
 
 
 class Job(NamedTuple):
@@ -63,6 +68,15 @@ def catch_up(upload: Job | Upload, wait: float = 0.0) -> None:
 def needs_next(hashed_chunks: int, index: int) -> bool:
     """Whether a chunk just recorded is the one the prefix hash needs next."""
     return md5state.AVAILABLE and hashed_chunks == index
+
+
+def keep_up(upload: Upload, hashed_chunks: int, index: int) -> None:
+    """Catch the hash up now if it is more than LAG_LIMIT behind chunk `index`, just
+    recorded: the request waits for its turn at the hashing lock, and its client is held
+    back to the pace of the hash (the caller has committed)."""
+    if (md5state.AVAILABLE and hashed_chunks != OFF and upload.chunk_size
+            and (index - hashed_chunks) * upload.chunk_size > LAG_LIMIT):
+        catch_up(upload, wait=lock_wait())
 
 
 def stop(upload: Upload) -> None:
@@ -183,8 +197,13 @@ def _delete_if_finished(upload: Job | Upload) -> None:
 
 def after_write(upload: Upload) -> FollowUp | None:
     """What to hash after answering a PATCH, if anything: the bytes of an unfinished upload
-    (partial uploads are hashed when concatenated)."""
+    (partial uploads are hashed when concatenated). If the hash is more than LAG_LIMIT
+    behind, it is caught up now, before the answer (the caller holds the upload's lock)."""
     if not md5state.AVAILABLE or upload.is_completed or upload.concat is not None:
+        return None
+    hashed = Md5State(upload.md5_state).length if upload.md5_state else 0
+    if upload.upload_offset - hashed > LAG_LIMIT:
+        _catch_up_stream(upload, lock_wait())
         return None
     return catch_up_later(upload)
 
@@ -217,9 +236,9 @@ def saved_prefix(upload: Upload, wait: float) -> bytes | None:
     return row.md5_state if Md5State(row.md5_state).length <= upload.upload_offset else None
 
 
-def _catch_up_stream(upload: Job | Upload) -> None:
+def _catch_up_stream(upload: Job | Upload, wait: float = 0.0) -> None:
     while True:
-        with hashing_lock(upload.key) as held:
+        with hashing_lock(upload.key, wait) as held:
             if not held:
                 return
             moved = _hash_stream(upload)
