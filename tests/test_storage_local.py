@@ -412,3 +412,33 @@ def test_serve_gives_the_path_of_the_finished_file(store, root):
     assert download.path == str(root / "uploads" / "served.bin")
     with open(download.path, "rb") as served:
         assert (download.size, served.read()) == (12, b"served bytes")
+
+
+@pytest.mark.parametrize("fsync", [True, "complete", False])
+def test_a_write_starts_its_writeback_as_it_goes_when_each_write_is_fsyncd(
+        root, monkeypatch, fsync):
+    """Under FSYNC=true every buffer is sent on its way to the disk as soon as it is written
+    (the fsync before the answer then has little left); the other modes leave it alone."""
+    ranges = []
+    original = local.writeback.start
+
+    def recording(fd, offset, length):
+        ranges.append((offset, length))
+        original(fd, offset, length)
+
+    monkeypatch.setattr(local.writeback, "start", recording)
+    store = new_store(root, fsync=fsync, buffer_size=64 * 1024)
+    key = "ab" * 16
+    store.create(key)
+    data = os.urandom(200_000)
+    store.write(key, 0, io.BytesIO(data[:100]), 100)
+    assert store.write(key, 100, io.BytesIO(data[100:]), len(data)).size == len(data) - 100
+    if fsync is True:
+        assert ranges[0] == (0, 100)
+        assert [offset for offset, _ in ranges] == sorted(offset for offset, _ in ranges)
+        assert sum(length for _, length in ranges) == len(data)
+        assert all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False))
+    else:
+        assert ranges == []
+    with open(os.path.join(root, "chunks", key, "data"), "rb") as f:
+        assert f.read() == data

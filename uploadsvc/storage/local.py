@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from . import writeback
 from .base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
 from .beside import BESIDE_MIN, Ring
 from .chunkfiles import CLAIMS, LocalChunkFiles
@@ -90,6 +91,8 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                         ended = True
                     ring.hash(view[:n])
                     write_all(out, view[:n])
+                    if self.sync_chunks:  # on its way to the disk while the rest arrives
+                        writeback.start(fd, offset + written, n)
                     written += n
                     if ended or overflow:
                         break
