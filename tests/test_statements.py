@@ -5,6 +5,9 @@ import collections
 
 import pytest
 
+from uploadsvc.services import hashing
+from uploadsvc.services.followups import FollowUp
+
 from .helpers import random_file, send_chunk
 
 CHUNKS = 20
@@ -74,3 +77,25 @@ def test_chunks_in_order_cost_their_statements_and_the_hash_after_each(client, s
         # state saved (2), a look for chunks that came meanwhile, and that read's end (2).
         assert sum(counts.values()) <= 8 + 5, counts
         assert counts["commit"] == 2 and counts["rollback"] <= 1, counts
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_tus_patch_costs_at_most_8_statements_and_two_commits(
+        client, server_counts, monkeypatch):
+    """A PATCH ends its reads before its body (an open transaction would hold the table's
+    metadata lock for as long as the client takes), then records it: two COMMITs."""
+    monkeypatch.setattr(hashing, "catch_up_later", lambda upload: FollowUp(lambda: None))
+    data = bytes(range(256)) * 400
+    created = client.post("/files/", headers={"Tus-Resumable": "1.0.0",
+                                              "Upload-Length": str(len(data))})
+    path = "/files/" + created.headers["Location"].rsplit("/", 1)[1]
+    step = len(data) // 10
+    for offset in range(0, len(data) - step, step):
+        def patch(offset=offset):
+            answer = client.patch(path, data=data[offset:offset + step], headers={
+                "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream"})
+            assert answer.status_code == 204
+        counts = server_counts.of(patch)
+        assert sum(counts.values()) <= 8, counts
+        assert counts["commit"] == 2 and not counts["rollback"], counts

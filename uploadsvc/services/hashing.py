@@ -254,7 +254,7 @@ def _hash_stream(upload: Job | Upload) -> bool | None:
     """One step under the hashing lock: whether it hashed anything; None if the upload is
     finished or gone."""
     row = statements.data_hash(upload)
-    db.session.commit()  # no transaction stays open over the hashing
+    end_reads()  # (one that has only read holds nothing over the hashing)
     if row is None or row.status == COMPLETED:
         return None
     if not row.upload_offset:

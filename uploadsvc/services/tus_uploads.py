@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from flask import current_app
 from sqlalchemy import select, update
 
+from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import TUS, Upload, UploadEvent, name_digest, utcnow
@@ -50,7 +51,7 @@ def find(key: str) -> Upload:
     expired = upload is None and db.session.execute(
         select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
     ).first() is not None
-    db.session.commit()  # end the read: no transaction stays open across a lock wait or I/O
+    end_reads()  # before the lock wait
     if upload is None:
         raise UploadExpired() if expired else UploadNotFound()
     if is_expired(upload):
@@ -174,8 +175,11 @@ def _concatenation() -> Concatenation:
 
 
 def reload_live(upload: Upload) -> Upload:
-    """The row as committed now, read in a transaction of its own that is already ended."""
-    db.session.commit()
+    """The row as committed now, read in a transaction of its own that is already ended:
+    a PATCH reads its body next, for as long as its client takes, and an open transaction
+    would hold the table's metadata lock all that time (a migration's ALTER TABLE, and every
+    statement queued behind it, would wait for it)."""
+    end_reads()
     fresh = db.session.execute(
         select(Upload).filter_by(id=upload.id).execution_options(populate_existing=True)
     ).scalar_one_or_none()
