@@ -9,6 +9,7 @@ from flask import Flask
 
 from uploadsvc.http import followups as http_followups
 from uploadsvc.services.followups import FollowUp
+from uploadsvc.storage import beside
 from uploadsvc.storage.beside import Ring
 
 
@@ -104,3 +105,16 @@ def test_a_digest_that_fails_beside_fails_the_write():
         with Ring([Broken()], 1024) as ring:  # raised by a later buffer, or at the close
             for _, view in zip(range(100), ring.buffers(), strict=False):
                 ring.hash(view[:10])
+
+
+def test_rings_hand_their_buffers_on_and_keep_only_a_few():
+    beside._spare.clear()  # noqa: SLF001
+    rings = [Ring([hashlib.md5()], 4096) for _ in range(beside.KEEP + 2)]
+    first = rings[0]._views  # noqa: SLF001 - which buffers a ring holds
+    for ring in rings:
+        ring.close()
+    assert len(beside._spare) == beside.KEEP
+    again = Ring([hashlib.md5()], 4096)
+    assert again._views is first  # noqa: SLF001 - the first handed back, taken again
+    again.close()
+    assert list(again.buffers()) == []  # closed: nothing to read into

@@ -11,7 +11,11 @@ import threading
 from collections.abc import Iterable, Iterator
 
 RING = 3
-_spare = threading.local()  # each thread's ring buffers, kept for its next body
+# Rings of buffers kept for the next bodies, process-wide (a fresh megabyte costs the kernel
+# a page fault for every page on its first use, for every body), at most this many.
+KEEP = 4
+_spare: list[list[memoryview]] = []
+_spare_lock = threading.Lock()
 # Below this, a thread costs more than the overlap saves: hashed in the caller's thread.
 BESIDE_MIN = 4 * 1024 * 1024
 
@@ -26,20 +30,22 @@ class Ring:
 
     def __init__(self, digests: Iterable, buffer_size: int, beside: bool = True) -> None:
         self.digests = list(digests)
-        self._views = _buffers(RING if beside else 1, buffer_size)
+        beside = beside and bool(self.digests)
+        self._views = _take(RING if beside else 1, buffer_size)
         self._free = [threading.Event() for _ in self._views]
         for free in self._free:
             free.set()
         self._thread = None
         self._error: BaseException | None = None
-        if beside and self.digests:
+        if beside:
             self._queue: queue.SimpleQueue = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._run, name="hash-beside", daemon=True)
             self._thread.start()
 
     def buffers(self) -> Iterator[memoryview]:
-        """The ring's buffers in turn, each once its last bytes are hashed."""
-        while True:
+        """The ring's buffers in turn, each once its last bytes are hashed (none once
+        closed: they are handed on to the next body)."""
+        while self._views:
             for slot, view in enumerate(self._views):
                 self._free[slot].wait()
                 self._raise()
@@ -62,6 +68,9 @@ class Ring:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._views:  # no byte of them is being hashed any more
+            _give(self._views)
+            self._views = []
         self._raise()
 
     def __enter__(self) -> "Ring":
@@ -93,10 +102,16 @@ class Ring:
             raise self._error
 
 
-def _buffers(count: int, size: int) -> list[memoryview]:
-    """`count` buffers of `size` bytes, the calling thread's own: a fresh megabyte costs the
-    kernel a page fault for every page on its first use, for every body."""
-    kept = getattr(_spare, "views", [])
-    if len(kept) < count or kept[0].nbytes != size:
-        kept = _spare.views = [memoryview(bytearray(size)) for _ in range(count)]
-    return kept[:count]
+
+def _take(count: int, size: int) -> list[memoryview]:
+    with _spare_lock:
+        for i, views in enumerate(_spare):
+            if len(views) == count and views[0].nbytes == size:
+                return _spare.pop(i)
+    return [memoryview(bytearray(size)) for _ in range(count)]
+
+
+def _give(views: list[memoryview]) -> None:
+    with _spare_lock:
+        if len(_spare) < KEEP:
+            _spare.append(views)
