@@ -33,12 +33,11 @@ class Placed:
     """A chunk's place in its upload's file, held for one request: the upload's shared lock
     and the chunk's claim, until close()."""
 
-    def __init__(self, stack: ExitStack, upload: Upload, index: int, offset: int,
-                 limit: int, chunk_md5: str | None) -> None:
+    def __init__(self, stack: ExitStack, identity: tuple[str, str, int, int], upload: Upload,
+                 offset: int, limit: int, chunk_md5: str | None) -> None:
         self._stack = stack
+        self.identity = identity  # (md5, file name, total chunks, index) as the form gave them
         self.upload = upload
-        self.identity = (upload.md5, upload.file_name, upload.total_chunks, index)
-        self.index = index
         self.offset = offset
         self.limit = limit
         # A chunkMd5 that came before the bytes is checked on a hash beside the receive.
@@ -96,7 +95,8 @@ def place(md5: str, file_name: str, total: int, index: int,
     if offset is None:
         stack.close()
         return None
-    return Placed(stack, upload, index, offset, upload.chunk_size, chunk_md5)
+    return Placed(stack, (md5, file_name, total, index), upload, offset, upload.chunk_size,
+                  chunk_md5)
 
 
 def _may_place(upload: Upload | None, total: int) -> bool:
