@@ -38,16 +38,20 @@ def key_of(server: GunicornServer, test_file: TestFile) -> str:
     return key
 
 
-def send_part_of_chunk(server: GunicornServer, test_file: TestFile, index: int) -> socket.socket:
-    """Open an upload-chunk request and send only the first half of the chunk's bytes."""
+def send_part_of_chunk(server: GunicornServer, test_file: TestFile, index: int,
+                       fields_first: bool = True) -> socket.socket:
+    """Open an upload-chunk request and send only the first half of the chunk's bytes, its
+    fields before them (as the upload page sends them: written in place) or after them
+    (spooled)."""
     boundary = uuid.uuid4().hex
     fields = {"chunkIndex": index, "md5": test_file.md5, "fileName": test_file.name,
               "totalChunks": test_file.total}
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+    text = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
                    f"{value}\r\n" for name, value in fields.items())
+    head = text if fields_first else ""
     head += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
              f'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n')
-    tail = f"\r\n--{boundary}--\r\n"
+    tail = "\r\n" + ("" if fields_first else text) + f"--{boundary}--\r\n"
     data = test_file.chunk(index)
     length = len(head) + len(data) + len(tail)
     request = (f"POST /api/upload-chunk HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
@@ -107,11 +111,18 @@ def clean_up_debris(server: GunicornServer) -> str:
     return result.stdout
 
 
+def wait_for_size(path: Path, min_size: int) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists() or path.stat().st_size < min_size:
+        assert time.monotonic() < deadline, f"{path} did not grow to {min_size} bytes"
+        time.sleep(0.001)
+
+
 @pytest.mark.parametrize("what", ["worker", "server"])
-def test_killed_while_a_chunk_is_written(server, what):
+def test_killed_while_a_spooled_chunk_is_written(server, what):
     test_file = random_file(3 * 4 * MiB, 4 * MiB, f"chunk-crash-{what}.bin")
     upload(server.url, test_file, [0])
-    sock = send_part_of_chunk(server, test_file, 1)
+    sock = send_part_of_chunk(server, test_file, 1, fields_first=False)
     try:
         spool = wait_for_temp_file(server, "spool-", 1 * MiB)
         kill(server, what, holder_of(server, spool))
@@ -133,6 +144,34 @@ def test_killed_while_a_chunk_is_written(server, what):
     report = clean_up_debris(server)
     assert "removed stale temp file temp/" + spool.name in report
     assert files_in(server.data_dir / "temp") == []
+    assert files_in(server.data_dir / "chunks") == []
+
+
+@pytest.mark.parametrize("what", ["worker", "server"])
+def test_killed_while_a_chunk_is_written_in_place(server, what):
+    test_file = random_file(3 * 4 * MiB, 4 * MiB, f"in-place-crash-{what}.bin")
+    upload(server.url, test_file, [0])
+    key = key_of(server, test_file)
+    data = server.data_dir / "chunks" / key / "data"
+    sock = send_part_of_chunk(server, test_file, 1)
+    try:
+        wait_for_size(data, 4 * MiB + 1 * MiB)  # its bytes arrive at their place
+        kill(server, what, holder_of(server, data))
+    finally:
+        sock.close()
+    # The half-sent chunk is not stored: not counted, no file of its own, no temp file; the
+    # bytes it left at its place are no chunk's.
+    assert status(server.url, test_file).json()["uploaded"] == 1
+    check = requests.post(f"{server.url}/api/check-chunks", json=test_file.ident(), timeout=30)
+    assert check.json()["uploadedChunks"] == [0]
+    assert chunk_files(server.data_dir / "chunks" / key) == ["data"]
+    assert data.read_bytes()[:4 * MiB] == test_file.chunk(0)
+    assert files_in(server.data_dir / "temp") == []
+    # The upload resumes (the chunk is written in place again) and completes.
+    upload(server.url, test_file, [1, 2])
+    done = complete(server.url, test_file)
+    assert done.status_code == 200 and done.json()["md5"] == test_file.md5, done.text
+    assert (server.data_dir / "uploads" / test_file.name).read_bytes() == test_file.data
     assert files_in(server.data_dir / "chunks") == []
 
 

@@ -9,9 +9,10 @@ import psutil
 from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from ..services import api_chunks, api_completion, api_uploads, uploads
+from ..services import api_completion, api_streamed, api_uploads, uploads
 from ..services.errors import ChunkTooLarge, InvalidInput
 from ..version import __version__
+from . import chunkform
 from .answers import iso
 from .followups import after_response
 from .schemas import ChunkFormSchema, PathIdentitySchema, UploadIdentitySchema, load
@@ -106,13 +107,14 @@ def upload_chunk():
         raise ChunkTooLarge()
     request.max_content_length = min(current_app.config["MAX_CONTENT_LENGTH"],
                                      limit + FORM_ENVELOPE)
+    chunkform.stream_in_place(request)  # when the fields come first, as the page sends them
     args = load(ChunkFormSchema(), request.form)
     chunk = request.files.get("chunk")
     if chunk is None:
         raise InvalidInput("The file part 'chunk' is missing.")
-    stored = api_chunks.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
-                                    args["chunkIndex"], chunk.stream, args.get("fileSize"),
-                                    args.get("chunkMd5"))
+    stored = api_streamed.store_chunk(args["md5"], args["fileName"], args["totalChunks"],
+                                      args["chunkIndex"], chunkform.source(chunk),
+                                      args.get("fileSize"), args.get("chunkMd5"))
     progress = stored.value
     return after_response(make_response({
         "success": True, "uploaded": progress.uploaded, "total": progress.total,

@@ -46,24 +46,33 @@ class FastFormDataParser(FormDataParser):
 
     def _parse_parts(self, stream, boundary, content_length, fields, files) -> None:
         sink = None
+        events = Events(self._events(stream, boundary, content_length))
         try:
-            with PushMultipartParser(boundary, content_length,
-                                     max_segment_count=self.max_form_parts or math.inf) as parser:
-                while not parser.closed:
-                    for event in parser.parse(stream.read(READ_SIZE)):
-                        if isinstance(event, MultipartSegment):
-                            segment, sink = event, self._open(event, content_length)
-                        elif event is not None:
-                            self._write(sink, event)
-                        else:
-                            self._finish(segment, sink, fields, files)
-                            sink = None
-            while stream.read(READ_SIZE):  # read the epilogue to the end, as werkzeug does
-                pass
+            for event in events:
+                if isinstance(event, MultipartSegment):
+                    segment, sink = event, self._sink_for(event, content_length, fields, events)
+                elif event is not None:
+                    self._write(sink, event)
+                else:
+                    self._finish(segment, sink, fields, files)
+                    sink = None
         except BaseException:
             if sink is not None and not isinstance(sink, bytearray):
                 sink.close()
             raise
+
+    def _events(self, stream, boundary, content_length):
+        with PushMultipartParser(boundary, content_length,
+                                 max_segment_count=self.max_form_parts or math.inf) as parser:
+            while not parser.closed:
+                yield from parser.parse(stream.read(READ_SIZE))
+        while stream.read(READ_SIZE):  # read the epilogue to the end, as werkzeug does
+            pass
+
+    def _sink_for(self, segment: MultipartSegment, content_length, fields: list, events):
+        """Where a segment's bytes go: a field's buffer or a spooled file (a subclass may
+        read the segment's bytes from events itself)."""
+        return self._open(segment, content_length)
 
     @staticmethod
     def _finish(segment: MultipartSegment, sink, fields: list, files: list) -> None:
@@ -90,6 +99,24 @@ class FastFormDataParser(FormDataParser):
             view = memoryview(data)
             while view:  # a raw file may take fewer bytes than offered
                 view = view[sink.write(view):]
+
+
+class Events:
+    """The multipart parser's events one at a time, where a reader of one segment can give
+    back the events it read past its end."""
+
+    def __init__(self, events) -> None:
+        self._events = events
+        self._back: list = []
+
+    def __iter__(self) -> "Events":
+        return self
+
+    def __next__(self):
+        return self._back.pop() if self._back else next(self._events)
+
+    def give_back(self, event) -> None:
+        self._back.append(event)
 
 
 class BoundedInput:

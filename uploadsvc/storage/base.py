@@ -188,6 +188,22 @@ class ChunkFiles(ABC):
         None, replacing an earlier copy; durable unless told otherwise; its size."""
 
     @abstractmethod
+    def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
+                       digests: Iterable = ()) -> Written:
+        """Store up to `limit` bytes of src at offset (the caller claimed the chunk there),
+        feeding them to digests, never past offset + limit; durable before it returns unless
+        the store was told otherwise. A failing read keeps what arrived. A copy aside stays
+        (drop_chunks once the chunk is recorded)."""
+
+    @abstractmethod
+    def md5_in_place(self, key: str, offset: int, size: int) -> str:
+        """The hex MD5 of the size bytes in place at offset (a chunk just written there)."""
+
+    @abstractmethod
+    def copy_in_place(self, key: str, offset: int, size: int, out: BinaryIO) -> None:
+        """Write the size bytes in place at offset to out (a chunk taken back, to spool)."""
+
+    @abstractmethod
     def stored_sizes(self, key: str, chunks: dict[int, int],
                      chunk_size: int | None) -> dict[int, int]:
         """Of these recorded chunks {index: size}, the sizes found stored; missing ones

@@ -6,21 +6,28 @@ the very file the chunks were written to. Only the one request that claims a chu
 open-file-description lock on byte i of ``chunks/<key>/.claims``) writes it in place; a
 chunk re-sent after it was recorded, or one whose offset is not known yet (the last chunk,
 before any other has told the chunk size), goes to a chunk file ``chunks/<key>/<i>`` instead,
-written aside and renamed, and is copied into place when the upload completes.
+written aside and renamed, and is copied into place when the upload completes. A chunk's
+bytes may also be written in place as they arrive (write_in_place): never past its region,
+and read back from the page cache when they must be hashed or taken back.
 """
 import errno
 import fcntl
+import hashlib
+import mmap
 import os
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from .base import ChunkFiles
-from .files import copy_range, disk_errors, gone_if_missing, unlink_quietly
+from .base import ChunkFiles, Written
+from .beside import BESIDE_MIN, Ring
+from .files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
 from .restarts import BootMarks
 
 CLAIMS = ".claims"
+# The most of a data file mapped at once while hashing a chunk in place.
+HASH_WINDOW = 2 * 1024 * 1024
 
 
 class LocalChunkFiles(BootMarks, ChunkFiles):
@@ -54,12 +61,7 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
                 return self._write_aside(key, index, src)
             # The bytes in place are the chunk now: a copy aside from an earlier try goes.
             unlink_quietly(self._chunk_path(key, index))
-            try:
-                fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-                created = True
-            except FileExistsError:
-                fd = os.open(self._data_path(key), os.O_RDWR)
-                created = False
+            fd, created = self._open_data_file(key)
             try:
                 size = self._copy_in(src, fd, offset)
                 self._sync_chunk(fd)
@@ -68,6 +70,64 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
             if created and self.sync_chunks:
                 self._sync_dir(self._chunk_dir(key))
         return size
+
+    def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
+                       digests: Iterable = ()) -> Written:
+        written, overflow, interrupted = 0, False, False
+        with disk_errors(), gone_if_missing():
+            self._unsynced_bytes_follow(key)
+            fd, created = self._open_data_file(key)
+            try:
+                with Ring(digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
+                    for view in ring.buffers():
+                        n, ended, interrupted = fill(src, view[:min(len(view), limit - written)])
+                        if not ended and written + n == limit:  # probe for excess
+                            overflow = fill(src, memoryview(bytearray(1)))[0] > 0
+                            ended = True
+                        ring.hash(view[:n])
+                        _pwrite_all(fd, view[:n], offset + written)
+                        written += n
+                        if ended:
+                            break
+                self._sync_chunk(fd)
+            finally:
+                os.close(fd)
+            if created and self.sync_chunks:
+                self._sync_dir(self._chunk_dir(key))
+        return Written(written, overflow, interrupted)
+
+    def md5_in_place(self, key: str, offset: int, size: int) -> str:
+        # Hashed where the bytes lie in the page cache, as a spooled part is (md5_of).
+        digest = hashlib.md5()
+        with disk_errors(), gone_if_missing():
+            fd = os.open(self._data_path(key), os.O_RDONLY)
+            try:
+                if os.fstat(fd).st_size < offset + size:
+                    raise ValueError("fewer bytes are in place than asked for")
+                position, end = offset, offset + size
+                while position < end:
+                    start = position - position % mmap.ALLOCATIONGRANULARITY
+                    length = min(end, start + HASH_WINDOW) - start
+                    with mmap.mmap(fd, length, access=mmap.ACCESS_READ, offset=start) as window:
+                        digest.update(memoryview(window)[position - start:])
+                    position = start + length
+            finally:
+                os.close(fd)
+        return digest.hexdigest()
+
+    def copy_in_place(self, key: str, offset: int, size: int, out: BinaryIO) -> None:
+        with disk_errors(), gone_if_missing():
+            fd = os.open(self._data_path(key), os.O_RDONLY)
+            try:
+                done = 0
+                while done < size:
+                    data = os.pread(fd, min(self.buffer_size, size - done), offset + done)
+                    if not data:
+                        raise ValueError("fewer bytes are in place than asked for")
+                    write_all(out, memoryview(data))
+                    done += len(data)
+            finally:
+                os.close(fd)
 
     def stored_sizes(self, key: str, chunks: dict[int, int],
                      chunk_size: int | None) -> dict[int, int]:
@@ -116,6 +176,13 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
                     unlink_quietly(os.path.join(self._chunk_dir(key), name))
             self._sync_dir(self._chunk_dir(key))
 
+    def _open_data_file(self, key: str) -> tuple[int, bool]:
+        """The upload's data file to write chunks into, and whether it was made just now."""
+        try:
+            return os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            return os.open(self._data_path(key), os.O_RDWR), False
+
     def _write_aside(self, key: str, index: int, src: BinaryIO) -> int:
         """A chunk file of its own, durable and whole: a spooled part is renamed (same
         filesystem: atomic and zero-copy), anything else written aside and renamed."""
@@ -147,6 +214,12 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
                 written = os.pwrite(fd, view, offset + size)
                 view, size = view[written:], size + written
         return size
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
 
 
 def _flock(kind: int, index: int) -> bytes:

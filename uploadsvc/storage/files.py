@@ -4,10 +4,26 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
 from .errors import StorageFull, UploadGone
 
 COPY_STEP = 1 << 20
+
+
+def fill(src: BinaryIO, view: memoryview) -> tuple[int, bool, bool]:
+    """Read into all of view unless the body ends first: (bytes read, whether it ended,
+    whether reading it failed). Whole buffers make fewer, larger steps for the hasher."""
+    filled = 0
+    while filled < len(view):
+        try:
+            n = src.readinto(view[filled:])
+        except Exception:  # noqa: BLE001 - any failure to read ends the body
+            return filled, True, True
+        if not n:
+            return filled, True, False
+        filled += n
+    return filled, False, False
 
 
 def unlink_quietly(path: str) -> None:

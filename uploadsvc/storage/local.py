@@ -19,7 +19,14 @@ from .base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store
 from .beside import BESIDE_MIN, Ring
 from .chunkfiles import CLAIMS, LocalChunkFiles
 from .errors import FileGone, NameTaken
-from .files import disk_errors, gone_if_missing, linked_or_copied, unlink_quietly, write_all
+from .files import (
+    disk_errors,
+    fill,
+    gone_if_missing,
+    linked_or_copied,
+    unlink_quietly,
+    write_all,
+)
 from .layout import BOOT_ID, BUFFER_SIZE
 from .locking import FileLocker
 from .md5state import Md5State
@@ -28,21 +35,6 @@ from .spool import SpoolFile
 
 # The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
 HASH_WINDOW = 2 * 1024 * 1024
-
-
-def _fill(src: BinaryIO, view: memoryview) -> tuple[int, bool, bool]:
-    """Read into all of view unless the body ends first: (bytes read, whether it ended,
-    whether reading it failed). Whole buffers make fewer, larger steps for the hasher."""
-    filled = 0
-    while filled < len(view):
-        try:
-            n = src.readinto(view[filled:])
-        except Exception:  # noqa: BLE001 - any failure to read ends the body
-            return filled, True, True
-        if not n:
-            return filled, True, False
-        filled += n
-    return filled, False, False
 
 
 class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
@@ -85,9 +77,9 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                     out.truncate(offset)             # costs the filesystem a transaction)
                 out.seek(offset)
                 for view in ring.buffers():
-                    n, ended, interrupted = _fill(src, view[:min(len(view), limit - written)])
+                    n, ended, interrupted = fill(src, view[:min(len(view), limit - written)])
                     if not ended and written + n == limit:  # probe for excess
-                        overflow = _fill(src, memoryview(bytearray(1)))[0] > 0
+                        overflow = fill(src, memoryview(bytearray(1)))[0] > 0
                         ended = True
                     ring.hash(view[:n])
                     write_all(out, view[:n])
