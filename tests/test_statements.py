@@ -99,3 +99,22 @@ def test_a_tus_patch_costs_at_most_8_statements_and_two_commits(
         counts = server_counts.of(patch)
         assert sum(counts.values()) <= 8, counts
         assert counts["commit"] == 2 and not counts["rollback"], counts
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_chunk_written_in_place_as_it_arrives_costs_8_statements_and_two_commits(
+        app, client, server_counts):
+    """Fields first, as the page sends them, in bodies large enough to stream: the reads
+    that find the chunk's place end before its body (see the tus PATCH above)."""
+    test_file = random_file(6 * 300 * 1024, 300 * 1024)
+    assert client.post("/api/check-chunks", json=test_file.ident()).status_code == 200
+    assert send_chunk(client, test_file, 5).status_code == 200  # the last: spooled
+    assert send_chunk(client, test_file, 4).status_code == 200  # fixes the chunk size
+    spools = []
+    original = app.extensions["store"].spool
+    app.extensions["store"].spool = lambda *a: spools.append(1) or original(*a)
+    for index in (3, 2, 1):
+        counts = server_counts.of(sent(client, test_file, index))
+        assert sum(counts.values()) <= 8, counts
+        assert counts["commit"] == 2 and not counts["rollback"], counts
+    assert spools == []  # written in place, every one

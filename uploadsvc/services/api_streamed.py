@@ -14,17 +14,18 @@ from contextlib import ExitStack
 from typing import BinaryIO
 
 from flask import current_app
+from sqlalchemy import exists, select
 
+from ..core.database import end_reads
 from ..core.extensions import db
-from ..core.models import Upload
+from ..core.models import Chunk, Upload
 from ..storage import LockBusy, Written
 from . import api_chunks
-from .api_chunks import _fix_chunk_size, _place_of, _record_chunk, check_declared_size
+from .api_chunks import _fix_chunk_size, _record_chunk, check_declared_size
 from .api_uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
 from .errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
 from .followups import Outcome
 from .stores import chunk_files, holding
-from .uploads import reload
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,20 @@ def place(md5: str, file_name: str, total: int, index: int,
     exists with its chunk size known, and no request recorded or claimed the chunk; else None
     (nothing held, nothing recorded)."""
     upload = find(md5, file_name)
-    db.session.commit()
+    end_reads()  # before the lock wait
     if not _may_place(upload, total):
         return None
     forget_if_lost_in_restart(upload)
     stack = ExitStack()
     try:
         stack.enter_context(holding(upload.key, exclusive=False))
-        upload = reload(upload)
+        upload, recorded = _reload_with(upload, index)
         if not _may_place(upload, total) or not stack.enter_context(
                 chunk_files().claim(upload.key, index)):
             stack.close()
             return None
-        offset = _place_of(upload, index, upload.chunk_size)
+        # A chunk recorded before goes aside (its bytes in place may be hashed already).
+        offset = None if recorded else index * upload.chunk_size
     except (LockBusy, UploadNotFound):  # the spooled way answers these as it always has
         stack.close()
         return None
@@ -95,8 +97,25 @@ def place(md5: str, file_name: str, total: int, index: int,
     if offset is None:
         stack.close()
         return None
+    # The body takes as long as its client does: no transaction stays open over it (it
+    # would hold the tables' metadata locks, and a migration's ALTER TABLE, with every
+    # statement queued behind it, would wait). The row is kept as read, not expired.
+    db.session.expunge(upload)
+    db.session.commit()
     return Placed(stack, (md5, file_name, total, index), upload, offset, upload.chunk_size,
                   chunk_md5)
+
+
+def _reload_with(upload: Upload, index: int) -> tuple[Upload, bool]:
+    """The row as committed now and whether chunk `index` is recorded, in one statement
+    (under the shared lock: what a merge or a DELETE did before is seen)."""
+    recorded = exists().where(Chunk.upload_id == Upload.id, Chunk.chunk_index == index)
+    found = db.session.execute(
+        select(Upload, recorded).filter_by(id=upload.id, key=upload.key)
+        .execution_options(populate_existing=True)).one_or_none()
+    if found is None:
+        raise UploadNotFound()
+    return found[0], bool(found[1])
 
 
 def _may_place(upload: Upload | None, total: int) -> bool:
@@ -132,13 +151,13 @@ def _store_placed(placed: Placed, file_size: int | None,
     check_file_size(file_size)
     size = placed.written.size
     check_declared_size(total, index, size, None)
-    upload = reload(placed.upload)
-    if upload.is_completed:
-        return Outcome(Progress(total, total))
+    # Held since place(): the shared lock keeps a merge and a DELETE out, so the row read
+    # then still says what it said (not completed, its total and chunk size); a row
+    # removed meanwhile regardless is found by _record_chunk.
+    upload = db.session.merge(placed.upload, load=False)
     if upload.total_chunks != total:
         raise TotalChunksConflict()
     upload = note_file_size(upload, file_size)
-    upload = reload(upload)
     _fix_chunk_size(upload, index, size)
     # The bytes in place are the chunk now: a copy aside from an earlier try goes (only now:
     # until the chunk is checked, that copy is what a record of it stands for).
