@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from . import writeback
 from .base import ChunkFiles, Written
 from .beside import BESIDE_MIN, Ring
 from .files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
@@ -86,6 +87,8 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
                             ended = True
                         ring.hash(view[:n])
                         _pwrite_all(fd, view[:n], offset + written)
+                        if self.sync_chunks:  # on its way to the disk while the rest arrives
+                            writeback.start(fd, offset + written, n)
                         written += n
                         if ended:
                             break
