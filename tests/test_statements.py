@@ -4,7 +4,10 @@ they serialise a single stream."""
 import collections
 
 import pytest
+from sqlalchemy import text
 
+from uploadsvc.core import database
+from uploadsvc.core.extensions import db
 from uploadsvc.services import hashing
 from uploadsvc.services.followups import FollowUp
 
@@ -118,3 +121,50 @@ def test_a_chunk_written_in_place_as_it_arrives_costs_8_statements_and_two_commi
         assert sum(counts.values()) <= 8, counts
         assert counts["commit"] == 2 and not counts["rollback"], counts
     assert spools == []  # written in place, every one
+
+
+@pytest.mark.parametrize("statement, holds", [
+    ("SELECT uploads.id FROM uploads WHERE uploads.id = %s", False),
+    ("  select 1", False),
+    ("SELECT uploads.id FROM uploads WHERE uploads.id = %s FOR UPDATE", True),
+    ("SELECT id FROM uploads LOCK IN SHARE MODE", True),
+    ("SELECT GET_LOCK('uploadsvc-migrate', 30)", True),
+    ("UPDATE uploads SET updated_at = %s", True),
+    ("INSERT INTO chunks VALUES (%s)", True),
+])
+def test_only_a_plain_read_lets_a_transaction_go_on_across_a_lock_wait(statement, holds):
+    assert database._holds_nothing(statement) is not holds
+
+
+def _new_upload_row(client) -> str:
+    test_file = random_file(2000, 1000)
+    assert send_chunk(client, test_file, 0).status_code == 200
+    return test_file.md5
+
+
+def _file_name_seen_by_another_connection(mariadb, md5: str) -> str:
+    with mariadb.connect("uploadsvc") as other, other.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = 2")
+        cursor.execute("UPDATE uploads SET client = 'other' WHERE md5 = %s", (md5,))  # no wait
+        cursor.execute("SELECT file_name FROM uploads WHERE md5 = %s", (md5,))
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_transaction_that_wrote_is_committed_before_a_lock_wait(app, client, mariadb):
+    md5 = _new_upload_row(client)
+    with app.app_context():
+        db.session.execute(text("UPDATE uploads SET file_name = 'renamed' WHERE md5 = :m"),
+                           {"m": md5})
+        database.end_reads()
+        assert _file_name_seen_by_another_connection(mariadb, md5) == "renamed"
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_connection_handed_back_mid_transaction_is_rolled_back(app, client, mariadb):
+    md5 = _new_upload_row(client)
+    with app.app_context():
+        db.session.execute(text("UPDATE uploads SET file_name = 'renamed' WHERE md5 = :m"),
+                           {"m": md5})
+        db.session.remove()  # back to the pool, uncommitted: its row lock must go too
+        assert _file_name_seen_by_another_connection(mariadb, md5) == "test.bin"

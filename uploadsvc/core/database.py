@@ -102,13 +102,24 @@ def _tune_mysql(engine: Engine) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(connection, _cursor, statement, *_args) -> None:
-        if not statement.lstrip()[:6].upper().startswith("SELECT"):
+        if not _holds_nothing(statement):
             connection.info["wrote"] = True
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def on_end(connection) -> None:
         connection.info.pop("wrote", None)
+
+
+def _holds_nothing(statement: str) -> bool:
+    """A plain read: it takes no row lock (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and
+    no named lock."""
+    text = statement.lstrip()[:6].upper()
+    if text != "SELECT":
+        return False
+    upper = statement.upper()
+    return not any(word in upper for word in (" FOR UPDATE", " FOR SHARE", " LOCK IN SHARE",
+                                               "GET_LOCK("))
 
 
 def end_reads() -> None:
