@@ -87,8 +87,7 @@ class LocalChunkFiles(BootMarks, ChunkFiles):
                             ended = True
                         ring.hash(view[:n])
                         _pwrite_all(fd, view[:n], offset + written)
-                        if self.sync_chunks:  # on its way to the disk while the rest arrives
-                            writeback.start(fd, offset + written, n)
+                        writeback.start(fd, offset + written, n)  # on its way meanwhile
                         written += n
                         if ended:
                             break

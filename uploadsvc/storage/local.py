@@ -83,8 +83,7 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                         ended = True
                     ring.hash(view[:n])
                     write_all(out, view[:n])
-                    if self.sync_chunks:  # on its way to the disk while the rest arrives
-                        writeback.start(fd, offset + written, n)
+                    writeback.start(fd, offset + written, n)  # on its way while the rest arrives
                     written += n
                     if ended or overflow:
                         break
