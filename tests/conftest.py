@@ -12,10 +12,29 @@ from uploadsvc.core.extensions import db
 from .contract import CheckedClient
 from .helpers import ClosingClient
 from .mariadb import MariaDBServer
+from .seaweedfs import SeaweedFS
 from .servers import GunicornServer
 
 DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A private SeaweedFS (S3 on 127.0.0.1) for the whole session, its one bucket made."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(seaweedfs):
+    """boto3's standard variables pointed at the session's SeaweedFS, for the whole session
+    (the service reads them as it would in production)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in seaweedfs.environment().items():
+            patch.setenv(name, value)
+        yield seaweedfs
 
 
 @pytest.fixture(scope="session")
