@@ -17,6 +17,7 @@ pytest.register_assert_rewrite("tests.storage_contract")
 
 from .seaweedfs import BUCKET  # noqa: E402
 from .storage_contract import StoreContract  # noqa: E402 - after the rewrite is registered
+from .test_cli_errors import flask, one_line  # noqa: E402
 
 
 def new_store(seaweedfs, data_dir, prefix=None, **options) -> S3Store:
@@ -209,6 +210,36 @@ def test_the_object_store_stopped_is_storage_unavailable(s3_env, tmp_path):
     finally:
         s3_env.resume()
     assert store.write(KEY, 0, io.BytesIO(b"bytes"), 5).size == 5
+
+
+# -- at start -------------------------------------------------------------------------------
+
+
+def start(tmp_path, url, **env):
+    return flask(tmp_path, "db", "upgrade", UPLOADSVC_STORAGE_URL=url, **env)
+
+
+def test_a_missing_bucket_fails_at_start_in_one_line(tmp_path, s3_env):
+    line = one_line(start(tmp_path, "s3://no-such-bucket/x"))
+    assert "s3://no-such-bucket/x/" in line and "does not exist" in line
+
+
+def test_wrong_credentials_fail_at_start_in_one_line(tmp_path, s3_env):
+    line = one_line(start(tmp_path, f"s3://{BUCKET}/x", AWS_SECRET_ACCESS_KEY="wrong"))
+    assert "refused the credentials" in line and "wrong" not in line
+
+
+def test_an_unreachable_store_fails_at_start_in_one_line(tmp_path, s3_env):
+    line = one_line(start(tmp_path, f"s3://{BUCKET}/x", AWS_ENDPOINT_URL="http://127.0.0.1:1"))
+    assert "cannot reach the object store" in line and "AWS_ENDPOINT_URL" in line
+
+
+def test_a_url_that_is_not_s3_fails_at_start_in_one_line(tmp_path, s3_env):
+    assert "not an s3://BUCKET/PREFIX URL" in one_line(start(tmp_path, "s4://bucket"))
+
+
+def test_a_usable_bucket_starts(tmp_path, s3_env):
+    assert start(tmp_path, f"s3://{BUCKET}/x").returncode == 0
 
 
 # -- the part plan, for any chunk size (no requests) ----------------------------------------
