@@ -71,6 +71,26 @@ def test_chunks_out_of_order_complete_with_the_md5_verified(s3_app, client, size
     assert objects(s3_app) == ["uploads/test.bin"]
 
 
+def test_downloads_stream_from_the_bucket_with_range(s3_app, client):
+    f = random_file(300_000, 100_000)
+    assert upload_all(client, f).get_json()["path"] == "/uploads/test.bin"
+    whole = client.get("/uploads/test.bin")
+    assert whole.status_code == 200 and whole.data == f.data
+    assert whole.headers["Content-Length"] == str(len(f.data))
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    etag = whole.headers["ETag"]
+    part = client.get("/uploads/test.bin", headers={"Range": "bytes=123456-123999"})
+    assert part.status_code == 206 and part.data == f.data[123456:124000]
+    assert part.headers["Content-Range"] == f"bytes 123456-123999/{len(f.data)}"
+    tail = client.get("/uploads/test.bin", headers={"Range": "bytes=-10", "If-Range": etag})
+    assert tail.status_code == 206 and tail.data == f.data[-10:]
+    stale = client.get("/uploads/test.bin", headers={"Range": "bytes=0-9", "If-Range": '"x"'})
+    assert stale.status_code == 200 and stale.data == f.data
+    assert client.get("/uploads/test.bin", headers={"If-None-Match": etag}).status_code == 304
+    beyond = client.get("/uploads/test.bin", headers={"Range": f"bytes={len(f.data)}-"})
+    assert beyond.status_code == 416
+
+
 def test_a_wrong_md5_publishes_nothing(s3_app, client):
     f = random_file(1000, 300)
     for index in range(f.total):

@@ -7,14 +7,14 @@ rest), hashing them with ranged GETs past a saved MD5 state; publishing joins th
 into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
 about an upload is kept in this process: every call starts from the objects' names.
 
-Not offered (the capabilities tell): FileServer, since a finished file is no path on this
-host; it is read with open_file (ranged GETs). Locks and chunk claims are still this host's.
+A finished file is served as a stream of ranged GETs (FileServer with no path). Locks and
+chunk claims are still this host's.
 """
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import Concatenation, Sealed, Store, Written
+from .base import Concatenation, Download, FileServer, Sealed, Store, Written
 from .errors import FileGone, StorageError
 from .locking import FileLocker
 from .md5state import Md5State
@@ -26,7 +26,7 @@ from .s3temps import S3Temps
 from .spool import SpoolFile
 
 
-class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation):
+class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
     """Uploads' bytes and finished files in one bucket prefix; locks on this host."""
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
@@ -140,6 +140,16 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation):
             raise FileGone(name)
         return ObjectReader(self.client, self.bucket, self._file_name(name),
                             head["ContentLength"])
+
+    def serve(self, name: str) -> Download:
+        key = self._file_name(name)
+        head = self._head(key)
+        if head is None:
+            raise FileGone(name)
+        size = head["ContentLength"]
+        return Download(size=size, etag=head["ETag"].strip('"'),
+                        modified=head["LastModified"].timestamp(),
+                        open=lambda: ObjectReader(self.client, self.bucket, key, size))
 
     def delete_file(self, name: str) -> None:
         self._delete_all([self._file_name(name)])
