@@ -287,3 +287,29 @@ def test_random_piece_sizes_plan_valid_parts():
 def test_a_piece_beyond_5_gib_is_copied_in_several_parts():
     parts = check_plan([12 * GiB, 3])
     assert [part.size for part in parts] == [5 * GiB, 5 * GiB, 2 * GiB, 3]
+
+
+# -- addressing ------------------------------------------------------------------------------
+
+
+def addressing(client) -> str:
+    return client.meta.config.s3["addressing_style"]
+
+
+def test_an_endpoint_of_ones_own_is_addressed_path_style(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert addressing(make_client()) == "path"
+    assert addressing(make_client("virtual")) == "virtual"
+
+
+def test_aws_itself_keeps_boto3s_choice_unless_told(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert addressing(make_client()) == "auto"
+    assert addressing(make_client("path")) == "path"
+
+
+def test_an_unknown_addressing_style_fails_at_start_in_one_line(tmp_path, s3_env):
+    line = one_line(start(tmp_path, f"s3://{BUCKET}/x", UPLOADSVC_S3_ADDRESSING_STYLE="dns"))
+    assert "addressing style" in line
