@@ -2,6 +2,7 @@
 MariaDB: every test using the database runs on both), its client and CLI runner, and (once
 per session) uploadsvc under real gunicorn."""
 import shutil
+import uuid
 
 import flask_migrate
 import pytest
@@ -12,10 +13,30 @@ from uploadsvc.core.extensions import db
 from .contract import CheckedClient
 from .helpers import ClosingClient
 from .mariadb import MariaDBServer
+from .seaweedfs import BUCKET as SEAWEEDFS_BUCKET
+from .seaweedfs import SeaweedFS
 from .servers import GunicornServer
 
 DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A private SeaweedFS (S3 on 127.0.0.1) for the whole session, its one bucket made."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(seaweedfs):
+    """boto3's standard variables pointed at the session's SeaweedFS, for the whole session
+    (the service reads them as it would in production)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in seaweedfs.environment().items():
+            patch.setenv(name, value)
+        yield seaweedfs
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +102,27 @@ def database_url(request, data_dir, migrated_database):
     return url
 
 
+def pytest_generate_tests(metafunc):
+    """A module that sets STORAGES runs its app tests on each of those backends."""
+    storages = getattr(metafunc.module, "STORAGES", None)
+    if storages and "storage" in metafunc.fixturenames:
+        metafunc.parametrize("storage", storages, indirect=True)
+
+
 @pytest.fixture
-def app(data_dir, database_url):
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
+def storage(request):
+    """Where the app keeps its bytes: "local" (the data directory) or "s3" (the session's
+    SeaweedFS, under a prefix of this test's own); "local" unless the module says."""
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture
+def app(request, data_dir, database_url, storage):
+    config = {"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url}
+    if storage == "s3":
+        request.getfixturevalue("s3_env")
+        config["STORAGE_URL"] = f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}"
+    app = create_app(config)
     yield app
     with app.app_context():
         db.engine.dispose()

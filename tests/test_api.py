@@ -2,13 +2,24 @@
 import hashlib
 import io
 import re
+import uuid
 
 import pytest
 
 from uploadsvc.services import api_completion
 
-from .helpers import TestFile, leftovers, random_file, send_chunk, upload_all
+from .helpers import (
+    TestFile,
+    finished_bytes,
+    leftovers,
+    random_file,
+    send_chunk,
+    store_of,
+    upload_all,
+)
 
+# Every test that uses the app runs on both backends (tests/conftest.py).
+STORAGES = ["local", "s3"]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -22,8 +33,14 @@ def assert_error(response, status, code=None):
     return body
 
 
-def files_in(path):
-    return sorted(p.name for p in path.iterdir())
+def placed_by_hand(app, name: str, data: bytes) -> None:
+    """A finished file that no upload made (an operator's), through the store."""
+    store = store_of(app)
+    key = uuid.uuid4().hex
+    store.create(key)
+    store.write(key, 0, io.BytesIO(data), len(data))
+    store.publish(store.seal(key, len(data)), name)
+    store.delete(key)
 
 
 # -- the endpoints --------------------------------------------------------------------------
@@ -36,7 +53,7 @@ def test_health(client):
     assert body["version"] and body["node"].startswith("CPython")
 
 
-def test_full_upload_out_of_order(app, client, data_dir):
+def test_full_upload_out_of_order(app, client):
     f = random_file(250_000, 64_000)
     assert client.post("/api/check-chunks", json=f.ident()).get_json() == {
         "success": True, "uploadedChunks": [], "progress": 0, "instantUpload": False,
@@ -52,7 +69,7 @@ def test_full_upload_out_of_order(app, client, data_dir):
     assert done["fileName"] == "test.bin" and done["size"] == 250_000
     assert done["md5"] == f.md5 and done["path"] == "/uploads/test.bin"
     assert isinstance(done["uploadTime"], int) and done["uploadTime"] >= 0
-    assert (data_dir / "uploads" / "test.bin").read_bytes() == f.data
+    assert finished_bytes(app, "test.bin") == f.data
     assert leftovers(app) == ([], [])
 
 
@@ -85,13 +102,13 @@ def test_delete_unfinished_upload(app, client):
     assert_error(client.delete(f"/api/upload/{f.md5}/{f.name}"), 404)
 
 
-def test_delete_completed_upload_removes_its_file_only(client, data_dir):
+def test_delete_completed_upload_removes_its_file_only(app, client):
     f = random_file(1000, 500)
     upload_all(client, f)
     client.post("/api/check-chunks", json=f.ident(fileName="twin.bin"))
     assert client.delete(f"/api/upload/{f.md5}/{f.name}").status_code == 200
-    assert files_in(data_dir / "uploads") == ["twin.bin"]
-    assert (data_dir / "uploads" / "twin.bin").read_bytes() == f.data
+    assert not store_of(app).has_file(f.name)
+    assert finished_bytes(app, "twin.bin") == f.data
 
 
 def test_stats(client):
@@ -107,12 +124,12 @@ def test_stats(client):
 # -- decided behaviour ----------------------------------------------------------------------
 
 
-def test_zero_byte_file_is_one_empty_chunk(client, data_dir):
+def test_zero_byte_file_is_one_empty_chunk(app, client):
     f = TestFile(b"", 1024, "empty.txt")
     assert send_chunk(client, f, 0).get_json()["progress"] == 100
     done = client.post("/api/complete-upload", json=f.ident()).get_json()
     assert done["size"] == 0 and done["md5"] == hashlib.md5(b"").hexdigest()
-    assert (data_dir / "uploads" / "empty.txt").read_bytes() == b""
+    assert finished_bytes(app, "empty.txt") == b""
 
 
 def test_md5_is_accepted_in_either_case_and_answered_lowercase(client):
@@ -123,7 +140,7 @@ def test_md5_is_accepted_in_either_case_and_answered_lowercase(client):
     assert done["md5"] == f.md5
 
 
-def test_resending_a_stored_chunk_is_idempotent(client, data_dir):
+def test_resending_a_stored_chunk_is_idempotent(client):
     f = random_file(300, 100)
     for _ in range(3):
         assert send_chunk(client, f, 0).get_json()["uploaded"] == 1
@@ -138,7 +155,7 @@ def test_same_md5_under_two_names_is_two_uploads(client):
     assert other["uploadedChunks"] == []
 
 
-def test_instant_upload_of_a_known_file(client, data_dir):
+def test_instant_upload_of_a_known_file(app, client):
     f = random_file(5000, 1000)
     upload_all(client, f)
     body = client.post("/api/check-chunks",
@@ -149,20 +166,20 @@ def test_instant_upload_of_a_known_file(client, data_dir):
                     "instantUpload": True, "completed": True, "path": "/uploads/again.bin",
                     "fileUrl": "/uploads/again.bin", "fileName": "again.bin",
                     "fileSize": 5000, "data": found}
-    assert (data_dir / "uploads" / "again.bin").read_bytes() == f.data
+    assert finished_bytes(app, "again.bin") == f.data
     status = client.get(f"/api/upload-status/{f.md5}/again.bin").get_json()
     assert status["status"] == "completed"
     done = client.post("/api/complete-upload", json=f.ident(fileName="again.bin")).get_json()
     assert done["path"] == "/uploads/again.bin" and done["size"] == 5000
 
 
-def test_instant_upload_finishes_a_partial_upload_under_the_new_name(app, client, data_dir):
+def test_instant_upload_finishes_a_partial_upload_under_the_new_name(app, client):
     f = random_file(5000, 1000)
     send_chunk(client, f, 0, fileName="late.bin")
     upload_all(client, f)
     body = client.post("/api/check-chunks", json=f.ident(fileName="late.bin")).get_json()
     assert body["completed"] is True
-    assert (data_dir / "uploads" / "late.bin").read_bytes() == f.data
+    assert finished_bytes(app, "late.bin") == f.data
     assert leftovers(app) == ([], [])
 
 
@@ -181,18 +198,17 @@ def test_complete_again_answers_the_same_success(client):
     assert again == first
 
 
-def test_completed_file_never_replaces_another(client, data_dir):
-    (data_dir / "uploads").mkdir(exist_ok=True)
-    (data_dir / "uploads" / "test.bin").write_bytes(b"placed by hand")
+def test_completed_file_never_replaces_another(app, client):
+    placed_by_hand(app, "test.bin", b"placed by hand")
     f = random_file(300, 100)
     first = upload_all(client, f).get_json()
     g = random_file(300, 100)
     second = upload_all(client, g).get_json()
     assert first["path"] == "/uploads/test (1).bin" and first["fileName"] == "test.bin"
     assert second["path"] == "/uploads/test (2).bin"
-    assert (data_dir / "uploads" / "test.bin").read_bytes() == b"placed by hand"
-    assert (data_dir / "uploads" / "test (1).bin").read_bytes() == f.data
-    assert (data_dir / "uploads" / "test (2).bin").read_bytes() == g.data
+    assert finished_bytes(app, "test.bin") == b"placed by hand"
+    assert finished_bytes(app, "test (1).bin") == f.data
+    assert finished_bytes(app, "test (2).bin") == g.data
 
 
 def test_complete_with_missing_chunks_lists_them_and_keeps_the_upload(client):
@@ -206,13 +222,13 @@ def test_complete_with_missing_chunks_lists_them_and_keeps_the_upload(client):
     assert upload_all(client, f).status_code == 200
 
 
-def test_md5_mismatch_is_422_and_the_upload_stays_resumable(client, data_dir):
+def test_md5_mismatch_is_422_and_the_upload_stays_resumable(app, client):
     f = random_file(300, 100)
     send_chunk(client, f, 0)
     send_chunk(client, f, 1, body=b"x" * 100)  # corrupted in transit
     send_chunk(client, f, 2)
     assert_error(client.post("/api/complete-upload", json=f.ident()), 422, "md5_mismatch")
-    assert files_in(data_dir / "uploads") == []
+    assert not store_of(app).has_file(f.name)
     status = client.get(f"/api/upload-status/{f.md5}/{f.name}").get_json()
     assert status["status"] == "uploading" and status["uploaded"] == 3
     send_chunk(client, f, 1)  # the client re-sends the bad chunk
@@ -419,12 +435,12 @@ def test_internal_errors_hide_details(app, client, monkeypatch):
     assert "secret" not in body["message"] and "SELECT" not in body["message"]
 
 
-def test_completed_file_removed_by_hand_can_be_uploaded_again(client, data_dir):
+def test_completed_file_removed_by_hand_can_be_uploaded_again(app, client):
     f = random_file(300, 100)
     upload_all(client, f)
-    (data_dir / "uploads" / "test.bin").unlink()
+    store_of(app).delete_file("test.bin")
     body = client.post("/api/check-chunks", json=f.ident()).get_json()
     assert body == {"success": True, "uploadedChunks": [], "progress": 0, "instantUpload": False,
                     "data": {"instantUpload": False, "uploadedChunks": [], "progress": 0}}
     assert upload_all(client, f).get_json()["path"] == "/uploads/test.bin"
-    assert (data_dir / "uploads" / "test.bin").read_bytes() == f.data
+    assert finished_bytes(app, "test.bin") == f.data

@@ -12,8 +12,11 @@ from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload, UploadEvent, utcnow
 
-from .helpers import leftovers, upload_keys
+from .helpers import finished_bytes, leftovers, store_of, upload_keys
 from .tus_helpers import TUS, checksum, create, head, metadata, patch, path_of
+
+# Every test that uses the app runs on both backends (tests/conftest.py).
+STORAGES = ["local", "s3"]
 
 
 def assert_error(response, status, code=None):
@@ -60,7 +63,7 @@ def test_missing_or_unsupported_tus_resumable_is_412(client, version):
         assert db.session.execute(select(Upload)).first() is None
 
 
-def test_create_head_patch_and_finish(app, client, data_dir):
+def test_create_head_patch_and_finish(app, client):
     data = os.urandom(10_000)
     created = create(client, len(data), "report.pdf")
     assert created.status_code == 201
@@ -82,7 +85,7 @@ def test_create_head_patch_and_finish(app, client, data_dir):
     assert last.status_code == 204 and last.headers["Upload-Offset"] == "10000"
     assert last.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     assert last.headers["Upload-Path"] == "/uploads/report.pdf"
-    assert (data_dir / "uploads" / "report.pdf").read_bytes() == data
+    assert finished_bytes(app, "report.pdf") == data
     assert leftovers(app) == ([], [])
     done = head(client, path)
     assert done.headers["Upload-Offset"] == "10000"
@@ -90,22 +93,22 @@ def test_create_head_patch_and_finish(app, client, data_dir):
     assert "Upload-Expires" not in done.headers
 
 
-def test_patch_on_finished_upload_changes_nothing(client, data_dir):
+def test_patch_on_finished_upload_changes_nothing(app, client):
     path = upload(client, b"abc", "abc.txt")
     again = patch(client, path, 3, b"")
     assert again.status_code == 204 and again.headers["Upload-Offset"] == "3"
     assert_error(patch(client, path, 3, b"more"), 413)
-    assert (data_dir / "uploads" / "abc.txt").read_bytes() == b"abc"
+    assert finished_bytes(app, "abc.txt") == b"abc"
 
 
-def test_finished_upload_is_an_api_upload_for_instant_upload_and_stats(client, data_dir):
+def test_finished_upload_is_an_api_upload_for_instant_upload_and_stats(app, client):
     data = os.urandom(5000)
     upload(client, data, "same.bin")
     md5 = hashlib.md5(data).hexdigest()
     body = client.post("/api/check-chunks",
                        json={"md5": md5, "fileName": "other.bin", "totalChunks": 2}).get_json()
     assert body["completed"] is True and body["uploadedChunks"] == [0, 1]
-    assert (data_dir / "uploads" / "other.bin").read_bytes() == data
+    assert finished_bytes(app, "other.bin") == data
     stats = client.get("/api/stats").get_json()
     assert stats["activeUploads"] == 0
     with client.application.app_context():
@@ -117,16 +120,16 @@ def test_finished_upload_is_an_api_upload_for_instant_upload_and_stats(client, d
     assert kinds[0] == "created" and kinds[-1] == "completed" and "chunk_stored" in kinds
 
 
-def test_same_name_gets_the_api_naming_rules(client, data_dir):
+def test_same_name_gets_the_api_naming_rules(app, client):
     upload(client, b"first", "dup.txt")
     second = upload(client, b"second", "dup.txt")
     assert head(client, second).headers["Upload-Path"] == "/uploads/dup (1).txt"
-    assert (data_dir / "uploads" / "dup (1).txt").read_bytes() == b"second"
+    assert finished_bytes(app, "dup (1).txt") == b"second"
 
 
-def test_metadata_file_name_is_made_plain(client, data_dir):
+def test_metadata_file_name_is_made_plain(app, client):
     upload(client, b"x", "../../etc/pass\x01wd")
-    assert (data_dir / "uploads" / "passwd").read_bytes() == b"x"
+    assert finished_bytes(app, "passwd") == b"x"
 
 
 def test_wrong_offset_is_409_and_changes_nothing(client):
@@ -210,11 +213,11 @@ def test_creation_over_max_size_is_413(app, client):
     assert_error(response, 413, "file_too_large")
 
 
-def test_zero_length_upload_is_finished_at_once(client, data_dir):
+def test_zero_length_upload_is_finished_at_once(app, client):
     response = create(client, 0, "empty.txt")
     assert response.status_code == 201
     assert response.headers["Upload-MD5"] == hashlib.md5(b"").hexdigest()
-    assert (data_dir / "uploads" / "empty.txt").read_bytes() == b""
+    assert finished_bytes(app, "empty.txt") == b""
 
 
 def test_location_behind_a_proxy(data_dir, migrated_database):
@@ -255,7 +258,7 @@ def test_configured_base_url_and_prefix(data_dir, migrated_database):
         db.engine.dispose()
 
 
-def test_creation_with_upload(client, data_dir):
+def test_creation_with_upload(app, client):
     response = client.post("/files/", data=b"hello world",
                            content_type="application/offset+octet-stream",
                            headers={**TUS, "Upload-Length": "11",
@@ -263,7 +266,7 @@ def test_creation_with_upload(client, data_dir):
     assert response.status_code == 201
     assert response.headers["Upload-Offset"] == "11"
     assert response.headers["Upload-MD5"] == hashlib.md5(b"hello world").hexdigest()
-    assert (data_dir / "uploads" / "hi.txt").read_bytes() == b"hello world"
+    assert finished_bytes(app, "hi.txt") == b"hello world"
 
 
 def test_creation_with_partial_upload_then_patch(client):
@@ -282,7 +285,7 @@ def test_creation_with_body_of_other_type_is_415(client):
 # -- creation-defer-length ------------------------------------------------------------------
 
 
-def test_deferred_length(client, data_dir):
+def test_deferred_length(app, client):
     path = path_of(create(client, None, "later.bin"))
     status = head(client, path)
     assert status.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in status.headers
@@ -291,7 +294,7 @@ def test_deferred_length(client, data_dir):
     done = patch(client, path, 3, b"def", **{"Upload-Length": "6"})
     assert done.status_code == 204 and done.headers["Upload-Offset"] == "6"
     assert head(client, path).headers["Upload-Length"] == "6"
-    assert (data_dir / "uploads" / "later.bin").read_bytes() == b"abcdef"
+    assert finished_bytes(app, "later.bin") == b"abcdef"
 
 
 def test_deferred_length_cannot_change_once_set(client):
@@ -335,10 +338,10 @@ def test_termination(app, client):
     assert leftovers(app) == ([], [])
 
 
-def test_termination_of_a_finished_upload_removes_its_file(client, data_dir):
+def test_termination_of_a_finished_upload_removes_its_file(app, client):
     path = upload(client, b"bye", "bye.txt")
     assert client.delete(path, headers=TUS).status_code == 204
-    assert not (data_dir / "uploads" / "bye.txt").exists()
+    assert not store_of(app).has_file("bye.txt")
 
 
 # -- expiration -----------------------------------------------------------------------------
@@ -387,7 +390,7 @@ def test_checksum_match(client, algorithm):
     assert response.status_code == 204 and response.headers["Upload-Offset"] == "10"
 
 
-def test_checksum_mismatch_is_460_and_discards_the_chunk(client, data_dir):
+def test_checksum_mismatch_is_460_and_discards_the_chunk(app, client):
     path = path_of(create(client, 10, "sum.bin"))
     patch(client, path, 0, b"01234")
     bad = patch(client, path, 5, b"56789", **{"Upload-Checksum": checksum("sha1", b"xxxxx")})
@@ -395,7 +398,7 @@ def test_checksum_mismatch_is_460_and_discards_the_chunk(client, data_dir):
     assert head(client, path).headers["Upload-Offset"] == "5"
     good = patch(client, path, 5, b"56789", **{"Upload-Checksum": checksum("sha1", b"56789")})
     assert good.headers["Upload-Offset"] == "10"
-    assert (data_dir / "uploads" / "sum.bin").read_bytes() == b"0123456789"
+    assert finished_bytes(app, "sum.bin") == b"0123456789"
 
 
 @pytest.mark.parametrize("value", ["crc32 AAAAAA==", "sha1", "sha1 !!notbase64"])
@@ -415,17 +418,17 @@ def partial(client, data: bytes) -> str:
     return path
 
 
-def test_concatenation(app, client, data_dir):
+def test_concatenation(app, client):
     parts = [os.urandom(3000), os.urandom(2000), os.urandom(1)]
     paths = [partial(client, p) for p in parts]
     assert head(client, paths[0]).headers["Upload-Concat"] == "partial"
-    assert not (data_dir / "uploads").joinpath("whole.bin").exists()
+    assert not store_of(app).has_file("whole.bin")
     value = "final;" + " ".join(["http://localhost" + paths[0], *paths[1:]])
     response = client.post("/files/", headers={**TUS, "Upload-Concat": value,
                                                "Upload-Metadata": metadata(filename="whole.bin")})
     assert response.status_code == 201
     whole = b"".join(parts)
-    assert (data_dir / "uploads" / "whole.bin").read_bytes() == whole
+    assert finished_bytes(app, "whole.bin") == whole
     status = head(client, path_of(response))
     assert status.headers["Upload-Concat"] == value
     assert status.headers["Upload-Offset"] == status.headers["Upload-Length"] == "5001"

@@ -15,7 +15,9 @@ def create_app(test_config: dict | None = None):
     from flask import Flask
 
     from . import cli, http, services
+    from .cli.errors import CommandError
     from .core import database, logs, settings
+    from .storage import StorageError
 
     app = Flask(
         __name__,
@@ -25,7 +27,10 @@ def create_app(test_config: dict | None = None):
     settings.load(app, test_config)
     logs.init_app(app)
     database.init_app(app)
-    services.init_app(app)
+    try:
+        services.init_app(app)
+    except StorageError as exc:  # a bucket that cannot be used: one line, now
+        raise CommandError(f"cannot start: {exc}") from None
     http.init_app(app)
     cli.init_app(app)
     return app

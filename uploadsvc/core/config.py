@@ -7,6 +7,16 @@ GiB = 1024**3
 class DefaultConfig:
     # Where temp/, chunks/, locks/ and uploads/ live; None means the instance folder.
     DATA_DIR = None
+    # None keeps every byte in the data directory; s3://BUCKET/PREFIX keeps uploads' bytes
+    # and finished files in that bucket (docs/scaleout.md), the endpoint and credentials
+    # from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    STORAGE_URL = None
+    # "path" or "virtual"; empty: path-style with an endpoint of one's own, else boto3's.
+    S3_ADDRESSING_STYLE = ""
+    # Seconds to connect to the object store and to wait for each answer; then 503.
+    S3_TIMEOUT = 30.0
+    # Parts streamed to the object store (PATCH bodies, small chunks joined), at least 5 MiB.
+    S3_PART_SIZE = 16 * MiB
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
     # MySQL only (docs/deployment.md, "Running on MySQL or MariaDB"): connections per worker (None:

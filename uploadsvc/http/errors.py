@@ -12,11 +12,20 @@ from ..services.errors import (
     FileNotFound,
     InsufficientStorage,
     MergeInProgress,
+    StorageUnavailable,
     UploadChanged,
     UploadError,
     UploadLocked,
 )
-from ..storage import FileGone, LockBusy, PartTooLarge, StorageError, StorageFull, UploadGone
+from ..storage import (
+    FileGone,
+    LockBusy,
+    PartTooLarge,
+    StorageError,
+    StorageFull,
+    UploadGone,
+)
+from ..storage import StorageUnavailable as StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,7 @@ STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {
     LockBusy: MergeInProgress,
     UploadGone: UploadChanged,
     FileGone: FileNotFound,
+    StoreUnreachable: StorageUnavailable,
 }
 TUS_STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {LockBusy: UploadLocked}
 
@@ -73,6 +83,8 @@ def register_error_handlers(app: Flask) -> None:
             return unexpected(exc)
         if isinstance(exc, StorageFull):
             log.error("disk full: %s", exc)
+        elif isinstance(exc, StoreUnreachable):
+            log.error("%s", exc)
         return upload_error(answer)
 
     @app.errorhandler(Exception)

@@ -159,3 +159,10 @@ class PreCreateUnavailable(UploadRefused):
     code = "pre_create_unavailable"
     message = ("This upload could not be checked now (its pre-create hook did not answer); "
                "retry later.")
+
+
+class StorageUnavailable(UploadError):
+    status = 503
+    code = "storage_unavailable"
+    message = "The object store cannot be reached now; try again shortly."
+    headers = {"Retry-After": "5"}

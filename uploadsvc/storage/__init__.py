@@ -1,7 +1,7 @@
 """Upload bytes: the storage interface (base), its errors, its backends and their locks.
 
 Nothing outside this package knows whether bytes live in files or objects; the local-disk
-backend is LocalStore.
+backend is LocalStore, the object store backend S3Store.
 """
 from .base import (
     UPLOAD_KEY,
@@ -21,6 +21,7 @@ from .errors import (
     PartTooLarge,
     StorageError,
     StorageFull,
+    StorageUnavailable,
     UploadGone,
 )
 from .local import LocalStore
@@ -28,10 +29,35 @@ from .spool import md5_of, stream_size
 
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
            "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
-           "StorageError", "StorageFull", "Store", "UploadGone", "Written", "md5_of",
-           "stream_size"]
+           "S3Store", "StorageError", "StorageFull", "StorageUnavailable", "Store",
+           "UploadGone", "Written", "md5_of", "stream_size"]
 
 
-def open_store(data_dir: str, fsync: bool | str = True) -> Store:
-    """The store the configuration names: today always the local data directory."""
-    return LocalStore(data_dir, fsync=fsync)
+def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None = None,
+               addressing_style: str = "", timeout: float = 30.0,
+               part_size: int | None = None) -> Store:
+    """The store the configuration names: the local data directory, or with an
+    s3://BUCKET/PREFIX URL that bucket (checked now: StorageError if it cannot be used)."""
+    if not storage_url:
+        return LocalStore(data_dir, fsync=fsync)
+    from .s3 import S3Store
+    from .s3client import BucketURL, check_bucket, make_client
+    from .s3join import MIN_PART
+
+    try:
+        url = BucketURL.parse(storage_url)
+        client = make_client(addressing_style, timeout)
+    except ValueError as exc:
+        raise StorageError(f"{exc} (UPLOADSVC_STORAGE_URL, UPLOADSVC_S3_ADDRESSING_STYLE)") \
+            from None
+    check_bucket(client, url)
+    options = {"part_size": max(int(part_size), MIN_PART)} if part_size else {}
+    return S3Store(client, url, data_dir, **options)
+
+
+def __getattr__(name: str):
+    # boto3 is imported only where the object store is used: it costs every worker memory.
+    if name == "S3Store":
+        from .s3 import S3Store
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ chose. Nothing here tells whether they are files or objects, or where they live.
 """
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -36,10 +36,14 @@ class Sealed:
 
 @dataclass(frozen=True)
 class Download:
-    """How to serve a finished file: from a path on this host (with Range and ETag)."""
+    """How to serve a finished file: from a path on this host, or (path None) as a seekable
+    stream that open() gives, with the store's ETag and last change; Range either way."""
 
     size: int
-    path: str
+    path: str | None = None
+    open: Callable[[], BinaryIO] | None = None
+    etag: str | None = None
+    modified: float | None = None
 
 
 # An upload key: 32 hex digits the server made (uuid4().hex); paths and object names are

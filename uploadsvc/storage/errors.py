@@ -28,3 +28,7 @@ class LockBusy(StorageError):
 
 class NameTaken(StorageError):
     """A different file is already stored under this name."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store cannot be reached or is busy now: nothing was kept; try again."""

@@ -1,0 +1,189 @@
+"""S3Store: the storage interface on a bucket of an S3-compatible object store.
+
+An upload's bytes are segment objects (s3layout.py); a tus PATCH is one segment, streamed
+into parts as it arrives (s3body.py). Sealing joins the segments into one object under
+``sealed/`` (s3join.py: UploadPartCopy for pieces of 5 MiB or more, streamed parts for the
+rest), hashing them with ranged GETs past a saved MD5 state; publishing joins that object
+into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
+about an upload is kept in this process: every call starts from the objects' names.
+
+A finished file is served as a stream of ranged GETs (FileServer with no path). Locks and
+chunk claims are still this host's.
+"""
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from .base import Concatenation, Download, FileServer, Sealed, Store, Written
+from .errors import FileGone, StorageError
+from .locking import FileLocker
+from .md5state import Md5State
+from .s3body import put_body
+from .s3chunks import S3ChunkFiles
+from .s3client import BucketURL, ObjectReader, s3_errors
+from .s3join import Piece
+from .s3temps import S3Temps
+from .spool import SpoolFile
+
+
+class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
+    """Uploads' bytes and finished files in one bucket prefix; locks on this host."""
+
+    def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
+        url = BucketURL.parse(url) if isinstance(url, str) else url
+        super().__init__(client, url, data_dir, **options)
+        self.locker = FileLocker(self.locks_dir)
+
+    # -- an upload's bytes ------------------------------------------------------------
+
+    def create(self, key: str) -> None:
+        if not self._exists(key):
+            with s3_errors("creating an upload"):
+                self.client.put_object(Bucket=self.bucket, Key=self._marker(key), Body=b"")
+
+    def delete(self, key: str) -> None:
+        # Multipart uploads first: one finishing meanwhile leaves an object listed below.
+        prefixes = (self._upload_prefix(key), f"{self.prefix}sealed/{key}.")
+        for prefix in prefixes:
+            for upload in self._multipart_uploads(prefix):
+                self.joiner.abort(upload["Key"], upload["UploadId"])
+        self._delete_all([item["Key"] for item in self._list(prefixes[0])])
+        self._forget_claims(key)
+        self.locker.forget(key)
+
+    def write(self, key: str, offset: int, src: BinaryIO, limit: int,
+              digests: Iterable = ()) -> Written:
+        self._must_exist(key)
+        self._cut(key, offset)  # bytes past the recorded offset were never recorded
+        return put_body(self.joiner, self._segment_name(key, offset), src, limit, digests)
+
+    def size(self, key: str) -> int:
+        return self._stored(key)
+
+    def truncate(self, key: str, size: int) -> None:
+        self._must_exist(key)
+        self._cut(key, size)
+
+    def lost_in_restart(self, key: str) -> bool:
+        self._upload_prefix(key)  # (a key the server made, or ValueError)
+        return False  # the object store keeps what it acknowledged
+
+    def hash_prefix(self, key: str, saved: bytes | None, end: int) -> bytes:
+        self._must_exist(key)
+        state = Md5State(saved)
+        pieces = self._pieces(self._segments(key))
+        if sum(piece.size for piece in pieces) < end:
+            raise ValueError("fewer bytes are stored than the hash is asked to reach")
+        if state.length > end:
+            raise ValueError("the saved MD5 state is past the end")
+        for data in self.joiner.read(_between(pieces, state.length, end)):
+            state.update(data)
+        return state.save()
+
+    def seal(self, key: str, size: int, md5: str | None = None,
+             saved: bytes | None = None) -> Sealed:
+        self._must_exist(key)
+        segments = self._segments(key)
+        stored = sum(piece.size for piece in self._pieces(segments))
+        if stored < size:
+            raise StorageError(f"upload {key} holds fewer bytes than {size}")
+        if stored > size:  # the bytes past the length are no part of the file
+            self._cut(key, size)
+            segments = self._segments(key)
+        pieces = self._pieces(segments, size)
+        if md5 is None and saved is not None:
+            state = Md5State(saved)
+            for data in self.joiner.read(_between(pieces, state.length, size)):
+                state.update(data)
+            md5 = state.hexdigest()
+        elif md5 is None:
+            md5 = self._md5(pieces)
+        name = self._sealed_name(key)
+        self.joiner.join(pieces, name)
+        return Sealed(ref=name, size=size, md5=md5)
+
+    def concatenate(self, keys: list[str]) -> Sealed:
+        pieces: list[Piece] = []
+        for key in keys:
+            self._must_exist(key)
+            pieces += self._pieces(self._segments(key))
+        md5 = self._md5(pieces)
+        name = self._sealed_name(None)
+        self.joiner.join(pieces, name)
+        return Sealed(ref=name, size=sum(piece.size for piece in pieces), md5=md5)
+
+    # -- finished files ---------------------------------------------------------------
+
+    def publish(self, sealed: Sealed, name: str, replace: bool = False) -> None:
+        dest = self._file_name(name)
+        self.joiner.join([Piece(sealed.ref, 0, sealed.size)], dest, exclusive=not replace)
+        self.discard(sealed)
+
+    def discard(self, sealed: Sealed) -> None:
+        self._delete_all([sealed.ref])
+
+    def copy(self, name: str) -> Sealed:
+        head = self._head(self._file_name(name))
+        if head is None:
+            raise FileGone(name)
+        size = head["ContentLength"]
+        sealed = self._sealed_name(None)
+        self.joiner.join([Piece(self._file_name(name), 0, size)], sealed)
+        return Sealed(ref=sealed, size=size, md5="")
+
+    def has_file(self, name: str) -> bool:
+        return self._head(self._file_name(name)) is not None
+
+    def open_file(self, name: str) -> BinaryIO:
+        head = self._head(self._file_name(name))
+        if head is None:
+            raise FileGone(name)
+        return ObjectReader(self.client, self.bucket, self._file_name(name),
+                            head["ContentLength"])
+
+    def serve(self, name: str) -> Download:
+        key = self._file_name(name)
+        head = self._head(key)
+        if head is None:
+            raise FileGone(name)
+        size = head["ContentLength"]
+        return Download(size=size, etag=head["ETag"].strip('"'),
+                        modified=head["LastModified"].timestamp(),
+                        open=lambda: ObjectReader(self.client, self.bucket, key, size))
+
+    def delete_file(self, name: str) -> None:
+        self._delete_all([self._file_name(name)])
+
+    # -- request bodies and housekeeping -----------------------------------------------
+
+    def spool(self, limit: int | None = None) -> SpoolFile:
+        return SpoolFile(self.temp_dir, limit)
+
+    def upload_keys(self) -> Iterator[tuple[str, float]]:
+        for item in self._list(f"{self.prefix}chunks/", delimiter="/"):
+            key = item.get("Prefix", "").rstrip("/").rpartition("/")[2]
+            if "Prefix" in item and len(key) == 32:
+                times = [o["LastModified"].timestamp() for o in self._list(item["Prefix"])]
+                if times:
+                    yield key, max(times)
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._upload_prefix(key)}"
+
+    def _md5(self, pieces: list[Piece]) -> str:
+        digest = hashlib.md5()
+        for data in self.joiner.read(pieces):
+            digest.update(data)
+        return digest.hexdigest()
+
+
+def _between(pieces: list[Piece], start: int, end: int) -> list[Piece]:
+    """The pieces' bytes [start, end) of the whole they make."""
+    found, position = [], 0
+    for piece in pieces:
+        low, high = max(start, position), min(end, position + piece.size)
+        if low < high:
+            found.append(Piece(piece.key, piece.start + low - position,
+                               piece.start + high - position))
+        position += piece.size
+    return found

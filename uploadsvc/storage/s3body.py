@@ -1,0 +1,125 @@
+"""A request body streamed into one object: through a local file of at most one part, so
+neither memory nor the local disk holds more than a part whatever the body's length. A body
+that ends within its first part is one PutObject; a longer one a multipart upload whose
+parts are made as the body arrives."""
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from .base import Written
+from .files import unlink_quietly, write_all
+from .s3client import s3_errors
+from .s3join import Joiner
+
+
+class Body:
+    """Reads src up to limit in buffers, feeding digests; tells overflow and interruption."""
+
+    def __init__(self, src: BinaryIO, limit: int, digests: Iterable, buffer_size: int) -> None:
+        self.src, self.left, self.digests = src, limit, list(digests)
+        self.buffer = memoryview(bytearray(buffer_size))
+        self.size = 0
+        self.ended = self.overflow = self.interrupted = False
+
+    def fill(self, out, most: int) -> int:
+        """Copy at most `most` bytes of the body to out; how many."""
+        copied = 0
+        while copied < most and not self.ended:
+            if self.left == 0:
+                self._probe()
+                break
+            view = self.buffer[:min(len(self.buffer), self.left, most - copied)]
+            try:
+                n = self.src.readinto(view) if hasattr(self.src, "readinto") else \
+                    _read_into(self.src, view)
+            except Exception:  # noqa: BLE001 - any failure to read ends the body
+                self.ended = self.interrupted = True
+                break
+            if not n:
+                self.ended = True
+                break
+            for digest in self.digests:
+                digest.update(view[:n])
+            write_all(out, view[:n])
+            copied += n
+            self.left -= n
+            self.size += n
+        return copied
+
+    def _probe(self) -> None:
+        """At the limit: whether the body holds more (then it is refused)."""
+        try:
+            self.overflow = bool(self.src.read(1))
+        except Exception:  # noqa: BLE001
+            self.interrupted = True
+        self.ended = True
+
+    def written(self) -> Written:
+        return Written(self.size, self.overflow, self.interrupted)
+
+
+def _read_into(src, view: memoryview) -> int:
+    data = src.read(len(view))
+    view[:len(data)] = data
+    return len(data)
+
+
+def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iterable = (),
+             part_size: int | None = None) -> Written:
+    """Store up to limit bytes of src as the object dest (nothing if none arrived)."""
+    part_size = max(part_size or joiner.part_size, joiner.min_part)
+    body = Body(src, limit, digests, joiner.buffer_size)
+    upload_id = None
+    number = 0
+    parts = []
+    try:
+        while True:
+            fd, path = tempfile.mkstemp(dir=joiner.temp_dir, prefix="body-", suffix=".part")
+            try:
+                with open(fd, "w+b", buffering=0) as part:
+                    n = body.fill(part, part_size)
+                    part.seek(0)
+                    if upload_id is None and body.ended:
+                        if body.size:
+                            with s3_errors("storing bytes"):
+                                joiner.client.put_object(Bucket=joiner.bucket, Key=dest,
+                                                         Body=part, ContentLength=n)
+                        return body.written()
+                    if upload_id is None:
+                        with s3_errors("starting a multipart upload"):
+                            upload_id = joiner.client.create_multipart_upload(
+                                Bucket=joiner.bucket, Key=dest)["UploadId"]
+                    if n:
+                        number += 1
+                        with s3_errors("uploading a part"):
+                            etag = joiner.client.upload_part(
+                                Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
+                                PartNumber=number, Body=part, ContentLength=n)["ETag"]
+                        parts.append({"PartNumber": number, "ETag": etag})
+            finally:
+                unlink_quietly(path)
+            if body.ended:
+                break
+        with s3_errors("completing a multipart upload"):
+            joiner.client.complete_multipart_upload(
+                Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
+                MultipartUpload={"Parts": parts})
+        return body.written()
+    except BaseException:
+        if upload_id is not None:
+            joiner.abort(dest, upload_id)
+        raise
+
+
+def put_file(joiner: Joiner, dest: str, src: BinaryIO) -> int:
+    """Store all of a local file (from its start) as the object dest; its size."""
+    size = os.fstat(src.fileno()).st_size
+    if size <= joiner.part_size:
+        src.seek(0)
+        with s3_errors("storing bytes"):
+            joiner.client.put_object(Bucket=joiner.bucket, Key=dest, Body=src,
+                                     ContentLength=size)
+        return size
+    src.seek(0)
+    return put_body(joiner, dest, src, size).size

@@ -1,0 +1,100 @@
+"""The object store backend's chunks: each chunk one object, in place or aside.
+
+A chunk written in place is the segment at its offset (index × chunk size); one written
+aside is ``aside/<index>``, copied to its offset by the store (CopyObject) when the upload
+completes. Completion then joins the segments (s3join): chunks of 5 MiB or more become
+parts copied by the store, smaller ones are streamed into parts. Claims are this host's
+(an OFD lock on byte `index` of a local file), as the locks are: across hosts, the service
+must coordinate through its database.
+"""
+import errno
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from .base import ChunkFiles
+from .chunkfiles import _flock
+from .files import unlink_quietly
+from .s3body import put_body, put_file
+from .s3client import s3_errors
+from .s3layout import S3Layout
+from .spool import SpoolFile
+
+
+class S3ChunkFiles(S3Layout, ChunkFiles):
+    """ChunkFiles in a bucket."""
+
+    @contextmanager
+    def claim(self, key: str, index: int) -> Iterator[bool]:
+        if not self._exists(key):
+            yield False
+            return
+        fd = os.open(os.path.join(self.claims_dir, key), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
+        self._must_exist(key)
+        dest = self._aside_name(key, index) if offset is None else \
+            self._segment_name(key, offset)
+        if isinstance(src, SpoolFile) and not src.closed:
+            size = put_file(self.joiner, dest, src)
+        else:
+            size = put_body(self.joiner, dest, src, 2 ** 62).size
+            if size == 0:  # an empty chunk is an object too
+                with s3_errors("storing a chunk"):
+                    self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"")
+        if offset is not None:  # the bytes in place are the chunk now
+            self._delete_all([self._aside_name(key, index)])
+        return size
+
+    def stored_sizes(self, key: str, chunks: dict[int, int],
+                     chunk_size: int | None) -> dict[int, int]:
+        if not self._exists(key):
+            return {}
+        asides = self._asides(key)
+        segments = {segment.offset: segment.size for segment in self._segments(key)}
+        found = {}
+        for index, size in chunks.items():
+            if index in asides:
+                found[index] = asides[index]["Size"]
+            elif segments.get(index * (chunk_size or 0), -1) >= size:
+                found[index] = size
+        return found
+
+    def chunks_aside(self, key: str, indices: Iterable[int]) -> list[int]:
+        asides = self._asides(key)
+        return sorted(i for i in indices if i in asides)
+
+    def place_chunks(self, key: str, chunk_size: int | None) -> list[int]:
+        self._must_exist(key)
+        indices = sorted(self._asides(key))
+        for index in indices:
+            with s3_errors("putting a chunk in place"):
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=self._segment_name(key, index * (chunk_size or 0)),
+                    CopySource={"Bucket": self.bucket, "Key": self._aside_name(key, index)})
+        return indices
+
+    def drop_chunks(self, key: str, indices: list[int]) -> None:
+        self._delete_all([self._aside_name(key, index) for index in indices])
+
+    def clear(self, key: str) -> None:
+        self._must_exist(key)
+        names = [s.key for s in self._segments(key)] + [
+            self._aside_name(key, index) for index in self._asides(key)]
+        self._delete_all(names)
+
+    def _forget_claims(self, key: str) -> None:
+        unlink_quietly(os.path.join(self.claims_dir, key))

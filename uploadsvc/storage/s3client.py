@@ -1,0 +1,169 @@
+"""The object store's client: where the bucket is, how boto3 reaches it, what its errors mean.
+
+The endpoint and credentials come from boto3's own sources (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_PROFILE, ~/.aws), so the
+same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2.
+"""
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from .errors import StorageError, StorageUnavailable
+
+ADDRESSING_STYLES = ("", "path", "virtual")
+# Answers that say "try again later", as against a request or a setting that is wrong.
+TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                   "RequestTimeTooSkewed", "OperationAborted", "503", "500"}
+MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
+                    "InvalidToken", "ExpiredToken"}
+
+
+@dataclass(frozen=True)
+class BucketURL:
+    """s3://BUCKET/PREFIX: the bucket, and the prefix every object name starts with."""
+
+    bucket: str
+    prefix: str  # "" or ending in "/"
+
+    @classmethod
+    def parse(cls, url: str) -> "BucketURL":
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"not an s3://BUCKET/PREFIX URL: {url!r}")
+        prefix = parts.path.strip("/")
+        if any(piece in ("", ".", "..") for piece in prefix.split("/")) and prefix:
+            raise ValueError(f"the prefix of {url!r} has an empty, . or .. part")
+        return cls(parts.netloc, f"{prefix}/" if prefix else "")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3):
+    """An S3 client from boto3's standard configuration. Path-style addressing unless told
+    otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph need it)."""
+    if addressing_style not in ADDRESSING_STYLES:
+        raise ValueError(f"S3 addressing style must be path or virtual, not {addressing_style!r}")
+    session = boto3.session.Session()
+
+    def client(style: str):
+        return session.client("s3", config=Config(
+            s3={"addressing_style": style or "auto"}, connect_timeout=timeout,
+            read_timeout=timeout, retries={"mode": "standard", "max_attempts": attempts},
+            # Third-party stores often reject the newer default checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required"))
+
+    made = client(addressing_style)
+    if not addressing_style and not made.meta.endpoint_url.endswith(".amazonaws.com"):
+        made = client("path")
+    return made
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_missing(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and error_code(exc) in MISSING_CODES
+
+
+@contextmanager
+def s3_errors(what: str) -> Iterator[None]:
+    """The client's failures as the store's errors: StorageUnavailable for what may pass
+    (unreachable, timed out, busy), StorageError for the rest."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in TRANSIENT_CODES or status >= 500:
+            raise StorageUnavailable(f"object store unavailable ({what}: {code})") from exc
+        raise StorageError(f"object store refused {what}: {code}") from exc
+    except NoCredentialsError as exc:
+        raise StorageError(f"object store: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"object store unreachable ({what}: {exc})") from exc
+
+
+def check_bucket(client, url: BucketURL) -> None:
+    """Fail now, in one clear sentence, when the bucket cannot be used."""
+    where = f"{url} at {client.meta.endpoint_url}"
+    try:
+        client.head_bucket(Bucket=url.bucket)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise StorageError(f"the bucket of {where} does not exist; create it or fix "
+                               "UPLOADSVC_STORAGE_URL") from None
+        if code in CREDENTIAL_CODES:
+            raise StorageError(f"the object store refused the credentials for {where} "
+                               f"({code}); check AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+        raise StorageError(f"cannot use {where}: {code}") from None
+    except NoCredentialsError:
+        raise StorageError(f"no credentials for {where}; set AWS_ACCESS_KEY_ID and "
+                           "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot reach the object store for {where} ({exc}); check "
+                           "AWS_ENDPOINT_URL and that the store is running") from None
+
+
+class ObjectReader(io.RawIOBase):
+    """An object read as a seekable file: one streamed GET from the position on, opened
+    again with a Range after a seek; never more than one buffer in memory."""
+
+    def __init__(self, client, bucket: str, key: str, size: int) -> None:
+        self.client, self.bucket, self.key, self.size = client, bucket, key, size
+        self.position = 0
+        self._body = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        target = max(0, base + offset)
+        if target != self.position:
+            self._drop()
+            self.position = target
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.size - self.position)
+        if want <= 0:
+            return 0
+        if self._body is None:
+            with s3_errors("reading a file"):
+                self._body = self.client.get_object(
+                    Bucket=self.bucket, Key=self.key,
+                    Range=f"bytes={self.position}-{self.size - 1}")["Body"]
+        with s3_errors("reading a file"):
+            data = self._body.read(want)
+        if not data:
+            raise StorageError("object store: a file ended before its size")
+        memoryview(buffer)[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+    def _drop(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None

@@ -1,0 +1,244 @@
+"""Joining ranges of objects into one object, whatever their sizes.
+
+S3 wants every part but the last to hold at least 5 MiB, at most 5 GiB each, and at most
+10,000 parts. A range of at least the minimum becomes a part copied by the store itself
+(UploadPartCopy, several if it is longer than the maximum); smaller ranges are streamed,
+through a local file of at most one part, into parts of ``part_size``. A range that follows
+streamed bytes tops them up to the minimum first and is copied from there on. When that
+makes more parts than allowed, runs of parts are joined into intermediate objects first,
+and those joined. Part numbers and ETags live only for the one call that makes them: every
+multipart upload is created, filled and completed (or aborted) here, never rebuilt from
+ListParts.
+"""
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from .errors import NameTaken, StorageError
+from .files import unlink_quietly
+from .s3client import error_code, s3_errors
+
+MIN_PART = 5 * 1024 * 1024
+MAX_COPY = 5 * 1024 ** 3
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Bytes [start, end) of the object named key."""
+
+    key: str
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part to be: copied from one piece, or streamed from several."""
+
+    pieces: tuple[Piece, ...]
+    copied: bool
+
+    @property
+    def size(self) -> int:
+        return sum(piece.size for piece in self.pieces)
+
+
+def plan(pieces: list[Piece], part_size: int, min_part: int = MIN_PART,
+         max_copy: int = MAX_COPY) -> list[Part]:
+    """The parts that hold these pieces in order; all but the last hold at least min_part."""
+    parts: list[Part] = []
+    pending: list[Piece] = []
+    pending_size = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_size
+        parts.append(Part(tuple(pending), copied=False))
+        pending, pending_size = [], 0
+
+    for piece in pieces:
+        start, end = piece.start, piece.end
+        while start < end:
+            length = end - start
+            if pending_size >= min_part and length >= min_part:
+                flush()
+            if not pending and length >= min_part:
+                take = min(length, max_copy)
+                parts.append(Part((Piece(piece.key, start, start + take),), copied=True))
+            else:
+                # A long piece only tops the streamed bytes up to the minimum.
+                goal = min_part if length >= min_part else max(part_size, min_part)
+                take = min(length, goal - pending_size)
+                pending.append(Piece(piece.key, start, start + take))
+                pending_size += take
+                if pending_size >= goal:
+                    flush()
+            start += take
+    if pending:
+        flush()
+    return parts
+
+
+class Joiner:
+    """Joins pieces of objects of one bucket into one object, on one client."""
+
+    def __init__(self, client, bucket: str, scratch: str, temp_dir: str, part_size: int,
+                 buffer_size: int, max_parts: int = MAX_PARTS,
+                 min_part: int = MIN_PART) -> None:
+        self.client, self.bucket = client, bucket
+        self.scratch = scratch  # where intermediate objects are made
+        self.temp_dir = temp_dir
+        self.part_size = part_size
+        self.buffer_size = buffer_size
+        self.max_parts = max_parts
+        self.min_part = min_part
+
+    def join(self, pieces: list[Piece], dest: str, exclusive: bool = False) -> None:
+        """Store the pieces, in order, as the object dest; with exclusive, never over an
+        object already there (NameTaken)."""
+        pieces = [piece for piece in pieces if piece.size]
+        parts = plan(pieces, self.part_size, self.min_part)
+        made: list[str] = []
+        try:
+            while len(parts) > self.max_parts:
+                pieces = []
+                for first in range(0, len(parts), self.max_parts):
+                    middle = f"{self.scratch}{uuid.uuid4().hex}.join"
+                    made.append(middle)
+                    group = parts[first:first + self.max_parts]
+                    self._multipart(group, middle, False)
+                    pieces.append(Piece(middle, 0, sum(part.size for part in group)))
+                parts = plan(pieces, self.part_size, self.min_part)
+            if not parts:
+                self._put_empty(dest, exclusive)
+            elif len(parts) == 1 and not parts[0].copied:
+                with self._streamed(parts[0]) as path:
+                    self._put_file(path, dest, exclusive)
+            else:
+                self._multipart(parts, dest, exclusive)
+        finally:
+            for key in made:
+                with s3_errors("removing an intermediate object"):
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def read(self, pieces: list[Piece]) -> Iterator[bytes]:
+        """The pieces' bytes in order, one streamed GET each, in buffers."""
+        for piece in pieces:
+            if not piece.size:
+                continue
+            with s3_errors("reading bytes"):
+                body = self.client.get_object(
+                    Bucket=self.bucket, Key=piece.key,
+                    Range=f"bytes={piece.start}-{piece.end - 1}")["Body"]
+                try:
+                    left = piece.size
+                    while left > 0:
+                        data = body.read(min(self.buffer_size, left))
+                        if not data:
+                            raise StorageError("object store: an object is shorter than "
+                                               "recorded")
+                        left -= len(data)
+                        yield data
+                finally:
+                    body.close()
+
+    # -- the requests ---------------------------------------------------------------------
+
+    def _multipart(self, parts: list[Part], dest: str, exclusive: bool) -> None:
+        with s3_errors("starting a multipart upload"):
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=dest)["UploadId"]
+        try:
+            done = []
+            for number, part in enumerate(parts, start=1):
+                done.append({"PartNumber": number, "ETag": self._part(dest, upload_id,
+                                                                      number, part)})
+            extra = {"IfNoneMatch": "*"} if exclusive else {}
+            with s3_errors("completing a multipart upload"), _name_taken(dest):
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=dest, UploadId=upload_id,
+                    MultipartUpload={"Parts": done}, **extra)
+        except BaseException:
+            self.abort(dest, upload_id)
+            raise
+
+    def _part(self, dest: str, upload_id: str, number: int, part: Part) -> str:
+        if part.copied:
+            (piece,) = part.pieces
+            with s3_errors("copying a part"):
+                answer = self.client.upload_part_copy(
+                    Bucket=self.bucket, Key=dest, UploadId=upload_id, PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": piece.key},
+                    CopySourceRange=f"bytes={piece.start}-{piece.end - 1}")
+            return answer["CopyPartResult"]["ETag"]
+        with self._streamed(part) as path, open(path, "rb") as body, \
+                s3_errors("uploading a part"):
+            return self.client.upload_part(
+                Bucket=self.bucket, Key=dest, UploadId=upload_id, PartNumber=number,
+                Body=body, ContentLength=part.size)["ETag"]
+
+    def abort(self, dest: str, upload_id: str) -> None:
+        """Abort a multipart upload, quietly (a part still arriving may outlive one abort:
+        the bucket's lifecycle rule is the backstop)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=dest,
+                                               UploadId=upload_id)
+        except Exception:  # noqa: BLE001 - the failure that brought us here matters more
+            pass
+
+    def _put_empty(self, dest: str, exclusive: bool) -> None:
+        extra = {"IfNoneMatch": "*"} if exclusive else {}
+        with s3_errors("storing an object"), _name_taken(dest):
+            self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"", **extra)
+
+    def _put_file(self, path: str, dest: str, exclusive: bool) -> None:
+        extra = {"IfNoneMatch": "*"} if exclusive else {}
+        with open(path, "rb") as body, s3_errors("storing an object"), _name_taken(dest):
+            self.client.put_object(Bucket=self.bucket, Key=dest, Body=body,
+                                   ContentLength=os.fstat(body.fileno()).st_size, **extra)
+
+    def _streamed(self, part: Part):
+        """A local file holding a streamed part's bytes (removed on exit)."""
+        return _TempFile(self.temp_dir, self.read(list(part.pieces)))
+
+
+class _TempFile:
+    def __init__(self, directory: str, data: Iterator[bytes]) -> None:
+        self.directory, self.data = directory, data
+
+    def __enter__(self) -> str:
+        fd, self.path = tempfile.mkstemp(dir=self.directory, prefix="part-", suffix=".part")
+        try:
+            with open(fd, "wb") as out:
+                for block in self.data:
+                    out.write(block)
+        except BaseException:
+            unlink_quietly(self.path)
+            raise
+        return self.path
+
+    def __exit__(self, *exc_info) -> None:
+        unlink_quietly(self.path)
+
+
+class _name_taken:
+    """PreconditionFailed on an exclusive write: another object holds the name."""
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, ClientError) and error_code(exc) in ("PreconditionFailed", "412"):
+            raise NameTaken(self.dest.rpartition("/")[2]) from None
+        return False
