@@ -32,6 +32,7 @@ from uploadsvc.storage import (
     LockBusy,
     NameTaken,
     PartTooLarge,
+    StreamedChunks,
     UploadGone,
     Written,
     md5state,
@@ -467,9 +468,6 @@ class StoreContract:
             lambda: chunks.write_chunk(bad, 0, io.BytesIO(b"x"), 0),
             lambda: chunks.write_chunk(bad, 0, io.BytesIO(b"x"), None),
             lambda: chunks.stored_sizes(bad, {0: 1}, 1),
-            lambda: chunks.write_in_place(bad, 0, io.BytesIO(b"x"), 1),
-            lambda: chunks.md5_in_place(bad, 0, 1),
-            lambda: chunks.copy_in_place(bad, 0, 1, io.BytesIO()),
             lambda: chunks.chunks_aside(bad, [0]), lambda: chunks.place_chunks(bad, 1),
             lambda: chunks.drop_chunks(bad, [0]), lambda: chunks.clear(bad)]
         for operation in operations:
@@ -796,51 +794,6 @@ class StoreContract:
         assert chunks.place_chunks(KEY, 5) == []
         assert stored_bytes(store, KEY) == b"place"
 
-    @pytest.mark.parametrize("limit, body, overflow", [
-        (4, b"123456", True), (6, b"123456", False), (8, b"123", False), (0, b"1", True)])
-    def test_write_in_place_stops_at_its_limit_and_reports_excess(self, store, chunks, limit,
-                                                                  body, overflow):
-        store.create(KEY)
-        for index in range(3):
-            chunks.write_chunk(KEY, index, io.BytesIO(bytes([65 + index]) * 8), index * 8)
-        md5 = hashlib.md5()
-        result = chunks.write_in_place(KEY, 8, io.BytesIO(body), limit, [md5])
-        assert result == Written(min(limit, len(body)), overflow, False)
-        assert md5.hexdigest() == md5_of(body[:limit])
-        kept = body[:limit]
-        assert stored_bytes(store, KEY) == b"A" * 8 + kept + b"B" * (8 - len(kept)) + b"C" * 8
-        assert chunks.md5_in_place(KEY, 8, result.size) == md5_of(kept)
-
-    def test_write_in_place_keeps_what_arrived_before_the_body_broke_off(self, store, chunks):
-        store.create(KEY)
-        result = chunks.write_in_place(KEY, 5, BreaksOff(b"x" * 3000), 10_000)
-        assert result == Written(3000, False, True)
-        assert stored_bytes(store, KEY) == b"\0" * 5 + b"x" * 3000
-
-    def test_write_in_place_leaves_a_copy_aside_until_dropped(self, store, chunks):
-        store.create(KEY)
-        chunks.write_chunk(KEY, 0, io.BytesIO(b"aside"), None)
-        chunks.write_in_place(KEY, 0, io.BytesIO(b"place"), 5)
-        assert chunks.chunks_aside(KEY, [0]) == [0]
-        chunks.drop_chunks(KEY, [0])
-        assert chunks.chunks_aside(KEY, [0]) == []
-        assert stored_bytes(store, KEY) == b"place"
-
-    def test_bytes_in_place_can_be_taken_back(self, store, chunks):
-        store.create(KEY)
-        data = secrets.token_bytes(3 * 1024 * 1024 + 7)
-        chunks.write_in_place(KEY, 11, io.BytesIO(data), len(data))
-        out = io.BytesIO()
-        chunks.copy_in_place(KEY, 11, len(data), out)
-        assert out.getvalue() == data
-        assert chunks.md5_in_place(KEY, 11, len(data)) == md5_of(data)
-        with pytest.raises(ValueError):
-            chunks.md5_in_place(KEY, 11, len(data) + 1)
-
-    def test_write_in_place_of_an_upload_never_created_is_gone(self, store, chunks):
-        with pytest.raises(UploadGone):
-            chunks.write_in_place(NEVER, 0, io.BytesIO(b"x"), 1)
-
     def test_stored_sizes_follow_the_chunks_in_place_and_aside(self, store, chunks):
         store.create(KEY)
         assert chunks.stored_sizes(KEY, {0: 10, 1: 10}, 10) == {}
@@ -989,3 +942,72 @@ class StoreContract:
         written(store, KEY, b"first")
         sealed = joiner.concatenate([KEY, OTHER])
         assert (sealed.size, sealed.md5) == (5, md5_of(b"first"))
+
+
+class StreamedChunksContract:
+    """The StreamedChunks capability: chunks written in place as they arrive. A backend's
+    test class takes these tests beside StoreContract's when its store has it."""
+
+    @pytest.fixture
+    def streamed(self, store) -> StreamedChunks:
+        assert isinstance(store, StreamedChunks)
+        return store
+
+    @pytest.fixture
+    def chunks(self, store) -> ChunkFiles:
+        assert isinstance(store, ChunkFiles)
+        return store
+
+    @pytest.mark.parametrize("bad", BAD_KEYS)
+    def test_keys_must_be_server_made_for_chunks_in_place(self, store, streamed, bad):
+        for operation in [lambda: streamed.write_in_place(bad, 0, io.BytesIO(b"x"), 1),
+                          lambda: streamed.md5_in_place(bad, 0, 1),
+                          lambda: streamed.copy_in_place(bad, 0, 1, io.BytesIO())]:
+            with pytest.raises(ValueError):
+                operation()
+        assert list(store.upload_keys()) == []
+
+    @pytest.mark.parametrize("limit, body, overflow", [
+        (4, b"123456", True), (6, b"123456", False), (8, b"123", False), (0, b"1", True)])
+    def test_write_in_place_stops_at_its_limit_and_reports_excess(self, store, chunks, streamed,
+                                                                  limit, body, overflow):
+        store.create(KEY)
+        for index in range(3):
+            chunks.write_chunk(KEY, index, io.BytesIO(bytes([65 + index]) * 8), index * 8)
+        md5 = hashlib.md5()
+        result = streamed.write_in_place(KEY, 8, io.BytesIO(body), limit, [md5])
+        assert result == Written(min(limit, len(body)), overflow, False)
+        assert md5.hexdigest() == md5_of(body[:limit])
+        kept = body[:limit]
+        assert stored_bytes(store, KEY) == b"A" * 8 + kept + b"B" * (8 - len(kept)) + b"C" * 8
+        assert streamed.md5_in_place(KEY, 8, result.size) == md5_of(kept)
+
+    def test_write_in_place_keeps_what_arrived_before_the_body_broke_off(self, store, streamed):
+        store.create(KEY)
+        result = streamed.write_in_place(KEY, 5, BreaksOff(b"x" * 3000), 10_000)
+        assert result == Written(3000, False, True)
+        assert stored_bytes(store, KEY) == b"\0" * 5 + b"x" * 3000
+
+    def test_write_in_place_leaves_a_copy_aside_until_dropped(self, store, chunks, streamed):
+        store.create(KEY)
+        chunks.write_chunk(KEY, 0, io.BytesIO(b"aside"), None)
+        streamed.write_in_place(KEY, 0, io.BytesIO(b"place"), 5)
+        assert chunks.chunks_aside(KEY, [0]) == [0]
+        chunks.drop_chunks(KEY, [0])
+        assert chunks.chunks_aside(KEY, [0]) == []
+        assert stored_bytes(store, KEY) == b"place"
+
+    def test_bytes_in_place_can_be_taken_back(self, store, streamed):
+        store.create(KEY)
+        data = secrets.token_bytes(3 * 1024 * 1024 + 7)
+        streamed.write_in_place(KEY, 11, io.BytesIO(data), len(data))
+        out = io.BytesIO()
+        streamed.copy_in_place(KEY, 11, len(data), out)
+        assert out.getvalue() == data
+        assert streamed.md5_in_place(KEY, 11, len(data)) == md5_of(data)
+        with pytest.raises(ValueError):
+            streamed.md5_in_place(KEY, 11, len(data) + 1)
+
+    def test_write_in_place_of_an_upload_never_created_is_gone(self, store, streamed):
+        with pytest.raises(UploadGone):
+            streamed.write_in_place(NEVER, 0, io.BytesIO(b"x"), 1)

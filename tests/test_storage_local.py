@@ -25,6 +25,7 @@ from .storage_contract import (  # noqa: E402 - after its assertions are set to 
     WAIT,
     InThread,
     StoreContract,
+    StreamedChunksContract,
     md5_of,
     published,
     read_file,
@@ -41,7 +42,7 @@ def new_store(root, fsync=True, boot_id=BOOT, buffer_size=1024) -> LocalStore:
     return LocalStore(str(root), fsync=fsync, buffer_size=buffer_size, boot_id=boot_id)
 
 
-class TestLocalStore(StoreContract):
+class TestLocalStore(StoreContract, StreamedChunksContract):
     """fsync True: every write is durable before it returns; a restart costs nothing."""
 
     fsync: bool | str = True

@@ -25,7 +25,7 @@ from .api_chunks import _fix_chunk_size, _record_chunk, check_declared_size
 from .api_uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
 from .errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
 from .followups import Outcome
-from .stores import chunk_files, holding
+from .stores import chunk_files, holding, streamed_chunks
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,19 @@ class Placed:
         """Write the part's bytes in place, at most the chunk size of them (overflow says
         whether src held more)."""
         digests = () if self._digest is None else (self._digest,)
-        self.written = chunk_files().write_in_place(self.upload.key, self.offset, src,
+        self.written = streamed_chunks().write_in_place(self.upload.key, self.offset, src,
                                                     self.limit, digests)
         return self.written
 
     def take_back(self, out: BinaryIO) -> None:
         """Copy the bytes written in place to out (a part that turned out too large goes
         the spooled way, as if it had never been placed)."""
-        chunk_files().copy_in_place(self.upload.key, self.offset, self.written.size, out)
+        streamed_chunks().copy_in_place(self.upload.key, self.offset, self.written.size, out)
 
     def md5(self) -> str:
         if self._digest is not None:
             return self._digest.hexdigest()
-        return chunk_files().md5_in_place(self.upload.key, self.offset, self.written.size)
+        return streamed_chunks().md5_in_place(self.upload.key, self.offset, self.written.size)
 
     def close(self) -> None:
         self._stack.close()
@@ -73,6 +73,8 @@ def place(md5: str, file_name: str, total: int, index: int,
     """The place of this chunk, held, when it can be written there as it arrives: the upload
     exists with its chunk size known, and no request recorded or claimed the chunk; else None
     (nothing held, nothing recorded)."""
+    if streamed_chunks() is None:  # this store takes chunks whole: the part is spooled
+        return None
     upload = find(md5, file_name)
     end_reads()  # before the lock wait
     if not _may_place(upload, total):

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from flask import current_app
 
 from ..core.database import end_reads
-from ..storage import ChunkFiles, Store
+from ..storage import ChunkFiles, Store, StreamedChunks
 
 # The lock a hasher holds while it hashes an upload's bytes: "<key>.hash".
 HASHING = "hash"
@@ -21,6 +21,12 @@ def chunk_files() -> ChunkFiles:
     if not isinstance(found, ChunkFiles):
         raise RuntimeError(f"{type(found).__name__} cannot store chunked uploads")
     return found
+
+
+def streamed_chunks() -> StreamedChunks | None:
+    """The store's capability of writing a chunk in place as it arrives, if it has it."""
+    found = store()
+    return found if isinstance(found, StreamedChunks) else None
 
 
 def lock_wait() -> float:

@@ -12,6 +12,7 @@ from .base import (
     Locker,
     Sealed,
     Store,
+    StreamedChunks,
     Written,
 )
 from .errors import (
@@ -30,6 +31,7 @@ from .spool import md5_of, stream_size
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
            "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
            "S3Store", "StorageError", "StorageFull", "StorageUnavailable", "Store",
+           "StreamedChunks",
            "UploadGone", "Written", "md5_of", "stream_size"]
 
 

@@ -192,22 +192,6 @@ class ChunkFiles(ABC):
         None, replacing an earlier copy; durable unless told otherwise; its size."""
 
     @abstractmethod
-    def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
-                       digests: Iterable = ()) -> Written:
-        """Store up to `limit` bytes of src at offset (the caller claimed the chunk there),
-        feeding them to digests, never past offset + limit; durable before it returns unless
-        the store was told otherwise. A failing read keeps what arrived. A copy aside stays
-        (drop_chunks once the chunk is recorded)."""
-
-    @abstractmethod
-    def md5_in_place(self, key: str, offset: int, size: int) -> str:
-        """The hex MD5 of the size bytes in place at offset (a chunk just written there)."""
-
-    @abstractmethod
-    def copy_in_place(self, key: str, offset: int, size: int, out: BinaryIO) -> None:
-        """Write the size bytes in place at offset to out (a chunk taken back, to spool)."""
-
-    @abstractmethod
     def stored_sizes(self, key: str, chunks: dict[int, int],
                      chunk_size: int | None) -> dict[int, int]:
         """Of these recorded chunks {index: size}, the sizes found stored; missing ones
@@ -229,6 +213,29 @@ class ChunkFiles(ABC):
     @abstractmethod
     def clear(self, key: str) -> None:
         """Remove every chunk's bytes; the upload stays, empty."""
+
+
+class StreamedChunks(ABC):
+    """Capability: a chunk written in place while its request part arrives (no spool
+    first), on a ChunkFiles store; without it, parts are spooled and stored whole.
+    Bytes written at an unrecorded chunk's place harm nothing: nothing reads them until the
+    chunk is recorded."""
+
+    @abstractmethod
+    def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
+                       digests: Iterable = ()) -> Written:
+        """Store up to `limit` bytes of src at offset (the caller claimed the chunk there),
+        feeding them to digests, never past offset + limit; durable before it returns unless
+        the store was told otherwise. A failing read keeps what arrived. A copy aside stays
+        (drop_chunks once the chunk is recorded)."""
+
+    @abstractmethod
+    def md5_in_place(self, key: str, offset: int, size: int) -> str:
+        """The hex MD5 of the size bytes in place at offset (a chunk just written there)."""
+
+    @abstractmethod
+    def copy_in_place(self, key: str, offset: int, size: int, out: BinaryIO) -> None:
+        """Write the size bytes in place at offset to out (a chunk taken back, to spool)."""
 
 
 class Concatenation(ABC):

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from . import writeback
-from .base import ChunkFiles, Written
+from .base import ChunkFiles, StreamedChunks, Written
 from .beside import BESIDE_MIN, Ring
 from .files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
 from .restarts import BootMarks
@@ -31,7 +31,7 @@ CLAIMS = ".claims"
 HASH_WINDOW = 2 * 1024 * 1024
 
 
-class LocalChunkFiles(BootMarks, ChunkFiles):
+class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
     """ChunkFiles on the local disk."""
 
     @contextmanager
