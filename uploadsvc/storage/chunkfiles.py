@@ -36,24 +36,13 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        # An OFD lock excludes other threads as well as other processes, and the kernel
-        # drops it with the file.
         try:
             fd = os.open(os.path.join(self._chunk_dir(key), CLAIMS), os.O_RDWR)
         except FileNotFoundError:
             yield False
             return
-        try:
-            try:
-                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)  # drops the lock
+        with claimed_byte(fd, index) as held:
+            yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
         with disk_errors(), gone_if_missing():
@@ -222,6 +211,24 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         written = os.pwrite(fd, data, offset)
         data, offset = data[written:], offset + written
+
+
+@contextmanager
+def claimed_byte(fd: int, index: int) -> Iterator[bool]:
+    """Try to hold byte `index` of the open file fd, without waiting; yields whether, and
+    closes fd after (which drops the lock). An open-file-description lock excludes other
+    threads as well as other processes, and the kernel drops it with the file."""
+    try:
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _flock(kind: int, index: int) -> bytes:

@@ -7,15 +7,13 @@ parts copied by the store, smaller ones are streamed into parts. Claims are this
 (an OFD lock on byte `index` of a local file), as the locks are: across hosts, the service
 must coordinate through its database.
 """
-import errno
-import fcntl
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 from .base import ChunkFiles
-from .chunkfiles import _flock
+from .chunkfiles import claimed_byte
 from .files import unlink_quietly
 from .s3body import put_body, put_file
 from .s3client import s3_errors
@@ -32,17 +30,8 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
             yield False
             return
         fd = os.open(os.path.join(self.claims_dir, key), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        with claimed_byte(fd, index) as held:
+            yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
         self._must_exist(key)
