@@ -84,6 +84,8 @@ def mysql_pool_options(config: Any) -> dict:
 
 # MySQL's server status flag: a transaction is open on this connection.
 IN_TRANSACTION = 1
+# In a connection's info while its transaction has written or taken a lock.
+HOLDS = "transaction_holds"
 
 
 def _tune_mysql(engine: Engine) -> None:
@@ -92,23 +94,23 @@ def _tune_mysql(engine: Engine) -> None:
     COMMIT of a transaction that has only read (see end_reads)."""
 
     @event.listens_for(engine, "reset")
-    def on_reset(dbapi_connection, _record, reset_state) -> None:
+    def on_reset(dbapi_connection, record, reset_state) -> None:
         if reset_state.terminate_only:
             return
         status = getattr(dbapi_connection, "server_status", None)
         if status is None or status & IN_TRANSACTION:  # the server says whether one is open
             dbapi_connection.rollback()
-        _record.info.pop("wrote", None)
+        record.info.pop(HOLDS, None)
 
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(connection, _cursor, statement, *_args) -> None:
         if not _holds_nothing(statement):
-            connection.info["wrote"] = True
+            connection.info[HOLDS] = True
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def on_end(connection) -> None:
-        connection.info.pop("wrote", None)
+        connection.info.pop(HOLDS, None)
 
 
 def _holds_nothing(statement: str) -> bool:
@@ -125,12 +127,13 @@ def _holds_nothing(statement: str) -> bool:
 def end_reads() -> None:
     """End the session's transaction before waiting for a lock or reading a request body,
     where that matters: always on SQLite (every transaction there holds the write lock, see
-    _tune_sqlite), on MySQL only if it has written (one that has only read holds nothing
-    under READ COMMITTED, and goes on as the transaction that records the chunk)."""
+    _tune_sqlite), on MySQL only if it has written or taken a lock (one that has only read
+    holds nothing under READ COMMITTED, and goes on as the transaction that records the
+    chunk)."""
     session = db.session()
     if not session.in_transaction():
         return
-    if (db.engine.dialect.name != "mysql" or session.connection().info.get("wrote")
+    if (db.engine.dialect.name != "mysql" or session.connection().info.get(HOLDS)
             or not _reads_latest()):
         session.commit()
 

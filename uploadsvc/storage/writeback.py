@@ -7,9 +7,10 @@ it was received. sync_file_range(SYNC_FILE_RANGE_WRITE) (Linux; what PostgreSQL 
 use for the same reason) starts writing each buffer back as soon as it is written, beside
 the receive, and keeps the pages cached (the prefix hash reads them next). It guarantees
 nothing by itself: the fsync still follows. Without fsyncs (FSYNC complete or false) it
-matters as much: dirty pages piled up until the kernel throttled the writer to below the
-disk's speed (a gigabyte written without it ran at 410-520 MiB/s on a disk that takes 1,700;
-with it, 1,900-2,000). Where the call is missing this does nothing.
+keeps dirty pages from piling up: the writer goes at the disk's pace, steadily (on the
+machine of docs/performance.md a gigabyte written without it ran at anything from 410 to
+4,800 MiB/s from one run to the next; with it at 1,900-2,000). Where the call is missing
+this does nothing.
 """
 import ctypes
 import ctypes.util
