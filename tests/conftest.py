@@ -12,6 +12,8 @@ from uploadsvc.core.extensions import db
 
 from .contract import CheckedClient
 from .helpers import ClosingClient
+from .hookreceiver import HookReceiver
+from .hooks_helpers import SECRET as HOOK_SECRET
 from .mariadb import MariaDBServer
 from .seaweedfs import BUCKET as SEAWEEDFS_BUCKET
 from .seaweedfs import SeaweedFS
@@ -117,8 +119,22 @@ def storage(request):
 
 
 @pytest.fixture
-def app(request, data_dir, database_url, storage):
-    config = {"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url}
+def app_config() -> dict:
+    """More configuration for the app fixture; a test module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def receiver():
+    """A webhook and pre-create hook receiver on loopback, checking signatures."""
+    with HookReceiver(secret=HOOK_SECRET) as running:
+        yield running
+
+
+@pytest.fixture
+def app(request, data_dir, database_url, storage, app_config):
+    config = {"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
+              **app_config}
     if storage == "s3":
         request.getfixturevalue("s3_env")
         config["STORAGE_URL"] = f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}"

@@ -7,7 +7,6 @@ import schemathesis
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 
-from uploadsvc import create_app
 from uploadsvc.core.config import DefaultConfig
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import UploadEvent, utcnow
@@ -37,15 +36,9 @@ def admin_api():
 
 
 @pytest.fixture
-def app(data_dir, database_url, admin_api):
-    """conftest's app, with the operator endpoints on unless a test says otherwise."""
-    config = {"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url}
-    if admin_api is not None:
-        config["ADMIN_API"] = admin_api
-    app = create_app(config)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_config(admin_api):
+    """The operator endpoints on unless a test says otherwise."""
+    return {} if admin_api is None else {"ADMIN_API": admin_api}
 
 
 def data(response, status: int = 200):

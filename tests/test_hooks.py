@@ -25,15 +25,8 @@ from uploadsvc.services import api_uploads, deliverer
 from uploadsvc.services.signatures import sign, verify
 
 from .helpers import random_file, send_chunk, upload_all
-from .hookreceiver import HookReceiver
 from .hooks_helpers import SECRET, deliver, hook_config, outbox, types_by_upload
 from .tus_helpers import create, metadata, patch, path_of
-
-
-@pytest.fixture
-def receiver():
-    with HookReceiver(secret=SECRET) as running:
-        yield running
 
 
 @pytest.fixture
@@ -42,12 +35,8 @@ def settings(receiver):
 
 
 @pytest.fixture
-def app(data_dir, database_url, settings):
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
-                      **settings})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_config(settings):
+    return settings
 
 
 def test_every_api_event_is_delivered_signed_in_order(app, client, runner, receiver):

@@ -4,22 +4,14 @@ PRE_CREATE_HOOK_FAIL setting, for /api and tus uploads."""
 import pytest
 from sqlalchemy import func, select
 
-from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload, UploadEvent
 
 from .helpers import leftovers, random_file, send_chunk, upload_all
-from .hookreceiver import HookReceiver
 from .hooks_helpers import SECRET
 from .tus_helpers import create, metadata
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
-
-
-@pytest.fixture
-def receiver():
-    with HookReceiver(secret=SECRET) as running:
-        yield running
 
 
 @pytest.fixture
@@ -28,13 +20,9 @@ def fail_mode():
 
 
 @pytest.fixture
-def app(data_dir, database_url, receiver, fail_mode):
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
-                      "PRE_CREATE_HOOK_URL": receiver.url, "HOOK_SECRET": SECRET,
-                      "PRE_CREATE_HOOK_TIMEOUT": 0.5, "PRE_CREATE_HOOK_FAIL": fail_mode})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_config(receiver, fail_mode):
+    return {"PRE_CREATE_HOOK_URL": receiver.url, "HOOK_SECRET": SECRET,
+            "PRE_CREATE_HOOK_TIMEOUT": 0.5, "PRE_CREATE_HOOK_FAIL": fail_mode}
 
 
 def uploads_and_events(app) -> tuple[int, int]:

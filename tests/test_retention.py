@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import (
     DELIVERED,
@@ -21,23 +20,12 @@ from uploadsvc.core.models import (
 from uploadsvc.services import admin
 
 from .helpers import random_file, send_chunk, upload_all
-from .hookreceiver import HookReceiver
-from .hooks_helpers import SECRET, deliver, hook_config, outbox
+from .hooks_helpers import deliver, hook_config, outbox
 
 
 @pytest.fixture
-def receiver():
-    with HookReceiver(secret=SECRET) as running:
-        yield running
-
-
-@pytest.fixture
-def app(data_dir, database_url, receiver):
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
-                      **hook_config(receiver)})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_config(receiver):
+    return hook_config(receiver)
 
 
 def age_events(app, days: float, **where) -> None:
