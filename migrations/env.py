@@ -4,6 +4,7 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
+from uploadsvc.core.database import migrations_lock
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -93,7 +94,9 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # Several hosts run `flask db upgrade` as they start: one at a time, each reading the
+    # schema's version only once the one before has finished.
+    with connectable.connect() as connection, migrations_lock(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

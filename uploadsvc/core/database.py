@@ -5,17 +5,22 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # How often gunicorn workers checkpoint SQLite's WAL (see _tune_sqlite).
 CHECKPOINT_PERIOD = 1.0
+# MySQL's named lock that `flask db upgrade` holds, and how long one waits for it (seconds).
+MIGRATIONS_LOCK = "uploadsvc.migrations"
+MIGRATIONS_LOCK_WAIT = 600
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +148,29 @@ def _reads_latest() -> bool:
     only read can go on: its next read is as fresh as a new transaction's)."""
     level = current_app.config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"
     return level.upper() in ("READ COMMITTED", "READ UNCOMMITTED")
+
+
+@contextmanager
+def migrations_lock(connection: Connection) -> Iterator[None]:
+    """Hold the database's migrations lock on connection: concurrent `flask db upgrade`s
+    (several hosts starting at once) run one after the other, and each one after the first
+    finds the schema at its head. MySQL: a named lock (GET_LOCK), held by the session, not a
+    transaction, since MySQL commits every DDL statement. SQLite needs none: its file is
+    one host's, whose one `make run` migrates before it serves."""
+    if connection.dialect.name != "mysql":
+        yield
+        return
+    got = connection.execute(text("SELECT GET_LOCK(:name, :wait)"),
+                             {"name": MIGRATIONS_LOCK, "wait": MIGRATIONS_LOCK_WAIT}).scalar()
+    connection.commit()  # the lock is the session's: no transaction left open around it
+    if got != 1:
+        raise RuntimeError(f"another `flask db upgrade` held the migrations lock for over "
+                           f"{MIGRATIONS_LOCK_WAIT} s")
+    try:
+        yield
+    finally:
+        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATIONS_LOCK})
+        connection.commit()
 
 
 def _migrations_dir() -> str:
