@@ -94,6 +94,37 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
         *_tus_js_rows(s, r, size),
         *(row for fsync, prefix in FSYNC_MODES
           for row in _fsync_rows(s, r, size, parts, ceiling, fsync, prefix)),
+        *_hosts_rows(s, r, size, parts),
+    ]
+
+
+def _hosts_rows(s: Settings, r: dict, size: str, parts: str) -> list[Row]:
+    """uploadsvc on three hosts behind nginx, every byte in the object store (SeaweedFS) and
+    the state in MariaDB: against the same workload on the local disk (the rows above) and
+    against the store's own ceiling, boto3's multipart upload of the same bytes."""
+    section = "3 hosts, S3"
+    store_one, store_many = r["s3_ceiling_one_mib_s"], r["s3_ceiling_many_mib_s"]
+    seed_one = f"seed API {size}, {s.in_flight} chunks in flight"
+    seed_many = f"seed API {parts}, {s.in_flight} chunks in flight each"
+    return [
+        Row(section, f"boto3 multipart upload of {size} to the store", store_one, "MiB/s"),
+        Row(section, f"boto3 multipart uploads of {parts} to the store", store_many, "MiB/s"),
+        Row(section, seed_one, r["s3_seed_inflight_mib_s"], "MiB/s", "local disk",
+            r["seed_inflight_mib_s"]),
+        Row(section, seed_one, r["s3_seed_inflight_mib_s"], "MiB/s", "boto3", store_one),
+        Row(section, seed_many, r["s3_seed_many_mib_s"], "MiB/s", "local disk, 1 in flight each",
+            r["seed_many_mib_s"]),
+        Row(section, seed_many, r["s3_seed_many_mib_s"], "MiB/s", "boto3", store_many),
+        Row(section, f"peak RSS of a worker (max of {r['s3_workers']}), seed API",
+            r["s3_seed_rss_mib"], "MiB", "local disk", r["seed_rss_mib"]),
+        Row(section, f"tus {size} × 1", r["s3tus_one_mib_s"], "MiB/s", "local disk",
+            r["tus_one_mib_s"]),
+        Row(section, f"tus {size} × 1", r["s3tus_one_mib_s"], "MiB/s", "boto3", store_one),
+        Row(section, f"tus {parts}", r["s3tus_many_mib_s"], "MiB/s", "local disk",
+            r["tus_many_mib_s"]),
+        Row(section, f"tus {parts}", r["s3tus_many_mib_s"], "MiB/s", "boto3", store_many),
+        Row(section, "peak RSS of a worker, tus", r["s3tus_rss_mib"], "MiB", "local disk",
+            r["tus_rss_mib"]),
     ]
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import client, connections, servers, tus_js
+from . import client, connections, hosts, servers, tus_js
 from .files import make_file
 from .report import FSYNC_MODES, GiB, MiB, Row, Settings, as_json, build_rows, render
 
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     try:
         free = shutil.disk_usage(s.workdir).free
-        needed = 3 * (s.size + max(s.big_size, s.concurrent_size * s.concurrency))
+        needed = 3 * (s.size + max(s.big_size, s.concurrent_size * s.concurrency)) + \
+            hosts.disk_needed(s)
         if free < needed:
             raise SystemExit(f"{s.workdir}: {free // GiB} GiB free, about {needed // GiB} needed")
         print(f"bench files in {s.workdir}", flush=True)
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             step(s, one, parts, results)
         print("measuring uploadsvc", flush=True)
         measure_uploadsvc(s, one, parts, big, results)
+        print(f"measuring uploadsvc on {hosts.HOSTS} hosts and the object store", flush=True)
+        hosts.measure_hosts(s, one, parts, results)
     finally:
         shutil.rmtree(s.workdir, ignore_errors=True)
     rows = build_rows(s, results.figures)

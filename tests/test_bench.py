@@ -48,7 +48,7 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "bench", "--scale", "tiny", "--json", str(out),
                              "--tmp", str(tmp_path)], cwd=PROJECT, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     figures = report["figures"]
@@ -58,6 +58,9 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
                 "tusnode_one_mib_s", "tusnode_many_mib_s", "tusnode_rss_mib",
                 "tus_one_mib_s", "tus_many_mib_s", "tus_rss_mib",
                 "seed_chunkmd5_mib_s", "tusjs_one_mib_s", "tusnode_tusjs_one_mib_s",
+                "s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s", "s3_seed_inflight_mib_s",
+                "s3_seed_many_mib_s", "s3_seed_rss_mib", "s3tus_one_mib_s", "s3tus_many_mib_s",
+                "s3tus_rss_mib",
                 *(f"{prefix}{key}" for prefix in ("lazy", "nosync")
                   for key in ("_one_mib_s", "_inflight_mib_s", "_many_mib_s", "_rss_mib",
                               "tus_one_mib_s", "tus_many_mib_s"))):
@@ -66,6 +69,7 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     assert "connections: one per stream, kept open" in result.stdout
     assert "| FSYNC=complete" in result.stdout and "| FSYNC=false" in result.stdout
     assert "| tus-js-client" in result.stdout
+    assert "| 3 hosts, S3" in result.stdout and figures["s3_workers"] == 6
     # tus-js-client sent every request of an upload on one kept-open connection
     assert figures["tusjs_connections"] == figures["tusnode_tusjs_connections"] == 1
     # the bench cleans up its files and data directory
