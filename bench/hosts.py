@@ -79,7 +79,8 @@ def measure_hosts(s: Settings, one: Slice, parts: list[Slice], results) -> None:
     """The seed API (chunks in flight as the page sends them) and tus (one stream per file)
     through nginx before three hosts on the object store, and the store's ceiling."""
     base = s.workdir / "hosts"
-    weed = SeaweedFS(base / "seaweedfs").start()
+    # At the priority of the servers it serves, unlike the tests' own.
+    weed = SeaweedFS(base / "seaweedfs", nice=False).start()
     # In /tmp: the server's unix socket path must stay under 108 bytes.
     database = MariaDBServer(Path(tempfile.mkdtemp(prefix="uploadsvc-bench-db-")))
     try:

@@ -45,8 +45,9 @@ def free_ports(count: int) -> list[int]:
 class SeaweedFS:
     """weed mini under base_dir; S3 at endpoint, credentials and bucket from its environment."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, nice: bool = True) -> None:
         self.base_dir = Path(base_dir)
+        self.nice = nice  # at the lowest CPU and disk priority (the bench wants it as is)
         self.log_path = self.base_dir / "weed.log"
         self.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
@@ -57,10 +58,11 @@ class SeaweedFS:
         data.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "S3_BUCKET": BUCKET}
-        command = ["nice", "-n", "19", "ionice", "-c3", find_weed(), "mini", f"-dir={data}",
-                   "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-                   "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0",
-                   "-s3.port.lance=0", *(f"-{flag}={port}" for flag, port in self.ports.items())]
+        command = ["nice", "-n", "19", "ionice", "-c3"] if self.nice else []
+        command += [find_weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                    "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
+                    "-s3.port.iceberg=0", "-s3.port.lance=0",
+                    *(f"-{flag}={port}" for flag, port in self.ports.items())]
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=self.base_dir, start_new_session=True)
