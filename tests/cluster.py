@@ -174,11 +174,11 @@ class Cluster:
         """Start a killed host again on its port (the database is migrated already)."""
         self.hosts[index].start(migrate=False)
 
-    def flask(self, index: int, *args: str, timeout: float = 120) -> subprocess.Popen:
-        """Start `flask --app uploadsvc ARGS` with host index's configuration."""
+    def flask(self, index: int, *args: str, env: dict | None = None) -> subprocess.Popen:
+        """Start `flask --app uploadsvc ARGS` with host index's configuration (and env)."""
         return subprocess.Popen([str(BIN / "flask"), "--app", "uploadsvc", *args], cwd=PROJECT,
-                                env=self.hosts[index].env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                env={**self.hosts[index].env, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def _each(self, work) -> None:
         """work(host) for every host in a thread of its own, started together; the first
