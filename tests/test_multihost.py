@@ -428,6 +428,8 @@ def test_a_host_killed_mid_chunk(cluster):
     try:
         # The client carries on through the others, once the dead host's lease expires.
         send_all(cluster, f, [2])
+        # Acknowledged is stored, wherever the dead host's copy was.
+        assert check_chunks(cluster.url, f).json()["uploadedChunks"] == [0, 1, 2, 3]
         done = retrying(lambda: complete(cluster.url, f))
         assert done.status_code == 200 and done.json()["md5"] == f.md5, done.text
     finally:
