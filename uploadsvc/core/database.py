@@ -1,15 +1,18 @@
 """Database wiring: Flask-SQLAlchemy, Flask-Migrate and per-backend engine tuning."""
+import fcntl
 import logging
 import os
 import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .extensions import db
 
@@ -102,6 +105,13 @@ def _tune_mysql(engine: Engine) -> None:
             dbapi_connection.rollback()
         record.info.pop(HOLDS, None)
 
+    _track_holds(engine)
+
+
+def _track_holds(engine: Engine) -> None:
+    """Mark a connection whose transaction has written or taken a lock (HOLDS): end_reads
+    commits only those on MySQL, and a lease's fence checks only those (services.leases)."""
+
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(connection, _cursor, statement, *_args) -> None:
         if not _holds_nothing(statement):
@@ -115,8 +125,10 @@ def _tune_mysql(engine: Engine) -> None:
 
 def _holds_nothing(statement: str) -> bool:
     """A plain read: it takes no row lock (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and
-    no named lock."""
+    no named lock; or SQLite's BEGIN and PRAGMAs, which write nothing."""
     text = statement.lstrip()[:6].upper()
+    if text in ("BEGIN ", "PRAGMA"):
+        return True
     if text != "SELECT":
         return False
     upper = statement.upper()
@@ -143,6 +155,38 @@ def _reads_latest() -> bool:
     only read can go on: its next read is as fresh as a new transaction's)."""
     level = current_app.config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"
     return level.upper() in ("READ COMMITTED", "READ UNCOMMITTED")
+
+
+# MySQL's named lock that `flask db upgrade` holds, and how long one waits for it.
+MIGRATION_LOCK = "uploadsvc-migrate"
+MIGRATION_WAIT_SECONDS = 600
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Run migrations one at a time however many hosts start at once: MySQL's GET_LOCK
+    (held by the connection, so a killed migrator's goes with it), or on SQLite an flock
+    beside the database file."""
+    if connection.dialect.name == "mysql":
+        got = connection.exec_driver_sql(
+            f"SELECT GET_LOCK('{MIGRATION_LOCK}', {MIGRATION_WAIT_SECONDS})").scalar()
+        connection.commit()  # GET_LOCK is the session's, not the transaction's
+        if got != 1:
+            raise RuntimeError(f"another host has been migrating the database for "
+                               f"{MIGRATION_WAIT_SECONDS} s; try again")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK}')")
+            connection.commit()
+        return
+    database = connection.engine.url.database
+    if connection.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _migrations_dir() -> str:
@@ -175,6 +219,8 @@ def _tune_sqlite(engine: Engine, checkpoint_apart: bool = False) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _track_holds(engine)
 
     if checkpoint_apart:
         threading.Thread(target=_checkpoint_every, args=(engine, CHECKPOINT_PERIOD),
