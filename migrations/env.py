@@ -4,7 +4,7 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
-from uploadsvc.core.database import migrations_lock
+from uploadsvc.core.database import migration_lock
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -94,9 +94,9 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    # Several hosts run `flask db upgrade` as they start: one at a time, each reading the
-    # schema's version only once the one before has finished.
-    with connectable.connect() as connection, migrations_lock(connection):
+    # Several hosts may start at once, each running `flask db upgrade`: one at a time, and
+    # each finds the version the one before left.
+    with connectable.connect() as connection, migration_lock(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

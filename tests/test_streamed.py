@@ -258,7 +258,7 @@ def test_a_recorded_chunk_sent_again_is_not_overwritten_in_place(app, client, da
 
 def test_a_chunk_claimed_by_another_request_is_spooled(app, client, f, spools):
     assert send(client, f, 0).status_code == 200
-    with chunks_of(app).claim(upload_keys(app)[0], 1) as claimed:
+    with app.app_context(), chunks_of(app).claim(upload_keys(app)[0], 1) as claimed:
         assert claimed
         assert send(client, f, 1).status_code == 200
     assert len(spools) == 2 and stored(client, f) == [0, 1]

@@ -509,7 +509,8 @@ def test_patch_while_another_holds_the_lock_is_423(data_dir, migrated_database):
     client = app.test_client()
     path = path_of(create(client, 10))
     store = app.extensions["store"]
-    with store.locker.hold(path.rsplit("/", 1)[1], exclusive=True):  # a running PATCH
+    # Held as a running PATCH holds it:
+    with app.app_context(), store.locker.hold(path.rsplit("/", 1)[1], exclusive=True):
         assert_error(patch(client, path, 0, b"12345"), 423, "upload_locked")
         assert_error(client.delete(path, headers=TUS), 423)
     assert head(client, path).headers["Upload-Offset"] == "0"

@@ -34,6 +34,9 @@ class DefaultConfig:
     # How long complete-upload, a chunk or DELETE waits for a running merge of the same
     # upload before answering 409 merge_in_progress.
     LOCK_WAIT_SECONDS = 10.0
+    # How long a lock's lease in the database lasts unless its holder renews it (a thread in
+    # each process does, every third of it): what a host that dies mid-request holds at most.
+    LEASE_SECONDS = 30.0
     # When bytes reach the disk: True, every chunk and tus PATCH before it is acknowledged;
     # "complete", only finished files before they are reported complete (an acknowledged
     # chunk survives any process crash but not a machine crash; completion then finds it

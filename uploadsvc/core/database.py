@@ -1,4 +1,5 @@
 """Database wiring: Flask-SQLAlchemy, Flask-Migrate and per-backend engine tuning."""
+import fcntl
 import logging
 import os
 import sqlite3
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .extensions import db
@@ -18,9 +19,6 @@ from .extensions import db
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # How often gunicorn workers checkpoint SQLite's WAL (see _tune_sqlite).
 CHECKPOINT_PERIOD = 1.0
-# MySQL's named lock that `flask db upgrade` holds, and how long one waits for it (seconds).
-MIGRATIONS_LOCK = "uploadsvc.migrations"
-MIGRATIONS_LOCK_WAIT = 600
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +105,13 @@ def _tune_mysql(engine: Engine) -> None:
             dbapi_connection.rollback()
         record.info.pop(HOLDS, None)
 
+    _track_holds(engine)
+
+
+def _track_holds(engine: Engine) -> None:
+    """Mark a connection whose transaction has written or taken a lock (HOLDS): end_reads
+    commits only those on MySQL, and a lease's fence checks only those (services.leases)."""
+
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(connection, _cursor, statement, *_args) -> None:
         if not _holds_nothing(statement):
@@ -120,8 +125,10 @@ def _tune_mysql(engine: Engine) -> None:
 
 def _holds_nothing(statement: str) -> bool:
     """A plain read: it takes no row lock (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and
-    no named lock."""
+    no named lock; or SQLite's BEGIN and PRAGMAs, which write nothing."""
     text = statement.lstrip()[:6].upper()
+    if text in ("BEGIN ", "PRAGMA"):
+        return True
     if text != "SELECT":
         return False
     upper = statement.upper()
@@ -150,27 +157,36 @@ def _reads_latest() -> bool:
     return level.upper() in ("READ COMMITTED", "READ UNCOMMITTED")
 
 
+# MySQL's named lock that `flask db upgrade` holds, and how long one waits for it.
+MIGRATION_LOCK = "uploadsvc-migrate"
+MIGRATION_WAIT_SECONDS = 600
+
+
 @contextmanager
-def migrations_lock(connection: Connection) -> Iterator[None]:
-    """Hold the database's migrations lock on connection: concurrent `flask db upgrade`s
-    (several hosts starting at once) run one after the other, and each one after the first
-    finds the schema at its head. MySQL: a named lock (GET_LOCK), held by the session, not a
-    transaction, since MySQL commits every DDL statement. SQLite needs none: its file is
-    one host's, whose one `make run` migrates before it serves."""
-    if connection.dialect.name != "mysql":
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Run migrations one at a time however many hosts start at once: MySQL's GET_LOCK
+    (held by the connection, so a killed migrator's goes with it), or on SQLite an flock
+    beside the database file."""
+    if connection.dialect.name == "mysql":
+        got = connection.exec_driver_sql(
+            f"SELECT GET_LOCK('{MIGRATION_LOCK}', {MIGRATION_WAIT_SECONDS})").scalar()
+        connection.commit()  # GET_LOCK is the session's, not the transaction's
+        if got != 1:
+            raise RuntimeError(f"another host has been migrating the database for "
+                               f"{MIGRATION_WAIT_SECONDS} s; try again")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK}')")
+            connection.commit()
+        return
+    database = connection.engine.url.database
+    if connection.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    got = connection.execute(text("SELECT GET_LOCK(:name, :wait)"),
-                             {"name": MIGRATIONS_LOCK, "wait": MIGRATIONS_LOCK_WAIT}).scalar()
-    connection.commit()  # the lock is the session's: no transaction left open around it
-    if got != 1:
-        raise RuntimeError(f"another `flask db upgrade` held the migrations lock for over "
-                           f"{MIGRATIONS_LOCK_WAIT} s")
-    try:
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-    finally:
-        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATIONS_LOCK})
-        connection.commit()
 
 
 def _migrations_dir() -> str:
@@ -203,6 +219,8 @@ def _tune_sqlite(engine: Engine, checkpoint_apart: bool = False) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _track_holds(engine)
 
     if checkpoint_apart:
         threading.Thread(target=_checkpoint_every, args=(engine, CHECKPOINT_PERIOD),

@@ -227,3 +227,30 @@ class ApiKey(db.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# Lease.kind: an exclusive hold, or a shared one.
+EXCLUSIVE = "x"
+SHARED = "s"
+# Lease.holder of a name's gate row, which every taker of the name locks first.
+GATE = ""
+
+
+class Lease(db.Model):
+    """One hold of a named lock (an upload's, or its hashing's) by one request on some host,
+    until expires_ms unless renewed. Each name also has a gate row (holder ""): a taker
+    locks it before it reads the holds, so takers of one name go one at a time."""
+
+    __tablename__ = "leases"
+    __table_args__ = MYSQL_TABLE
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1), default=EXCLUSIVE)
+    # The chunk a shared holder claimed for writing (at most one holder per chunk).
+    chunk: Mapped[int | None] = mapped_column(BigInteger)
+    # Which process holds it: "<host>/<pid>/<start>", so that the host can tell its own
+    # dead processes' leases without waiting for them to lapse.
+    owner: Mapped[str] = mapped_column(String(120), default="")
+    # Unix time in milliseconds (every host's clock: keep them in sync).
+    expires_ms: Mapped[int] = mapped_column(BigInteger, default=0)

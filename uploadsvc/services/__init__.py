@@ -6,11 +6,12 @@ from ..storage import open_store
 
 def init_app(app: Flask) -> None:
     """Give the app its store, as the configuration names it, and its hooks."""
-    from . import hooks
+    from . import hooks, leases
 
     config = app.config
     app.extensions["store"] = open_store(
         config["DATA_DIR"], fsync=config["FSYNC"], storage_url=config["STORAGE_URL"],
         addressing_style=config["S3_ADDRESSING_STYLE"], timeout=float(config["S3_TIMEOUT"]),
         part_size=int(config["S3_PART_SIZE"]))
+    leases.init_app(app)
     hooks.init_app(app)

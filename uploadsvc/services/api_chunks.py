@@ -58,7 +58,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
     forget_if_lost_in_restart(upload)
     for attempt in range(2):
         try:
-            with holding(upload.key, exclusive=False):
+            with holding(upload.key, exclusive=False, chunk=index):
                 upload = reload(upload)
                 if upload.is_completed:
                     return Outcome(Progress(total, total))

@@ -82,7 +82,7 @@ def place(md5: str, file_name: str, total: int, index: int,
     forget_if_lost_in_restart(upload)
     stack = ExitStack()
     try:
-        stack.enter_context(holding(upload.key, exclusive=False))
+        stack.enter_context(holding(upload.key, exclusive=False, chunk=index))
         upload, recorded = _reload_with(upload, index)
         if not _may_place(upload, total) or not stack.enter_context(
                 chunk_files().claim(upload.key, index)):

@@ -8,6 +8,7 @@ from sqlalchemy import and_, or_, select
 
 from ..core.extensions import db
 from ..core.models import TUS, UPLOADING, Upload, UploadEvent, utcnow
+from . import leases
 from .stores import store
 from .uploads import remove
 
@@ -57,6 +58,8 @@ def cleanup(older_than: timedelta, dry_run: bool = False) -> CleanupReport:
             report.temp_files.append(name)
             if not dry_run:
                 store().remove_temp_file(name)
+    if not dry_run:
+        leases.sweep()
     return report
 
 

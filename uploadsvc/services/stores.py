@@ -34,13 +34,13 @@ def lock_wait() -> float:
 
 
 @contextmanager
-def holding(key: str, exclusive: bool) -> Iterator[None]:
-    """Hold an upload's lock, shared for writes of chunks, exclusive for everything that
-    changes the upload as a whole; LockBusy after LOCK_WAIT_SECONDS. The transaction is
-    ended first where it holds anything: never wait for a lock inside one (on SQLite it is
-    a write lock)."""
+def holding(key: str, exclusive: bool, chunk: int | None = None) -> Iterator[None]:
+    """Hold an upload's lock, shared for writes of chunks (naming the chunk, whose claim is
+    then decided with the hold), exclusive for everything that changes the upload as a
+    whole; LockBusy after LOCK_WAIT_SECONDS. The transaction is ended first where it holds
+    anything: never wait for a lock inside one (on SQLite it is a write lock)."""
     end_reads()
-    with store().locker.hold(key, exclusive, lock_wait()):
+    with store().locker.hold(key, exclusive, lock_wait(), chunk):
         yield
 
 

@@ -17,6 +17,7 @@ from .base import (
 )
 from .errors import (
     FileGone,
+    LeaseLost,
     LockBusy,
     NameTaken,
     PartTooLarge,
@@ -29,7 +30,7 @@ from .local import LocalStore
 from .spool import md5_of, stream_size
 
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
-           "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
+           "LeaseLost", "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
            "S3Store", "StorageError", "StorageFull", "StorageUnavailable", "Store",
            "StreamedChunks",
            "UploadGone", "Written", "md5_of", "stream_size"]

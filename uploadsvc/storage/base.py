@@ -52,16 +52,31 @@ UPLOAD_KEY = re.compile(r"[0-9a-f]{32}")
 # A lock is named by an upload key, "<key>", or by a key and one of these purposes,
 # "<key>.<purpose>": "hash" is held by whoever hashes the upload's bytes.
 PURPOSES = ("hash",)
+LOCK_NAME = re.compile(rf"{UPLOAD_KEY.pattern}(\.({'|'.join(PURPOSES)}))?")
 
 
 class Locker(ABC):
-    """Named locks that every worker of the service honours, shared or exclusive."""
+    """Named locks that every worker of the service honours, shared or exclusive, and
+    claims of single chunks of an upload."""
 
     @abstractmethod
-    def hold(self, name: str, exclusive: bool = True,
-             timeout: float = 0.0) -> AbstractContextManager[None]:
+    def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0,
+             chunk: int | None = None) -> AbstractContextManager[None]:
         """Hold the lock `name`, waiting at most `timeout` seconds (then LockBusy).
-        A holder that dies loses it."""
+        A holder that dies loses it. A shared hold may name the chunk its holder is about
+        to write, so that claim() of that chunk can be decided with the hold itself."""
+
+    @abstractmethod
+    def claim(self, key: str, index: int) -> AbstractContextManager[bool]:
+        """Claim chunk `index` of upload `key` without waiting; yields whether. At most one
+        holder claims a chunk at a time."""
+
+    def forget(self, key: str) -> None:  # noqa: B027 - most lockers keep nothing per upload
+        """Drop what is kept for the locks of an upload that is finished or gone."""
+
+    def names(self) -> Iterator[tuple[str, float]]:
+        """(name, last change) of locks this host keeps as files; none by default."""
+        return iter(())
 
     @contextmanager
     def try_hold(self, name: str, timeout: float = 0.0) -> Iterator[bool]:

@@ -2,20 +2,17 @@
 
 Chunk i of an /api upload is written straight into ``chunks/<key>/data`` at offset
 i × chunk size, so every byte reaches the disk once, and the file that completion seals is
-the very file the chunks were written to. Only the one request that claims a chunk (an
-open-file-description lock on byte i of ``chunks/<key>/.claims``) writes it in place; a
+the very file the chunks were written to. Only the one request that claims a chunk (the
+store's locker decides; ``chunks/<key>/.claims`` marks that the upload exists) writes it in place; a
 chunk re-sent after it was recorded, or one whose offset is not known yet (the last chunk,
 before any other has told the chunk size), goes to a chunk file ``chunks/<key>/<i>`` instead,
 written aside and renamed, and is copied into place when the upload completes. A chunk's
 bytes may also be written in place as they arrive (write_in_place): never past its region,
 and read back from the page cache when they must be hashed or taken back.
 """
-import errno
-import fcntl
 import hashlib
 import mmap
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
@@ -36,12 +33,10 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        try:
-            fd = os.open(os.path.join(self._chunk_dir(key), CLAIMS), os.O_RDWR)
-        except FileNotFoundError:
+        if not os.path.exists(os.path.join(self._chunk_dir(key), CLAIMS)):
             yield False
             return
-        with claimed_byte(fd, index) as held:
+        with self.locker.claim(key, index) as held:
             yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
@@ -211,26 +206,3 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         written = os.pwrite(fd, data, offset)
         data, offset = data[written:], offset + written
-
-
-@contextmanager
-def claimed_byte(fd: int, index: int) -> Iterator[bool]:
-    """Try to hold byte `index` of the open file fd, without waiting; yields whether, and
-    closes fd after (which drops the lock). An open-file-description lock excludes other
-    threads as well as other processes, and the kernel drops it with the file."""
-    try:
-        try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, index))
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _flock(kind: int, index: int) -> bytes:
-    """A struct flock for one byte at `index` (l_pid must be 0 for OFD locks)."""
-    return struct.pack("hhqqi4x", kind, os.SEEK_SET, index, 1, 0)

@@ -26,6 +26,11 @@ class LockBusy(StorageError):
     """Another request holds the lock for longer than we may wait."""
 
 
+class LeaseLost(LockBusy):
+    """The lock's lease lapsed (and may be held by another request now): what was done under
+    it is not committed; try again."""
+
+
 class NameTaken(StorageError):
     """A different file is already stored under this name."""
 

@@ -8,7 +8,8 @@ into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twic
 about an upload is kept in this process: every call starts from the objects' names.
 
 A finished file is served as a stream of ranged GETs (FileServer with no path). Locks and
-chunk claims are still this host's.
+chunk claims are the locker's: the app gives the store the database's leases, which hold
+across hosts (a store on its own has this host's FileLocker).
 """
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from .spool import SpoolFile
 
 
 class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
-    """Uploads' bytes and finished files in one bucket prefix; locks on this host."""
+    """Uploads' bytes and finished files in one bucket prefix."""
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
         url = BucketURL.parse(url) if isinstance(url, str) else url
@@ -48,7 +49,6 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
             for upload in self._multipart_uploads(prefix):
                 self.joiner.abort(upload["Key"], upload["UploadId"])
         self._delete_all([item["Key"] for item in self._list(prefixes[0])])
-        self._forget_claims(key)
         self.locker.forget(key)
 
     def write(self, key: str, offset: int, src: BinaryIO, limit: int,

@@ -3,18 +3,14 @@
 A chunk written in place is the segment at its offset (index × chunk size); one written
 aside is ``aside/<index>``, copied to its offset by the store (CopyObject) when the upload
 completes. Completion then joins the segments (s3join): chunks of 5 MiB or more become
-parts copied by the store, smaller ones are streamed into parts. Claims are this host's
-(an OFD lock on byte `index` of a local file), as the locks are: across hosts, the service
-must coordinate through its database.
+parts copied by the store, smaller ones are streamed into parts. Claims are the store's
+locker's (the database's leases in the app, so one request on any host claims a chunk).
 """
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 from .base import ChunkFiles
-from .chunkfiles import claimed_byte
-from .files import unlink_quietly
 from .s3body import put_body, put_file
 from .s3client import s3_errors
 from .s3layout import S3Layout
@@ -29,8 +25,7 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
         if not self._exists(key):
             yield False
             return
-        fd = os.open(os.path.join(self.claims_dir, key), os.O_RDWR | os.O_CREAT, 0o644)
-        with claimed_byte(fd, index) as held:
+        with self.locker.claim(key, index) as held:
             yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
@@ -85,5 +80,3 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
             self._aside_name(key, index) for index in self._asides(key)]
         self._delete_all(names)
 
-    def _forget_claims(self, key: str) -> None:
-        unlink_quietly(os.path.join(self.claims_dir, key))

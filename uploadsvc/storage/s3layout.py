@@ -52,9 +52,7 @@ class S3Layout:
         self.root = os.path.abspath(data_dir)
         self.temp_dir = os.path.join(self.root, "temp")
         self.locks_dir = os.path.join(self.root, "locks")
-        self.claims_dir = os.path.join(self.root, "claims")
-        for directory in (self.temp_dir, self.claims_dir):
-            os.makedirs(directory, exist_ok=True)
+        os.makedirs(self.temp_dir, exist_ok=True)
         self.buffer_size = buffer_size
         extra = {"max_parts": max_parts} if max_parts else {}
         self.joiner = Joiner(client, self.bucket, f"{self.prefix}sealed/", self.temp_dir,

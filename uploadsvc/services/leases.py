@@ -1,0 +1,340 @@
+"""Locks every host honours: leases in the database, with an expiry and a fencing check.
+
+A hold is a row of ``leases`` (name, holder token, shared or exclusive, the chunk it
+claimed, the process, an expiry). A taker locks the name's gate row first (SELECT ... FOR
+UPDATE on MySQL; SQLite's BEGIN IMMEDIATE does as much), reads the live holds, and adds its
+own if they allow it, in one short transaction of its own. So the takers of one name, on any
+host, go one at a time, and no request waits inside a transaction.
+
+A hold lasts LEASE_SECONDS unless renewed: a thread of each process renews its holds every
+third of that, so a request may take as long as its client does, and a host that dies (or
+stops, or loses the database) holds nothing for longer than the lease. On its own host a
+dead process's holds end at once: the host tells its processes by pid and start time.
+
+Fencing: a transaction that wrote, committed by a thread that holds leases, first renews
+them with ``... WHERE holder IN (its tokens) AND expires_ms > now``; if one has lapsed (and
+may have been taken since), the commit fails with LeaseLost instead of writing over the
+newer holder's work.
+"""
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..core.database import HOLDS, end_reads
+from ..core.extensions import db
+from ..core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
+from ..storage import LeaseLost, LockBusy, Locker
+from ..storage.base import LOCK_NAME
+from ..storage.layout import BOOT_ID
+
+log = logging.getLogger(__name__)
+
+LEASES = Lease.__table__
+# Waits between tries of a busy lock: from the first to the longest.
+FIRST_POLL, LONGEST_POLL = 0.02, 0.25
+
+
+@dataclass
+class Hold:
+    locker: "DatabaseLocker"
+    name: str
+    token: str
+    chunk: int | None  # the chunk asked for with the hold
+    claimed: bool  # whether the hold got it
+    renewed: float = field(default_factory=time.monotonic)  # taken or last renewed
+    undecided: bool = False  # a hold naming a chunk, until claim() asks for it
+
+
+class DatabaseLocker(Locker):
+    """Leases of one app's database."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.lease_ms = int(float(app.config["LEASE_SECONDS"]) * 1000)
+        self.host = _host_id(app.config["DATA_DIR"])
+
+    @contextmanager
+    def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0,
+             chunk: int | None = None) -> Iterator[None]:
+        _check(name)
+        end_reads()  # never wait with the session's transaction open
+        kind = EXCLUSIVE if exclusive else SHARED
+        token, deadline, pause = uuid.uuid4().hex, time.monotonic() + timeout, FIRST_POLL
+        while (claimed := self._take(name, token, kind, chunk)) is None:
+            if time.monotonic() >= deadline:
+                raise LockBusy(name)
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, LONGEST_POLL)
+        held = Hold(self, name, token, chunk, claimed, undecided=chunk is not None)
+        with _registered(held):
+            yield
+
+    @contextmanager
+    def claim(self, key: str, index: int) -> Iterator[bool]:
+        for held in reversed(_thread_holds()):  # the innermost hold is the caller's
+            if held.locker is self and held.name == key and held.chunk == index \
+                    and held.undecided:
+                held.undecided = False
+                yield held.claimed  # decided when the hold was taken
+                return
+        _check(key)
+        end_reads()
+        token = uuid.uuid4().hex
+        claimed = self._take(key, token, SHARED, index)
+        if claimed is None:  # held exclusively: no chunk of it is written now
+            yield False
+            return
+        held = Hold(self, key, token, index, claimed)
+        if not claimed:
+            self._release(token, key)
+            yield False
+            return
+        with _registered(held):
+            yield True
+
+    # -- the database -------------------------------------------------------------------
+
+    def _take(self, name: str, token: str, kind: str, chunk: int | None) -> bool | None:
+        """Add the hold if the live ones allow it: None if not, else whether it claimed the
+        chunk. One transaction, on a connection of its own."""
+        for _ in range(3):  # the gate made meanwhile by another taker, or swept
+            with db.engine.connect() as connection, connection.begin() as transaction:
+                rows = connection.execute(
+                    select(LEASES.c.holder, LEASES.c.kind, LEASES.c.chunk, LEASES.c.owner,
+                           LEASES.c.expires_ms)
+                    .where(LEASES.c.name == name).order_by(LEASES.c.holder)
+                    .with_for_update()).all()
+                if not rows or rows[0].holder != GATE:
+                    transaction.rollback()
+                    self._make_gate(name)
+                    continue
+                now = _now_ms()
+                live, dead = [], []
+                for row in rows[1:]:
+                    (live if row.expires_ms > now and self._alive(row.owner) else dead).append(row)
+                if any(row.kind == EXCLUSIVE for row in live) or (kind == EXCLUSIVE and live):
+                    transaction.rollback()
+                    return None
+                claimed = chunk is not None and all(row.chunk != chunk for row in live)
+                if dead:
+                    connection.execute(delete(LEASES).where(
+                        LEASES.c.name == name,
+                        LEASES.c.holder.in_([row.holder for row in dead])))
+                connection.execute(insert(LEASES).values(
+                    name=name, holder=token, kind=kind, chunk=chunk if claimed else None,
+                    owner=f"{self.host}/{_process()}", expires_ms=now + self.lease_ms))
+                transaction.commit()
+                return claimed
+        raise LockBusy(name)
+
+    def _make_gate(self, name: str) -> None:
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(insert(LEASES).values(
+                    name=name, holder=GATE, kind=EXCLUSIVE, owner="", expires_ms=0))
+        except IntegrityError:
+            pass  # another taker made it
+
+    def _release(self, token: str, name: str) -> None:
+        with db.engine.begin() as connection:
+            connection.execute(delete(LEASES).where(LEASES.c.name == name,
+                                                    LEASES.c.holder == token))
+
+    def renew(self, tokens: list[str]) -> int:
+        """Extend these holds that have not lapsed; how many were."""
+        now = _now_ms()
+        with self.app.app_context(), db.engine.begin() as connection:
+            return connection.execute(
+                update(LEASES).where(LEASES.c.holder.in_(tokens), LEASES.c.expires_ms > now)
+                .values(expires_ms=now + self.lease_ms)).rowcount
+
+    def _alive(self, owner: str) -> bool:
+        """Whether the process that took a hold may still run: one of this host's is
+        looked up; another host's is trusted until its lease lapses."""
+        host, pid, start = _parse_owner(owner)
+        if host != self.host:
+            return True
+        return _start_time(pid) == start
+
+
+def _check(name: str) -> None:
+    if not LOCK_NAME.fullmatch(name):
+        raise ValueError("invalid lock name")
+
+
+def fence(session: Session) -> None:
+    """Before a commit: renew the thread's holds if the transaction wrote, or fail."""
+    holds = _thread_holds()
+    if not holds or not session.in_transaction():
+        return
+    connection = session.connection()
+    if not connection.info.get(HOLDS):
+        return  # it only read: there is nothing to keep from a newer holder
+    now = _now_ms()
+    for locker in {held.locker for held in holds}:
+        tokens = [held.token for held in holds if held.locker is locker]
+        renewed = connection.execute(
+            update(LEASES).where(LEASES.c.holder.in_(tokens), LEASES.c.expires_ms > now)
+            .values(expires_ms=now + locker.lease_ms)).rowcount
+        if renewed != len(tokens):
+            names = ", ".join(sorted({held.name for held in holds}))
+            log.warning("lease of %s lapsed: the transaction is not committed", names)
+            raise LeaseLost(names)
+
+
+def sweep() -> int:
+    """Remove lapsed holds and the gates of names nobody holds that belong to no upload in
+    progress (`flask cleanup`); how many rows went. A taker that finds its gate gone makes
+    it again, so this is safe beside any hold."""
+    now = _now_ms()
+    lapsed = db.session.execute(delete(LEASES).where(
+        LEASES.c.holder != GATE, LEASES.c.expires_ms < now)).rowcount
+    held = select(LEASES.c.name).where(LEASES.c.holder != GATE).scalar_subquery()
+    gates = db.session.execute(select(LEASES.c.name).where(
+        LEASES.c.holder == GATE, LEASES.c.name.not_in(held))).scalars().all()
+    live = set(db.session.execute(select(Upload.key).where(
+        Upload.status == UPLOADING,
+        Upload.key.in_({name.partition(".")[0] for name in gates}))).scalars())
+    idle = [name for name in gates if name.partition(".")[0] not in live]
+    removed = 0
+    for start in range(0, len(idle), 500):
+        removed += db.session.execute(delete(LEASES).where(
+            LEASES.c.holder == GATE, LEASES.c.name.in_(idle[start:start + 500]))).rowcount
+    db.session.commit()
+    return lapsed + removed
+
+
+def init_app(app: Flask) -> None:
+    """Give the app's store the database's leases, and fence every commit."""
+    app.extensions["store"].locker = DatabaseLocker(app)
+    if not event.contains(Session, "before_commit", fence):
+        event.listen(Session, "before_commit", fence)
+
+
+# -- holds of this thread and this process ------------------------------------------------
+
+_local = threading.local()
+_process_holds: dict[str, Hold] = {}
+_process_lock = threading.Lock()
+_renewer_pid: int | None = None
+_wake = threading.Event()  # a new hold: the renewer looks again at when to renew
+
+
+def _thread_holds() -> list[Hold]:
+    return getattr(_local, "holds", [])
+
+
+@contextmanager
+def _registered(held: Hold) -> Iterator[None]:
+    """Keep the hold renewed and fenced while the caller runs; then end the session's
+    transaction (committed if the block ended well, rolled back if not) and release it."""
+    _local.holds = [*_thread_holds(), held]
+    with _process_lock:
+        _process_holds[held.token] = held
+    _start_renewer()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        try:
+            session = db.session()
+            if session.in_transaction():
+                if failed:
+                    session.rollback()  # what failed is not committed on the way out
+                else:
+                    end_reads()
+        finally:
+            _local.holds = [other for other in _thread_holds() if other is not held]
+            with _process_lock:
+                _process_holds.pop(held.token, None)
+            held.locker._release(held.token, held.name)
+
+
+def _start_renewer() -> None:
+    """The process's renewing thread: started once per process (after gunicorn's fork)."""
+    global _renewer_pid
+    _wake.set()
+    with _process_lock:
+        if _renewer_pid == os.getpid():
+            return
+        _renewer_pid = os.getpid()
+    threading.Thread(target=_renew_all, name="lease-renewer", daemon=True).start()
+
+
+def _renew_all() -> None:
+    """Renew every hold of the process a third of its lease after its last renewal."""
+    while True:
+        with _process_lock:
+            holds = list(_process_holds.values())
+        now = time.monotonic()
+        due = [held for held in holds if now >= held.renewed + held.locker.lease_ms / 3000]
+        for locker in {held.locker for held in due}:
+            mine = [held for held in due if held.locker is locker]
+            try:
+                renewed = locker.renew([held.token for held in mine])
+            except Exception:  # the database is away now: the fence decides at commit
+                log.warning("could not renew %d leases", len(mine), exc_info=True)
+                continue
+            for held in mine:
+                held.renewed = now
+            if renewed < len(mine):
+                log.warning("%d of %d leases lapsed before they were renewed",
+                            len(mine) - renewed, len(mine))
+        waits = [held.renewed + held.locker.lease_ms / 3000 - time.monotonic()
+                 for held in holds]
+        _wake.wait(max(min(waits, default=60.0), 0.01))
+        _wake.clear()
+
+
+# -- who holds ------------------------------------------------------------------------------
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _host_id(data_dir: str | None) -> str:
+    """This host as its leases name it: the boot of the machine, the pid namespace (a
+    container is a host of its own) and the data directory (two instances on one machine
+    are two hosts)."""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    place = hashlib.sha256(os.path.abspath(data_dir or "").encode()).hexdigest()[:12]
+    return f"{BOOT_ID or 'unknown'}:{namespace}:{place}"
+
+
+def _process() -> str:
+    pid = os.getpid()
+    return f"{pid}/{_start_time(pid)}"
+
+
+def _parse_owner(owner: str) -> tuple[str, int, str | None]:
+    host, _, rest = owner.partition("/")
+    pid, _, start = rest.partition("/")
+    try:
+        return host, int(pid), start
+    except ValueError:
+        return host, -1, start
+
+
+def _start_time(pid: int) -> str | None:
+    """When the process started (clock ticks since boot), None if there is none: with
+    the pid it names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
