@@ -5,7 +5,6 @@ every test checks the bytes that end up published."""
 import hashlib
 import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -397,36 +396,24 @@ def test_two_patches_at_one_offset_on_two_hosts(cluster):
 # -- hosts that die --
 
 
-def hold_a_chunk_open(base: str, f: TestFile, index: int) -> socket.socket:
-    """Start sending a chunk to base and stop halfway through its bytes, the connection
-    left open (a slow client)."""
-    boundary = uuid.uuid4().hex
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                   f"{value}\r\n" for name, value in fields(f, index).items())
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="chunk"; '
-             'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n')
-    body = head.encode() + f.chunk(index) + f"\r\n--{boundary}--\r\n".encode()
-    parts = urlsplit(base)
-    request = (f"POST /api/upload-chunk HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-               f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode()
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-    sock.sendall(request + body[:len(head) + len(f.chunk(index)) // 2])
-    return sock
-
-
-def test_a_host_killed_mid_chunk(cluster):
+def test_a_host_killed_mid_chunk(cluster, s3_env):
+    """A host dies while it writes a chunk to the store, holding the chunk's lease (the
+    store is held still until then, so that the host is caught there); the client sends the
+    chunk again through the others, which store it once the dead host's lease expires."""
     f = new_file(4 * MiB - 100, 1 * MiB, "killed-chunk")
     send_all(cluster, f, [0, 1, 3])
     key = upload_key(cluster, f)
-    held = hold_a_chunk_open(cluster.hosts[0].url, f, 2)
+    s3_env.pause()
     try:
+        writing = threading.Thread(target=quietly, args=(
+            lambda: send_chunk(cluster.hosts[0].url, f, 2),))
+        writing.start()
         wait_for(lambda: leases(cluster, key), "a lease on the chunk being written")
         cluster.kill(0)
+        writing.join()
     finally:
-        held.close()
+        s3_env.resume()
     try:
-        # The client carries on through the others, once the dead host's lease expires.
         send_all(cluster, f, [2])
         # Acknowledged is stored, wherever the dead host's copy was.
         assert check_chunks(cluster.url, f).json()["uploadedChunks"] == [0, 1, 2, 3]
@@ -437,7 +424,10 @@ def test_a_host_killed_mid_chunk(cluster):
     assert_served_everywhere(cluster, done.json()["path"], f.data)
 
 
-def test_a_host_killed_mid_complete(cluster, bucket):
+def test_a_host_killed_mid_complete(cluster, bucket, s3_env):
+    """A host dies while it merges (the store held still once its merge has begun, so
+    that it dies inside the merge, whatever step it is at); completion on the others waits
+    for its lease to expire and merges once."""
     f = new_file(24 * MiB + 5, 1 * MiB, "killed-complete")
     order = list(range(f.total))
     random.shuffle(order)  # out of order: completion reads every byte back to hash it
@@ -445,12 +435,17 @@ def test_a_host_killed_mid_complete(cluster, bucket):
     key = upload_key(cluster, f)
     victim = cluster.hosts[1]
     outcome = []
-    merging = threading.Thread(target=lambda: outcome.append(_complete_or_none(victim.url, f)))
+    merging = threading.Thread(target=lambda: outcome.append(
+        quietly(lambda: complete(victim.url, f))))
     merging.start()
     try:
         wait_for(lambda: ("x" in [kind for _, kind in leases(cluster, key)]
                           or outcome), "the merge's exclusive lease")
-        cluster.kill(1)
+        s3_env.pause()
+        try:
+            cluster.kill(1)
+        finally:
+            s3_env.resume()
     finally:
         merging.join()
     try:
@@ -463,10 +458,11 @@ def test_a_host_killed_mid_complete(cluster, bucket):
     assert_served_everywhere(cluster, done.json()["path"], f.data)
 
 
-def _complete_or_none(base: str, f: TestFile):
+def quietly(call):
+    """call(), or None if its host died under it."""
     try:
-        return complete(base, f)
-    except requests.ConnectionError:  # the host died under it
+        return call()
+    except requests.ConnectionError:
         return None
 
 
