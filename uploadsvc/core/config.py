@@ -17,6 +17,8 @@ class DefaultConfig:
     S3_TIMEOUT = 30.0
     # Parts streamed to the object store (PATCH bodies, small chunks joined), at least 5 MiB.
     S3_PART_SIZE = 16 * MiB
+    # Every part but the last of exactly S3_PART_SIZE (stores such as Cloudflare R2 want it).
+    S3_EQUAL_PARTS = False
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
     # MySQL only (docs/deployment.md, "Running on MySQL or MariaDB"): connections per worker (None:

@@ -46,7 +46,8 @@ class S3Layout:
     """Names, listings and segments of one bucket prefix."""
 
     def __init__(self, client, url: BucketURL, data_dir: str, part_size: int = PART_SIZE,
-                 buffer_size: int = BUFFER_SIZE, max_parts: int | None = None) -> None:
+                 buffer_size: int = BUFFER_SIZE, max_parts: int | None = None,
+                 equal_parts: bool = False) -> None:
         self.client, self.url = client, url
         self.bucket, self.prefix = url.bucket, url.prefix
         self.root = os.path.abspath(data_dir)
@@ -58,7 +59,7 @@ class S3Layout:
         self.buffer_size = buffer_size
         extra = {"max_parts": max_parts} if max_parts else {}
         self.joiner = Joiner(client, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
-                             part_size, buffer_size, **extra)
+                             part_size, buffer_size, equal_parts=equal_parts, **extra)
 
     # -- names ----------------------------------------------------------------------------
 
