@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from uploadsvc.core.extensions import db
-from uploadsvc.core.models import UploadEvent
-from uploadsvc.services import api_uploads
+from uploadsvc.core.models import Upload, UploadEvent, utcnow
+from uploadsvc.services import api_uploads, uploads
 
 from . import conftest
 from .helpers import finished_bytes, random_file, send_chunk, upload_all
@@ -86,10 +86,10 @@ def orphans(app) -> tuple[list[str], list[str]]:
     return sorted(names), sorted(started)
 
 
-def expired_events(app, key: str) -> int:
+def expired_events(app, key: str, kind: str = UploadEvent.EXPIRED) -> int:
     with app.app_context():
         query = select(func.count()).select_from(UploadEvent).filter_by(
-            upload_key=key, kind=UploadEvent.EXPIRED)
+            upload_key=key, kind=kind)
         return db.session.execute(query).scalar_one()
 
 
@@ -144,3 +144,22 @@ def test_cleanup_on_three_hosts_at_once_leaves_nothing_no_row_owns(app, client, 
     assert client.post("/api/complete-upload", json=live.ident()).status_code == 200
     assert finished_bytes(app, "live.bin") == live.data
     assert finished_bytes(app, "done.bin") == done.data
+
+
+def test_a_removal_that_lost_the_race_changes_nothing(app, client):
+    """Two hosts found the upload idle; a chunk came, or the other removed it, first."""
+    f = random_file(3000, 1000, "raced.bin")
+    assert send_chunk(client, f, 0).status_code == 200
+    with app.app_context():
+        found = api_uploads.find(f.md5, f.name)  # as a cleanup read it, idle since then
+        key, idle_since = found.key, utcnow()
+    assert send_chunk(client, f, 1).status_code == 200  # a chunk after all
+    with app.app_context():
+        assert uploads.remove(found, UploadEvent.EXPIRED, Upload.updated_at < idle_since) \
+            is False
+        assert api_uploads.find(f.md5, f.name) is not None
+        assert uploads.remove(found, UploadEvent.DELETED) is True
+        assert uploads.remove(found, UploadEvent.DELETED) is False  # the other host's
+    assert expired_events(app, key) == 0
+    assert expired_events(app, key, UploadEvent.DELETED) == 1
+    assert objects(app) == []
