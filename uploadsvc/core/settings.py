@@ -4,7 +4,7 @@ import os
 from flask import Flask
 
 from .config import DefaultConfig
-from .units import parse_duration, parse_fsync, parse_origins
+from .units import parse_bool, parse_duration, parse_fsync, parse_origins
 
 # The original Node server's environment names, kept for existing deployments.
 SEED_ENV_KEYS = {"MAX_FILE_SIZE": int}
@@ -35,6 +35,8 @@ def _derive(app: Flask) -> None:
     config["MAX_FILE_SIZE"] = int(config["MAX_FILE_SIZE"])
     config["FSYNC"] = parse_fsync(config["FSYNC"])
     config["UPLOAD_EXPIRY"] = parse_duration(config["UPLOAD_EXPIRY"])
+    config["S3_ORPHAN_AGE"] = parse_duration(config["S3_ORPHAN_AGE"])
+    config["S3_EQUAL_PARTS"] = parse_bool(config["S3_EQUAL_PARTS"])
     config["CORS_ORIGINS"] = parse_origins(config["CORS_ORIGINS"])
     # A chunk can never be larger than the file; leave room for the multipart envelope.
     config["MAX_CONTENT_LENGTH"] = config["MAX_FILE_SIZE"] + 1024 * 1024

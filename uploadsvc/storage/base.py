@@ -94,6 +94,10 @@ class Store(ABC):
     """The core: an upload's bytes as they arrive, and the finished files they become."""
 
     locker: Locker
+    # Seconds after which cleanup removes what no row owns (bytes of no upload, temporary
+    # files); None: after the idle time cleanup is given, at least a minute. A store shared
+    # by several hosts sets its own, so that no host takes what a request on another uses.
+    orphan_age: float | None = None
 
     # -- an upload's bytes ------------------------------------------------------------
 
@@ -259,6 +263,15 @@ class Concatenation(ABC):
     @abstractmethod
     def concatenate(self, keys: list[str]) -> Sealed:
         """The bytes of keys, in order, as one sealed file, hashed in the same pass."""
+
+
+class FileListing(ABC):
+    """Capability: listing the finished files, so that cleanup can remove those that no
+    upload references (a store shared by hosts, where a crash may leave one behind)."""
+
+    @abstractmethod
+    def finished_files(self) -> Iterator[tuple[str, float]]:
+        """(stored name, last change as a Unix time) of every finished file."""
 
 
 class FileServer(ABC):
