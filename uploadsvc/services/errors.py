@@ -166,3 +166,10 @@ class StorageUnavailable(UploadError):
     code = "storage_unavailable"
     message = "The object store cannot be reached now; try again shortly."
     headers = {"Retry-After": "5"}
+
+
+class DatabaseUnavailable(UploadError):
+    status = 503
+    code = "database_unavailable"
+    message = "The database cannot be reached now; try again shortly."
+    headers = {"Retry-After": "5"}
