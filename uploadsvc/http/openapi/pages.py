@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from apispec import APISpec
 
 from .api import ERRORS
+from .responses import UNAVAILABLE
 
 BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -26,7 +27,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
             "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
             "404": error(404, "No such file (or downloads are off, or it is another key's)."),
             "416": error(416, "The range is outside the file (Content-Range says its size)."),
-            "401": error(401), "429": error(429), "500": error(500),
+            "401": error(401), "429": error(429), "500": error(500), "503": UNAVAILABLE,
         }}})
     page = {"200": {"description": "The resource.", "content": BINARY},
             "304": {"description": "Not modified."},

@@ -5,6 +5,7 @@ from apispec import APISpec
 
 from ...storage import UPLOAD_KEY
 from .api import ERRORS
+from .responses import UNAVAILABLE
 
 TUS_ERRORS = {
     403: "A final (concatenated) upload cannot be written; or a new upload refused by the "
@@ -29,13 +30,15 @@ KEY = {"in": "path", "name": "key", "required": True,
 
 
 def answers(success: dict, *errors: int, body: bool = True) -> dict:
-    """Success answers plus error statuses (and 401, 429, 500), JSON unless HEAD."""
+    """Success answers plus error statuses (and 401, 429, 500, and 503: every operation
+    reads the database), JSON unless HEAD."""
     result = dict(success)
     for status in sorted({*errors, 401, 429, 500}):
         description = TUS_ERRORS.get(status) or ERRORS[status]
         result[str(status)] = {"description": description}
         if body:
             result[str(status)]["content"] = {"application/json": {"schema": "Error"}}
+    result["503"] = UNAVAILABLE
     return result
 
 
