@@ -36,6 +36,7 @@ def requests_of_every_operation(client):
     yield client.get("/uploads/report.pdf")
     yield client.post("/files/", headers={**TUS, "Upload-Length": "10"})
     yield client.head(f"/files/{KEY}", headers=TUS)
+    yield client.get(f"/files/{KEY}")
     yield client.patch(f"/files/{KEY}", data=b"x", content_type=OFFSET_STREAM,
                        headers={**TUS, "Upload-Offset": "0"})
     yield client.delete(f"/files/{KEY}", headers=TUS)

@@ -14,6 +14,18 @@ def error(status: int, description: str | None = None) -> dict:
             "content": {"application/json": {"schema": "Error"}}}
 
 
+def download_answers(not_found: str) -> dict:
+    """The answers of a finished file's download (at its path, or its tus upload's URL)."""
+    return {
+        "200": {"description": "The whole file, as an attachment.", "content": BINARY},
+        "206": {"description": "The requested byte range.", "content": BINARY},
+        "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+        "404": error(404, not_found),
+        "416": error(416, "The range is outside the file (Content-Range says its size)."),
+        "401": error(401), "429": error(429), "500": error(500), "503": UNAVAILABLE,
+    }
+
+
 def add_paths(spec: APISpec, config: Mapping) -> None:
     """Register the download route and the page's routes on spec."""
     spec.path("/uploads/{stored_name}", operations={"get": {
@@ -21,14 +33,8 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
         "operationId": "download",
         "parameters": [{"in": "path", "name": "stored_name", "required": True,
                         "schema": {"type": "string", "minLength": 1}}],
-        "responses": {
-            "200": {"description": "The whole file, as an attachment.", "content": BINARY},
-            "206": {"description": "The requested byte range.", "content": BINARY},
-            "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
-            "404": error(404, "No such file (or downloads are off, or it is another key's)."),
-            "416": error(416, "The range is outside the file (Content-Range says its size)."),
-            "401": error(401), "429": error(429), "500": error(500), "503": UNAVAILABLE,
-        }}})
+        "responses": download_answers(
+            "No such file (or downloads are off, or it is another key's).")}})
     page = {"200": {"description": "The resource.", "content": BINARY},
             "304": {"description": "Not modified."},
             "404": error(404, "No such file, or the upload page is turned off."),
