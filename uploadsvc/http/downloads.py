@@ -1,8 +1,12 @@
 """Downloads of completed files at their `path` (/uploads/<stored name>), with Range support;
 tus serves a finished upload's URL with the same answer (send)."""
-from flask import Blueprint, request, send_file
+import unicodedata
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_range_header
+from werkzeug.http import dump_options_header, parse_range_header
+from werkzeug.utils import get_content_type
 
 from ..services import downloads
 from ..services.errors import FileNotFound
@@ -17,7 +21,14 @@ def download(stored_name: str):
 
 
 def send(served: downloads.Served):
-    """The answer that sends a finished file's bytes, whole or the range asked for."""
+    """The answer that sends a finished file: a redirect to the store (presigned downloads),
+    or its bytes, whole or the range asked for."""
+    content_type = get_content_type(served.content_type, "utf-8")
+    if request.method == "GET":  # a URL signed for GET is refused to HEAD
+        url = downloads.presigned_url(served, content_type, attachment(served.file_name))
+        if url is not None:  # 307: no body, not cached (the URL expires)
+            return current_app.response_class(
+                status=307, headers={"Location": url, "Cache-Control": "no-store"})
     if "Range" in request.headers:
         ranges = parse_range_header(request.headers["Range"])
         if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
@@ -37,6 +48,18 @@ def send(served: downloads.Served):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def attachment(file_name: str) -> str:
+    """Content-Disposition of a download saved as file_name, as send_file writes it."""
+    try:
+        file_name.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode()
+        quoted = quote(file_name, safe="!#$&+-.^_`|~")
+        return dump_options_header("attachment", {"filename": simple,
+                                                  "filename*": f"UTF-8''{quoted}"})
+    return dump_options_header("attachment", {"filename": file_name})
 
 
 def _streamed(download, file_name: str, content_type: str):

@@ -1,5 +1,5 @@
 """Finding the finished file a download asks for, through the store: at its `path`, or at
-its tus upload's URL."""
+its tus upload's URL; and whether the client should fetch it from the store itself."""
 import base64
 import binascii
 import mimetypes
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..core.extensions import db
 from ..core.models import COMPLETED, Upload
 from ..core.naming import safe_name
-from ..storage import Download, FileGone, FileServer
+from ..storage import Download, FileGone, FileServer, Presigner
 from . import access, tus_uploads
 from .errors import FileNotFound, UploadUnfinished
 from .stores import store
@@ -58,6 +58,16 @@ def find_tus(key: str) -> Served:
     if not upload.is_completed:
         raise UploadUnfinished()
     return _served(upload)
+
+
+def presigned_url(served: Served, content_type: str, disposition: str) -> str | None:
+    """Where the client should fetch the file from the store itself, with these headers,
+    when S3_PRESIGNED_DOWNLOADS is on and the store can sign URLs; None: stream it."""
+    seconds = int(current_app.config["S3_PRESIGNED_DOWNLOADS"] or 0)
+    server = store()
+    if seconds <= 0 or not isinstance(server, Presigner):
+        return None
+    return server.presigned_url(served.stored_name, seconds, content_type, disposition)
 
 
 def _served(upload: Upload) -> Served:

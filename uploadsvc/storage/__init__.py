@@ -10,6 +10,7 @@ from .base import (
     Download,
     FileServer,
     Locker,
+    Presigner,
     Sealed,
     Store,
     StreamedChunks,
@@ -29,7 +30,7 @@ from .local import LocalStore
 from .spool import md5_of, stream_size
 
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
-           "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
+           "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Presigner", "Sealed",
            "S3Store", "StorageError", "StorageFull", "StorageUnavailable", "Store",
            "StreamedChunks",
            "UploadGone", "Written", "md5_of", "stream_size"]

@@ -7,14 +7,15 @@ rest), hashing them with ranged GETs past a saved MD5 state; publishing joins th
 into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
 about an upload is kept in this process: every call starts from the objects' names.
 
-A finished file is served as a stream of ranged GETs (FileServer with no path). Locks and
-chunk claims are still this host's.
+A finished file is served as a stream of ranged GETs (FileServer with no path), or fetched
+by the client itself at a presigned URL (Presigner). Locks and chunk claims are still this
+host's.
 """
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import Concatenation, Download, FileServer, Sealed, Store, Written
+from .base import Concatenation, Download, FileServer, Presigner, Sealed, Store, Written
 from .errors import FileGone, StorageError
 from .locking import FileLocker
 from .md5state import Md5State
@@ -26,7 +27,7 @@ from .s3temps import S3Temps
 from .spool import SpoolFile
 
 
-class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
+class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, Presigner):
     """Uploads' bytes and finished files in one bucket prefix; locks on this host."""
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
@@ -150,6 +151,15 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
         return Download(size=size, etag=head["ETag"].strip('"'),
                         modified=head["LastModified"].timestamp(),
                         open=lambda: ObjectReader(self.client, self.bucket, key, size))
+
+    def presigned_url(self, name: str, seconds: int, content_type: str,
+                      disposition: str) -> str:
+        # Signed here, with no request: the client's GET goes to the store's endpoint.
+        with s3_errors("presigning a download"):
+            return self.client.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+                "Bucket": self.bucket, "Key": self._file_name(name),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition})
 
     def delete_file(self, name: str) -> None:
         self._delete_all([self._file_name(name)])
