@@ -11,6 +11,7 @@ from .base import (
     FileListing,
     FileServer,
     Locker,
+    Presigner,
     Sealed,
     Store,
     StreamedChunks,
@@ -32,7 +33,7 @@ from .spool import md5_of, stream_size
 
 __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileListing",
            "FileServer", "LeaseLost", "LocalStore", "LockBusy", "Locker", "NameTaken",
-           "PartTooLarge", "Sealed", "S3Store", "StorageError", "StorageFull",
+           "PartTooLarge", "Presigner", "Sealed", "S3Store", "StorageError", "StorageFull",
            "StorageUnavailable", "Store", "StreamedChunks", "UploadGone", "Written", "md5_of",
            "stream_size"]
 

@@ -280,3 +280,13 @@ class FileServer(ABC):
     @abstractmethod
     def serve(self, name: str) -> Download:
         """How to serve the finished file under name (FileGone if there is none)."""
+
+
+class Presigner(ABC):
+    """Capability: a URL that lets a client fetch a finished file from the store itself."""
+
+    @abstractmethod
+    def presigned_url(self, name: str, seconds: int, content_type: str,
+                      disposition: str) -> str:
+        """A URL valid for seconds that GETs the finished file under name (Range included),
+        answered with these Content-Type and Content-Disposition headers."""

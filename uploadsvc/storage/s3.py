@@ -7,16 +7,26 @@ rest), hashing them with ranged GETs past a saved MD5 state; publishing joins th
 into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
 about an upload is kept in this process: every call starts from the objects' names.
 
-A finished file is served as a stream of ranged GETs (FileServer with no path), and the
-finished files can be listed (FileListing) for cleanup. Locks and chunk claims are the
-locker's: the app gives the store the database's leases, which hold across hosts (a store
-on its own has this host's FileLocker).
+A finished file is served as a stream of ranged GETs (FileServer with no path), or fetched
+by the client itself at a presigned URL (Presigner), and the finished files can be listed
+(FileListing) for cleanup. Locks and chunk claims are the locker's: the app gives the store
+the database's leases, which hold across hosts (a store on its own has this host's
+FileLocker).
 """
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import Concatenation, Download, FileListing, FileServer, Sealed, Store, Written
+from .base import (
+    Concatenation,
+    Download,
+    FileListing,
+    FileServer,
+    Presigner,
+    Sealed,
+    Store,
+    Written,
+)
 from .errors import FileGone, StorageError
 from .locking import FileLocker
 from .md5state import Md5State
@@ -28,7 +38,8 @@ from .s3temps import S3Temps
 from .spool import SpoolFile
 
 
-class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListing):
+class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListing,
+              Presigner):
     """Uploads' bytes and finished files in one bucket prefix."""
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
@@ -152,6 +163,15 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
         return Download(size=size, etag=head["ETag"].strip('"'),
                         modified=head["LastModified"].timestamp(),
                         open=lambda: ObjectReader(self.client, self.bucket, key, size))
+
+    def presigned_url(self, name: str, seconds: int, content_type: str,
+                      disposition: str) -> str:
+        # Signed here, with no request: the client's GET goes to the store's endpoint.
+        with s3_errors("presigning a download"):
+            return self.client.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+                "Bucket": self.bucket, "Key": self._file_name(name),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition})
 
     def delete_file(self, name: str) -> None:
         dest = self._file_name(name)
