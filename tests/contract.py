@@ -31,8 +31,10 @@ class Contract:
             method = "GET"
         return template, operations.get(method.lower())
 
-    def check(self, method: str, path: str, status: int, content_type: str, body) -> None:
-        """Fail unless the answer's status and body are documented for this request."""
+    def check(self, method: str, path: str, status: int, content_type: str, body,
+              headers=None) -> None:
+        """Fail unless the answer's status, body and required headers are documented for
+        this request."""
         template, operation = self.operation(method, path)
         if template is None or (operation is None and method == "OPTIONS"):
             if path.startswith("/api/") and method != "OPTIONS":
@@ -42,6 +44,11 @@ class Contract:
         assert operation is not None, f"{method} {template} is not in the OpenAPI document"
         answer = operation["responses"].get(str(status))
         assert answer is not None, f"{method} {template}: status {status} is not documented"
+        if "$ref" in answer:  # a shared answer, #/components/responses/<name>
+            answer = self.document["components"]["responses"][answer["$ref"].rpartition("/")[2]]
+        for name, spec in answer.get("headers", {}).items():
+            if spec.get("required") and headers is not None:
+                assert name in headers, f"{method} {template} {status}: no {name} header"
         content = answer.get("content", {})
         if not content or method == "HEAD":
             assert not body, (method, template, status)
@@ -71,5 +78,5 @@ class CheckedClient(FlaskClient):
         body = (response.get_json(silent=True) if response.mimetype == "application/json"
                 else response.get_data()) if response.status_code != 304 else None
         contract.check(request.method, request.path, response.status_code, response.mimetype,
-                       body)
+                       body, response.headers)
         return response

@@ -12,7 +12,7 @@ import pymysql
 # Root's PATH has /usr/sbin; other users' may not.
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 TABLES = ("chunks", "upload_events", "uploads", "api_keys", "hook_deliveries",
-          "upload_event_days")
+          "upload_event_days", "leases")
 
 
 def find(command: str) -> str:

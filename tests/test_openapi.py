@@ -157,9 +157,33 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     # handler): produced once above, and per route in test_access, test_limits and
     # test_production_errors. The rest need a race or a full disk on that very route.
     # 403 needs a pre-create hook: test_precreate produces it, through the same client.
-    shared = {s for s in missing if s[2] in (401, 403, 429, 500)}
+    # 503 is the shared answer of an unreachable store or database: test_unavailable has
+    # it from every operation that documents it, test_s3_app from a stopped store.
+    shared = {s for s in missing if s[2] in (401, 403, 429, 500, 503)}
     races = {("DELETE", "/api/upload/{md5}/{fileName}", 409),
              ("POST", "/api/upload-chunk", 404),
              ("POST", "/api/check-chunks", 507), ("POST", "/api/complete-upload", 507)}
     assert not missing - shared - races, sorted(missing - shared - races)
     assert {s[2] for s in checked} >= {401, 429, 500}
+
+
+def test_every_operation_on_the_store_or_database_documents_the_shared_503(app):
+    """503 with Retry-After (storage_unavailable, database_unavailable) is one component,
+    referenced by every operation but those that read neither."""
+    document = Contract(app).document
+    unavailable = document["components"]["responses"]["Unavailable"]
+    assert unavailable["headers"]["Retry-After"]["required"] is True
+    assert "storage_unavailable" in unavailable["description"]
+    assert "database_unavailable" in unavailable["description"]
+    without = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answer = operation["responses"].get("503")
+            if answer is None:
+                without.add((method, path))
+            else:
+                assert answer == {"$ref": "#/components/responses/Unavailable"}
+    assert without == {("get", "/api/health"), ("get", "/api/openapi.json"), ("get", "/"),
+                       ("get", "/page/{filename}"), ("get", "/vendor/{name}"),
+                       ("get", "/metrics"), ("options", "/files/"),
+                       ("options", "/files/{key}")}

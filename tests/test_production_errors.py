@@ -1,5 +1,6 @@
-"""In production mode (no debug, no testing) internal failures answer a bare JSON 500: no
-stack trace, path, SQL or credentials in the body; the log keeps the details."""
+"""In production mode (no debug, no testing) internal failures answer a bare JSON 500, and an
+unreachable database a bare 503 with Retry-After: no stack trace, path, SQL or credentials
+in the body; the log keeps the details."""
 import logging
 import shutil
 
@@ -31,10 +32,19 @@ def requests_of_every_kind(client):
 
 
 def assert_bare_500(response, *secrets):
+    assert_bare(response, 500, "internal_error", *secrets)
+
+
+def assert_bare_503(response, *secrets):
+    assert_bare(response, 503, "database_unavailable", *secrets)
+    assert response.headers["Retry-After"] == "5"
+
+
+def assert_bare(response, status, code, *secrets):
     text = response.get_data(as_text=True)
-    assert response.status_code == 500, text
+    assert response.status_code == status, text
     body = response.get_json()
-    assert body["success"] is False and body["error"] == "internal_error"
+    assert body["success"] is False and body["error"] == code
     for leak in [*LEAKS, *secrets]:
         assert leak not in text, (leak, text)
 
@@ -48,7 +58,7 @@ def test_unreachable_database(data_dir, migrated_database, caplog, url):
     client = app.test_client()
     with caplog.at_level(logging.ERROR):
         for response in requests_of_every_kind(client):
-            assert_bare_500(response, str(data_dir))
+            assert_bare_503(response, str(data_dir), "secretpw")
     assert client.get("/api/health").status_code == 200
     logged = "\n".join(r.getMessage() + str(r.exc_info and r.exc_info[1]) for r in caplog.records)
     assert "OperationalError" in logged or "unable to open" in logged or "connect" in logged
@@ -58,7 +68,7 @@ def test_unreachable_database_with_access_control(data_dir, migrated_database):
     app = production_app(data_dir, migrated_database, AUTH_REQUIRED=True,
                          DATABASE_URL=f"sqlite:///{data_dir}/no/such/dir/x.sqlite3")
     response = app.test_client().get("/api/stats", headers={"Authorization": "Bearer usk_x"})
-    assert_bare_500(response, str(data_dir))
+    assert_bare_503(response, str(data_dir))
 
 
 @pytest.mark.parametrize("broken", ["temp", "chunks", "uploads"])

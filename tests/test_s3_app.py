@@ -10,7 +10,7 @@ from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 
 from . import conftest
-from .helpers import ClosingClient, finished_bytes, leftovers, random_file, send_chunk, upload_all
+from .helpers import finished_bytes, leftovers, random_file, send_chunk, upload_all
 from .seaweedfs import BUCKET
 from .tus_helpers import create, head, patch, path_of
 
@@ -124,17 +124,16 @@ def test_tus_patches_of_odd_sizes(s3_app, client):
     assert len(names) == 1 and finished_bytes(s3_app, names[0][len("uploads/"):]) == data
 
 
-def test_the_object_store_stopped_answers_503_with_retry_after(s3_app, s3_env):
-    s3_app.test_client_class = ClosingClient  # (the OpenAPI document has no 503 yet)
-    plain = s3_app.test_client()
+def test_the_object_store_stopped_answers_503_with_retry_after(s3_app, s3_env, client):
+    """(The client checks the answer against the document's shared 503.)"""
     f = random_file(100, 100)
     s3_env.pause()
     try:
-        answer = send_chunk(plain, f, 0)
+        answer = send_chunk(client, f, 0)
     finally:
         s3_env.resume()
     assert answer.status_code == 503, answer.get_data(as_text=True)
     assert answer.headers["Retry-After"] == "5"
     assert answer.get_json()["error"] == "storage_unavailable"
-    assert plain.post("/api/check-chunks", json=f.ident()).get_json()["uploadedChunks"] == []
-    assert upload_all(plain, f).get_json()["success"] is True  # then it completes
+    assert client.post("/api/check-chunks", json=f.ident()).get_json()["uploadedChunks"] == []
+    assert upload_all(client, f).get_json()["success"] is True  # then it completes

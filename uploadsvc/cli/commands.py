@@ -40,8 +40,9 @@ def _size(n: int | None) -> str:
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @with_appcontext
 def cleanup_command(older_than, dry_run):
-    """Remove expired unfinished uploads, orphaned chunk directories and stale temp files;
-    fold chunk events older than EVENT_RETENTION into daily totals."""
+    """Remove expired unfinished uploads, orphaned chunk directories, finished files no
+    upload references (object store) and stale temp files; fold chunk events older than
+    EVENT_RETENTION into daily totals."""
     if older_than is None:  # not `or`: 0s is a valid choice (everything idle), not "unset"
         older_than = current_app.config["UPLOAD_EXPIRY"]
     report = housekeeping.cleanup(older_than, dry_run=dry_run)
@@ -51,10 +52,13 @@ def cleanup_command(older_than, dry_run):
                    f"(idle since {upload.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for path in report.orphan_dirs:
         click.echo(f"{verb} orphaned chunk directory {path}")
+    for name in report.orphan_files:
+        click.echo(f"{verb} finished file no upload references {name!r}")
     for path in report.temp_files:
         click.echo(f"{verb} stale temp file {path}")
     click.echo(f"{verb} {len(report.expired)} expired uploads, {len(report.orphan_dirs)} "
-               f"orphaned chunk directories, {len(report.temp_files)} temp files")
+               f"orphaned chunk directories, {len(report.orphan_files)} unreferenced files, "
+               f"{len(report.temp_files)} temp files")
     pruned = retention.prune(current_app.config["EVENT_RETENTION"], dry_run=dry_run)
     click.echo(f"{verb} {pruned.folded} chunk events past the retention (kept as daily "
                f"totals), {pruned.deliveries} sent or failed webhook deliveries")

@@ -17,6 +17,14 @@ class DefaultConfig:
     S3_TIMEOUT = 30.0
     # Parts streamed to the object store (PATCH bodies, small chunks joined), at least 5 MiB.
     S3_PART_SIZE = 16 * MiB
+    # Every part but the last of exactly S3_PART_SIZE (stores such as Cloudflare R2 want it).
+    S3_EQUAL_PARTS = False
+    # `flask cleanup` removes objects and multipart uploads under the prefix that no upload
+    # owns only once they are this old, so that no host takes what a request on another uses.
+    S3_ORPHAN_AGE = "1d"
+    # Seconds a presigned download URL is valid (or 15m, 1h); 0 streams downloads from the
+    # bucket through the app. On, a GET of a finished file redirects (307) to the store.
+    S3_PRESIGNED_DOWNLOADS = 0
     # None means SQLite in the data directory; a mysql+pymysql:// URL selects MySQL.
     DATABASE_URL = None
     # MySQL only (docs/deployment.md, "Running on MySQL or MariaDB"): connections per worker (None:

@@ -4,11 +4,13 @@ import errno
 import logging
 
 from flask import Flask, json, request
+from sqlalchemy import exc as sql
 from werkzeug.exceptions import HTTPException
 
 from ..core.extensions import db
 from ..services.errors import (
     ChunkTooLarge,
+    DatabaseUnavailable,
     FileNotFound,
     InsufficientStorage,
     MergeInProgress,
@@ -40,6 +42,10 @@ STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {
     StoreUnreachable: StorageUnavailable,
 }
 TUS_STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {LockBusy: UploadLocked}
+# The database's failures that pass (unreachable, gone away, a lock or a pooled connection
+# not had in time), as against a statement that is wrong: 503, not 500.
+DATABASE_UNAVAILABLE = (sql.OperationalError, sql.InterfaceError, sql.DisconnectionError,
+                        sql.TimeoutError)
 
 
 def error_response(status: int, code: str, message: str, headers=None, **extra):
@@ -62,6 +68,12 @@ def _http_code(exc: HTTPException) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     """Render every error, werkzeug's and the store's included, in the API's JSON shape."""
+    _register_handlers(app)
+    for kind in DATABASE_UNAVAILABLE:  # any other database error is unexpected: a 500
+        app.register_error_handler(kind, database_unavailable)
+
+
+def _register_handlers(app: Flask) -> None:
 
     @app.errorhandler(UploadError)
     def upload_error(exc: UploadError):
@@ -89,7 +101,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        db.session.rollback()
+        _rollback()
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return storage_error(StorageFull(str(exc)))
         log.exception("unhandled error")
@@ -97,3 +109,20 @@ def register_error_handlers(app: Flask) -> None:
         if app.debug:
             message = f"{type(exc).__name__}: {exc}"
         return error_response(500, "internal_error", message)
+
+
+def database_unavailable(exc: sql.SQLAlchemyError):
+    """503 database_unavailable; the details (never in the answer) go to the log."""
+    _rollback()
+    log.error("database unavailable: %s", exc)
+    answer = DatabaseUnavailable()
+    return error_response(answer.status, answer.code, answer.message, answer.headers)
+
+
+def _rollback() -> None:
+    """End the failed transaction; with the database gone, that fails too (and the
+    connection is dropped from the pool), which must not turn the answer into a 500."""
+    try:
+        db.session.rollback()
+    except sql.SQLAlchemyError as exc:
+        log.warning("rollback after a failed request: %s", exc)

@@ -3,7 +3,9 @@ services.tus_uploads and tus_writes.
 
 Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
 checksum and concatenation. checksum-trailer is not offered: WSGI gives an application no
-access to HTTP trailers (gunicorn reads and drops them).
+access to HTTP trailers (gunicorn reads and drops them). GET on a finished upload's URL
+serves its file, as tusd does: no part of tus 1.0, it needs no Tus-Resumable (a browser
+following a link sends none).
 """
 import re
 from datetime import UTC
@@ -15,9 +17,10 @@ from werkzeug.http import http_date
 
 from ..core.models import Upload
 from ..core.units import parse_duration
-from ..services import tus_uploads, tus_writes
+from ..services import downloads, tus_uploads, tus_writes
 from ..services.errors import InvalidInput, TusVersionUnsupported
 from . import tus_headers
+from .downloads import send
 from .followups import after_response
 
 TUS_VERSION = "1.0.0"
@@ -28,19 +31,22 @@ OFFSET_STREAM = "application/offset+octet-stream"
 OVERRIDABLE = ("PATCH", "DELETE", "HEAD")
 REQUEST_HEADERS = ["Tus-Resumable", "Upload-Length", "Upload-Defer-Length", "Upload-Offset",
                    "Upload-Metadata", "Upload-Concat", "Upload-Checksum", "Content-Type",
-                   "X-HTTP-Method-Override", "X-Requested-With"]
+                   "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range"]
 RESPONSE_HEADERS = ["Location", "Upload-Offset", "Upload-Length", "Upload-Defer-Length",
                     "Upload-Metadata", "Upload-Expires", "Upload-Concat", "Upload-MD5",
                     "Upload-Path", "Tus-Resumable", "Tus-Version", "Tus-Extension",
-                    "Tus-Max-Size", "Tus-Checksum-Algorithm"]
+                    "Tus-Max-Size", "Tus-Checksum-Algorithm", "Content-Disposition",
+                    "Content-Range", "ETag"]
 
 bp = Blueprint("tus", __name__)
 
 
 @bp.before_request
 def require_tus_version():
-    """Refuse any request but OPTIONS that does not speak tus 1.0.0 (412)."""
-    if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
+    """Refuse any request but OPTIONS and GET that does not speak tus 1.0.0 (412)."""
+    if request.method in ("OPTIONS", "GET"):
+        return
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
         raise TusVersionUnsupported()
 
 
@@ -130,10 +136,14 @@ class UploadCollection(MethodView):
 
 
 class UploadResource(MethodView):
-    """One upload: state, appending, termination."""
+    """One upload: state, appending, termination, and its file once finished."""
 
     def options(self, key: str):
         return discovery()
+
+    def get(self, key: str):
+        """The finished upload's file, as at its Upload-Path (Range, ETag; 409 unfinished)."""
+        return send(downloads.find_tus(key))
 
     def head(self, key: str):
         """The upload's offset, length and metadata; never cached."""
@@ -167,7 +177,7 @@ class UploadResource(MethodView):
         """X-HTTP-Method-Override: PATCH, DELETE or HEAD sent as POST."""
         method = request.headers.get("X-HTTP-Method-Override", "").strip().upper()
         if method not in OVERRIDABLE:
-            raise MethodNotAllowed(["DELETE", "HEAD", "OPTIONS", "PATCH"])
+            raise MethodNotAllowed(["DELETE", "GET", "HEAD", "OPTIONS", "PATCH"])
         return getattr(self, method.lower())(key)
 
 
@@ -189,4 +199,4 @@ def cors_resources(app: Flask) -> dict:
     pattern = re.escape(app.config["TUS_PREFIX"]) + r"(/.*)?$"
     return {pattern: {"origins": app.config["CORS_ORIGINS"], "allow_headers": REQUEST_HEADERS,
                       "expose_headers": RESPONSE_HEADERS, "max_age": 86400,
-                      "methods": ["POST", "HEAD", "PATCH", "DELETE", "OPTIONS"]}}
+                      "methods": ["POST", "GET", "HEAD", "PATCH", "DELETE", "OPTIONS"]}}

@@ -132,6 +132,12 @@ class FileNotFound(UploadError):
     message = "No such file."
 
 
+class UploadUnfinished(UploadError):
+    status = 409
+    code = "upload_unfinished"
+    message = "This upload is not finished; HEAD gives its offset, PATCH sends the rest."
+
+
 class ChunkMd5Mismatch(UploadError):
     code = "chunk_md5_mismatch"
     message = "The chunk's bytes do not match its chunkMd5; nothing was stored, send it again."
@@ -165,4 +171,11 @@ class StorageUnavailable(UploadError):
     status = 503
     code = "storage_unavailable"
     message = "The object store cannot be reached now; try again shortly."
+    headers = {"Retry-After": "5"}
+
+
+class DatabaseUnavailable(UploadError):
+    status = 503
+    code = "database_unavailable"
+    message = "The database cannot be reached now; try again shortly."
     headers = {"Retry-After": "5"}

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -176,7 +176,11 @@ def _check(name: str) -> None:
 def fence(session: Session) -> None:
     """Before a commit: renew the thread's holds if the transaction wrote, or fail."""
     holds = _thread_holds()
-    if not holds or not session.in_transaction():
+    if not holds or not session.in_transaction() or not has_app_context():
+        return
+    app = current_app._get_current_object()
+    holds = [held for held in holds if held.locker.app is app]  # this app's database
+    if not holds:
         return
     connection = session.connection()
     if not connection.info.get(HOLDS):

@@ -52,10 +52,21 @@ def check_room(client: str) -> None:
         raise TooManyUploads("The server has too many unfinished uploads; retry later.")
 
 
-def remove(upload: Upload, kind: str) -> None:
-    """Delete an upload's rows, then its bytes; the caller holds its lock if it has one."""
+def remove(upload: Upload, kind: str, *still) -> bool:
+    """Delete an upload's rows, then its bytes; the caller holds its lock if it has one.
+
+    The row goes only as it is (by key, and while it meets the conditions `still`): of two
+    removals racing (a DELETE and a cleanup, cleanups on several hosts), one records the
+    event and removes the bytes, the other finds nothing to do and answers False."""
+    removed = db.session.execute(
+        delete(Upload).filter_by(id=upload.id, key=upload.key).where(*still)
+        .execution_options(synchronize_session=False)).rowcount
+    if removed != 1:
+        db.session.commit()  # (it changed nothing; a rollback would expire the caller's rows)
+        return False
     db.session.execute(delete(Chunk).filter_by(upload_id=upload.id))
-    db.session.delete(upload)
+    if upload in db.session:
+        db.session.expunge(upload)
     outbox.record(kind, upload)
     db.session.commit()
     store().delete(upload.key)
@@ -64,3 +75,4 @@ def remove(upload: Upload, kind: str) -> None:
     metrics.upload_removed(kind)
     log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name,
              extra=event_fields(kind, upload))
+    return True

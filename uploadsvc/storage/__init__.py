@@ -8,8 +8,10 @@ from .base import (
     ChunkFiles,
     Concatenation,
     Download,
+    FileListing,
     FileServer,
     Locker,
+    Presigner,
     Sealed,
     Store,
     StreamedChunks,
@@ -29,23 +31,24 @@ from .errors import (
 from .local import LocalStore
 from .spool import md5_of, stream_size
 
-__all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileServer",
-           "LeaseLost", "LocalStore", "LockBusy", "Locker", "NameTaken", "PartTooLarge", "Sealed",
-           "S3Store", "StorageError", "StorageFull", "StorageUnavailable", "Store",
-           "StreamedChunks",
-           "UploadGone", "Written", "md5_of", "stream_size"]
+__all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", "FileListing",
+           "FileServer", "LeaseLost", "LocalStore", "LockBusy", "Locker", "NameTaken",
+           "PartTooLarge", "Presigner", "Sealed", "S3Store", "StorageError", "StorageFull",
+           "StorageUnavailable", "Store", "StreamedChunks", "UploadGone", "Written", "md5_of",
+           "stream_size"]
 
 
 def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None = None,
                addressing_style: str = "", timeout: float = 30.0,
-               part_size: int | None = None) -> Store:
+               part_size: int | None = None, equal_parts: bool = False,
+               orphan_age: float | None = None) -> Store:
     """The store the configuration names: the local data directory, or with an
     s3://BUCKET/PREFIX URL that bucket (checked now: StorageError if it cannot be used)."""
     if not storage_url:
         return LocalStore(data_dir, fsync=fsync)
     from .s3 import S3Store
     from .s3client import BucketURL, check_bucket, make_client
-    from .s3join import MIN_PART
+    from .s3plan import MAX_COPY, MIN_PART
 
     try:
         url = BucketURL.parse(storage_url)
@@ -54,7 +57,11 @@ def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None 
         raise StorageError(f"{exc} (UPLOADSVC_STORAGE_URL, UPLOADSVC_S3_ADDRESSING_STYLE)") \
             from None
     check_bucket(client, url)
-    options = {"part_size": max(int(part_size), MIN_PART)} if part_size else {}
+    options: dict = {"equal_parts": bool(equal_parts)}
+    if part_size:
+        options["part_size"] = min(max(int(part_size), MIN_PART), MAX_COPY)
+    if orphan_age is not None:
+        options["orphan_age"] = float(orphan_age)
     return S3Store(client, url, data_dir, **options)
 
 

@@ -94,6 +94,10 @@ class Store(ABC):
     """The core: an upload's bytes as they arrive, and the finished files they become."""
 
     locker: Locker
+    # Seconds after which cleanup removes what no row owns (bytes of no upload, temporary
+    # files); None: after the idle time cleanup is given, at least a minute. A store shared
+    # by several hosts sets its own, so that no host takes what a request on another uses.
+    orphan_age: float | None = None
 
     # -- an upload's bytes ------------------------------------------------------------
 
@@ -261,9 +265,28 @@ class Concatenation(ABC):
         """The bytes of keys, in order, as one sealed file, hashed in the same pass."""
 
 
+class FileListing(ABC):
+    """Capability: listing the finished files, so that cleanup can remove those that no
+    upload references (a store shared by hosts, where a crash may leave one behind)."""
+
+    @abstractmethod
+    def finished_files(self) -> Iterator[tuple[str, float]]:
+        """(stored name, last change as a Unix time) of every finished file."""
+
+
 class FileServer(ABC):
     """Capability: serving a finished file without the service reading it."""
 
     @abstractmethod
     def serve(self, name: str) -> Download:
         """How to serve the finished file under name (FileGone if there is none)."""
+
+
+class Presigner(ABC):
+    """Capability: a URL that lets a client fetch a finished file from the store itself."""
+
+    @abstractmethod
+    def presigned_url(self, name: str, seconds: int, content_type: str,
+                      disposition: str) -> str:
+        """A URL valid for seconds that GETs the finished file under name (Range included),
+        answered with these Content-Type and Content-Disposition headers."""

@@ -7,15 +7,26 @@ rest), hashing them with ranged GETs past a saved MD5 state; publishing joins th
 into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
 about an upload is kept in this process: every call starts from the objects' names.
 
-A finished file is served as a stream of ranged GETs (FileServer with no path). Locks and
-chunk claims are the locker's: the app gives the store the database's leases, which hold
-across hosts (a store on its own has this host's FileLocker).
+A finished file is served as a stream of ranged GETs (FileServer with no path), or fetched
+by the client itself at a presigned URL (Presigner), and the finished files can be listed
+(FileListing) for cleanup. Locks and chunk claims are the locker's: the app gives the store
+the database's leases, which hold across hosts (a store on its own has this host's
+FileLocker).
 """
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import Concatenation, Download, FileServer, Sealed, Store, Written
+from .base import (
+    Concatenation,
+    Download,
+    FileListing,
+    FileServer,
+    Presigner,
+    Sealed,
+    Store,
+    Written,
+)
 from .errors import FileGone, StorageError
 from .locking import FileLocker
 from .md5state import Md5State
@@ -27,7 +38,8 @@ from .s3temps import S3Temps
 from .spool import SpoolFile
 
 
-class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
+class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListing,
+              Presigner):
     """Uploads' bytes and finished files in one bucket prefix."""
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
@@ -44,11 +56,12 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
 
     def delete(self, key: str) -> None:
         # Multipart uploads first: one finishing meanwhile leaves an object listed below.
+        # Idempotent, as several hosts' cleanups may remove one upload at once.
         prefixes = (self._upload_prefix(key), f"{self.prefix}sealed/{key}.")
         for prefix in prefixes:
             for upload in self._multipart_uploads(prefix):
                 self.joiner.abort(upload["Key"], upload["UploadId"])
-        self._delete_all([item["Key"] for item in self._list(prefixes[0])])
+        self._delete_all([item["Key"] for prefix in prefixes for item in self._list(prefix)])
         self.locker.forget(key)
 
     def write(self, key: str, offset: int, src: BinaryIO, limit: int,
@@ -151,8 +164,28 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer):
                         modified=head["LastModified"].timestamp(),
                         open=lambda: ObjectReader(self.client, self.bucket, key, size))
 
+    def presigned_url(self, name: str, seconds: int, content_type: str,
+                      disposition: str) -> str:
+        # Signed here, with no request: the client's GET goes to the store's endpoint.
+        with s3_errors("presigning a download"):
+            return self.client.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+                "Bucket": self.bucket, "Key": self._file_name(name),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition})
+
     def delete_file(self, name: str) -> None:
-        self._delete_all([self._file_name(name)])
+        dest = self._file_name(name)
+        for upload in self._multipart_uploads(dest):  # a publish that was killed
+            if upload["Key"] == dest:
+                self.joiner.abort(dest, upload["UploadId"])
+        self._delete_all([dest])
+
+    def finished_files(self) -> Iterator[tuple[str, float]]:
+        start = len(f"{self.prefix}uploads/")
+        for item in self._list(f"{self.prefix}uploads/"):
+            name = item["Key"][start:]
+            if name and "/" not in name:  # never one of ours otherwise
+                yield name, item["LastModified"].timestamp()
 
     # -- request bodies and housekeeping -----------------------------------------------
 

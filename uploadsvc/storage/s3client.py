@@ -57,6 +57,9 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
         return session.client("s3", config=Config(
             s3={"addressing_style": style or "auto"}, connect_timeout=timeout,
             read_timeout=timeout, retries={"mode": "standard", "max_attempts": attempts},
+            # Presigned URLs too (botocore presigns with SigV2 in us-east-1, which AWS no
+            # longer accepts and SeaweedFS refuses with response-* overrides).
+            signature_version="s3v4",
             # Third-party stores often reject the newer default checksums.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required"))

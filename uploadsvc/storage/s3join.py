@@ -1,90 +1,34 @@
 """Joining ranges of objects into one object, whatever their sizes.
 
 S3 wants every part but the last to hold at least 5 MiB, at most 5 GiB each, and at most
-10,000 parts. A range of at least the minimum becomes a part copied by the store itself
-(UploadPartCopy, several if it is longer than the maximum); smaller ranges are streamed,
-through a local file of at most one part, into parts of ``part_size``. A range that follows
-streamed bytes tops them up to the minimum first and is copied from there on. When that
-makes more parts than allowed, runs of parts are joined into intermediate objects first,
-and those joined. Part numbers and ETags live only for the one call that makes them: every
-multipart upload is created, filled and completed (or aborted) here, never rebuilt from
-ListParts.
+10,000 parts (s3plan.py). A range of at least the minimum becomes a part copied by the
+store itself (UploadPartCopy, several if it is longer than the maximum); smaller ranges are
+streamed, through a local file of at most one part, into parts of ``part_size``. A range
+that follows streamed bytes tops them up to the minimum first and is copied from there on.
+With ``equal_parts`` (stores such as R2), every part but the last holds exactly
+``part_size``: copied where one range covers it, streamed where it spans several.
+
+When that makes more parts than allowed, runs of parts are joined into intermediate objects
+first, and those joined (with equal parts, runs of as many parts as make the next round
+fit, so that each intermediate object is one part of it). Part numbers and ETags live only
+for the one call that makes them: every multipart upload is created, filled and completed
+(or aborted) here, never rebuilt from ListParts.
 """
+import math
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from .errors import NameTaken, StorageError
 from .files import unlink_quietly
 from .s3client import error_code, s3_errors
+from .s3plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
 
-MIN_PART = 5 * 1024 * 1024
-MAX_COPY = 5 * 1024 ** 3
-MAX_PARTS = 10_000
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Bytes [start, end) of the object named key."""
-
-    key: str
-    start: int
-    end: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part to be: copied from one piece, or streamed from several."""
-
-    pieces: tuple[Piece, ...]
-    copied: bool
-
-    @property
-    def size(self) -> int:
-        return sum(piece.size for piece in self.pieces)
-
-
-def plan(pieces: list[Piece], part_size: int, min_part: int = MIN_PART,
-         max_copy: int = MAX_COPY) -> list[Part]:
-    """The parts that hold these pieces in order; all but the last hold at least min_part."""
-    parts: list[Part] = []
-    pending: list[Piece] = []
-    pending_size = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_size
-        parts.append(Part(tuple(pending), copied=False))
-        pending, pending_size = [], 0
-
-    for piece in pieces:
-        start, end = piece.start, piece.end
-        while start < end:
-            length = end - start
-            if pending_size >= min_part and length >= min_part:
-                flush()
-            if not pending and length >= min_part:
-                take = min(length, max_copy)
-                parts.append(Part((Piece(piece.key, start, start + take),), copied=True))
-            else:
-                # A long piece only tops the streamed bytes up to the minimum.
-                goal = min_part if length >= min_part else max(part_size, min_part)
-                take = min(length, goal - pending_size)
-                pending.append(Piece(piece.key, start, start + take))
-                pending_size += take
-                if pending_size >= goal:
-                    flush()
-            start += take
-    if pending:
-        flush()
-    return parts
+__all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan",
+           "plan_equal"]
 
 
 class Joiner:
@@ -92,7 +36,7 @@ class Joiner:
 
     def __init__(self, client, bucket: str, scratch: str, temp_dir: str, part_size: int,
                  buffer_size: int, max_parts: int = MAX_PARTS,
-                 min_part: int = MIN_PART) -> None:
+                 min_part: int = MIN_PART, equal_parts: bool = False) -> None:
         self.client, self.bucket = client, bucket
         self.scratch = scratch  # where intermediate objects are made
         self.temp_dir = temp_dir
@@ -100,23 +44,32 @@ class Joiner:
         self.buffer_size = buffer_size
         self.max_parts = max_parts
         self.min_part = min_part
+        self.equal_parts = equal_parts
 
     def join(self, pieces: list[Piece], dest: str, exclusive: bool = False) -> None:
         """Store the pieces, in order, as the object dest; with exclusive, never over an
         object already there (NameTaken)."""
         pieces = [piece for piece in pieces if piece.size]
-        parts = plan(pieces, self.part_size, self.min_part)
+        size = self.part_size
+        parts = self._plan(pieces, size)
         made: list[str] = []
         try:
             while len(parts) > self.max_parts:
+                run = self.max_parts
+                if self.equal_parts:  # each intermediate object one part of the next round
+                    run = min(math.ceil(len(parts) / self.max_parts), self.max_parts)
+                    size *= run
+                    if size > MAX_COPY:
+                        raise StorageError("object store: too many bytes to join in equal "
+                                           "parts; raise UPLOADSVC_S3_PART_SIZE")
                 pieces = []
-                for first in range(0, len(parts), self.max_parts):
+                for first in range(0, len(parts), run):
                     middle = f"{self.scratch}{uuid.uuid4().hex}.join"
                     made.append(middle)
-                    group = parts[first:first + self.max_parts]
+                    group = parts[first:first + run]
                     self._multipart(group, middle, False)
                     pieces.append(Piece(middle, 0, sum(part.size for part in group)))
-                parts = plan(pieces, self.part_size, self.min_part)
+                parts = self._plan(pieces, size)
             if not parts:
                 self._put_empty(dest, exclusive)
             elif len(parts) == 1 and not parts[0].copied:
@@ -128,6 +81,11 @@ class Joiner:
             for key in made:
                 with s3_errors("removing an intermediate object"):
                     self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _plan(self, pieces: list[Piece], size: int) -> list[Part]:
+        if self.equal_parts:
+            return plan_equal(pieces, size, self.min_part)
+        return plan(pieces, size, self.min_part)
 
     def read(self, pieces: list[Piece]) -> Iterator[bytes]:
         """The pieces' bytes in order, one streamed GET each, in buffers."""

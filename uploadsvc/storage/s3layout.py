@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .base import UPLOAD_KEY
-from .errors import UploadGone
-from .s3client import BucketURL, is_missing, s3_errors
+from .errors import StorageError, UploadGone
+from .s3client import MISSING_CODES, BucketURL, is_missing, s3_errors
 from .s3join import Joiner, Piece
 
 BUFFER_SIZE = 1024 * 1024
@@ -29,6 +29,9 @@ BUFFER_SIZE = 1024 * 1024
 # requests; each is held once in a local file while it is sent.
 PART_SIZE = 16 * 1024 * 1024
 DIGITS = 20
+# What no row owns is taken by cleanup once this old (seconds): a request in flight on
+# another host (a long body, a join) must never lose its objects.
+ORPHAN_AGE = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class S3Layout:
     """Names, listings and segments of one bucket prefix."""
 
     def __init__(self, client, url: BucketURL, data_dir: str, part_size: int = PART_SIZE,
-                 buffer_size: int = BUFFER_SIZE, max_parts: int | None = None) -> None:
+                 buffer_size: int = BUFFER_SIZE, max_parts: int | None = None,
+                 equal_parts: bool = False, orphan_age: float = ORPHAN_AGE) -> None:
         self.client, self.url = client, url
         self.bucket, self.prefix = url.bucket, url.prefix
         self.root = os.path.abspath(data_dir)
@@ -54,9 +58,10 @@ class S3Layout:
         self.locks_dir = os.path.join(self.root, "locks")
         os.makedirs(self.temp_dir, exist_ok=True)
         self.buffer_size = buffer_size
+        self.orphan_age = float(orphan_age)
         extra = {"max_parts": max_parts} if max_parts else {}
         self.joiner = Joiner(client, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
-                             part_size, buffer_size, **extra)
+                             part_size, buffer_size, equal_parts=equal_parts, **extra)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -121,8 +126,13 @@ class S3Layout:
         for first in range(0, len(names), 1000):
             batch = [{"Key": name} for name in names[first:first + 1000]]
             with s3_errors("removing objects"):
-                self.client.delete_objects(Bucket=self.bucket,
-                                           Delete={"Objects": batch, "Quiet": True})
+                answer = self.client.delete_objects(Bucket=self.bucket,
+                                                    Delete={"Objects": batch, "Quiet": True})
+            # Gone already (another host's cleanup, a DELETE) is what was asked.
+            failed = [e for e in answer.get("Errors", []) if e.get("Code") not in MISSING_CODES]
+            if failed:
+                raise StorageError(f"object store refused removing {failed[0].get('Key')}: "
+                                   f"{failed[0].get('Code')}")
 
     # -- segments -------------------------------------------------------------------------
 

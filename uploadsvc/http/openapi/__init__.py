@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, current_app
 
 from ...version import __version__
 from . import admin, api, operations, pages, tus
+from .responses import UNAVAILABLE, UNAVAILABLE_ANSWER
 
 MODULES = [api, pages, tus, operations, admin]
 
@@ -26,6 +27,7 @@ def build(config: Mapping) -> dict:
         info={"description": "Resumable chunked uploads of very large files."},
     )
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
+    spec.components.response(UNAVAILABLE, UNAVAILABLE_ANSWER)
     for module in MODULES:
         module.add_paths(spec, config)
     document = spec.to_dict()

@@ -7,7 +7,7 @@ from marshmallow import fields
 from ...core.models import COMPLETED, UPLOADING, UploadEvent
 from ..admin_schemas import DatabaseStatsQuery, HistoryQuery, LogsQuery
 from .pages import error
-from .responses import PATH_DOC, TIME_DOC, Answer
+from .responses import PATH_DOC, TIME_DOC, UNAVAILABLE, Answer
 
 # A tus upload's md5 is empty until its finished file has been hashed.
 MD5_OR_EMPTY = {"pattern": "^([0-9a-fA-F]{32})?$",
@@ -110,6 +110,7 @@ def _get(operation_id: str, summary: str, query, answer: str, description: str) 
             "401": error(401),
             "404": error(404, "Turned off (UPLOADSVC_ADMIN_API): the unknown route's answer."),
             "429": error(429, "A rate limit (UPLOADSVC_RATE_LIMIT)."), "500": error(500),
+            "503": UNAVAILABLE,
         }}}
 
 

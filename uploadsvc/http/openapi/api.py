@@ -37,12 +37,13 @@ PATH_PARAMS = [
 
 
 def answers(schema, description: str, *errors: int) -> dict:
-    """A 200 answer with schema, plus the listed error statuses (and 500), all JSON."""
+    """A 200 answer with schema, plus the listed error statuses (and 500), all JSON; 503 is
+    the shared answer of an unavailable store or database."""
     result = {"200": {"description": description,
                       "content": {"application/json": {"schema": schema}}}}
     for status in sorted({*errors, 500}):
-        result[str(status)] = {"description": ERRORS[status],
-                               "content": {"application/json": {"schema": "Error"}}}
+        result[str(status)] = r.UNAVAILABLE if status == 503 else {
+            "description": ERRORS[status], "content": {"application/json": {"schema": "Error"}}}
     return result
 
 
@@ -59,7 +60,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
                          ("UploadStatus", r.UploadStatus), ("Deleted", r.Deleted),
                          ("Stats", r.Stats)]:
         spec.components.schema(name, schema=schema)
-    limited = (401, 429)
+    limited = (401, 429, 503)  # every operation but health reads the database
     spec.path("/api/health", operations={"get": {
         "summary": "Liveness, version and runtime", "operationId": "health", "security": [],
         "parameters": [{"in": "header", "name": "Accept-Language", "required": False,

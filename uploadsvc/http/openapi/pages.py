@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from apispec import APISpec
 
 from .api import ERRORS
+from .responses import UNAVAILABLE
 
 BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -13,6 +14,27 @@ def error(status: int, description: str | None = None) -> dict:
             "content": {"application/json": {"schema": "Error"}}}
 
 
+REDIRECT = {"description": "Only with UPLOADSVC_S3_PRESIGNED_DOWNLOADS on an object store, "
+                           "for GET (HEAD is answered here): fetch the file at Location, a "
+                           "presigned URL of the store (Range works there too; send no "
+                           "Authorization to it), valid for that many seconds.",
+            "headers": {"Location": {"required": True, "schema": {"type": "string",
+                                                                  "format": "uri"}}}}
+
+
+def download_answers(not_found: str) -> dict:
+    """The answers of a finished file's download (at its path, or its tus upload's URL)."""
+    return {
+        "200": {"description": "The whole file, as an attachment.", "content": BINARY},
+        "206": {"description": "The requested byte range.", "content": BINARY},
+        "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+        "307": REDIRECT,
+        "404": error(404, not_found),
+        "416": error(416, "The range is outside the file (Content-Range says its size)."),
+        "401": error(401), "429": error(429), "500": error(500), "503": UNAVAILABLE,
+    }
+
+
 def add_paths(spec: APISpec, config: Mapping) -> None:
     """Register the download route and the page's routes on spec."""
     spec.path("/uploads/{stored_name}", operations={"get": {
@@ -20,14 +42,8 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
         "operationId": "download",
         "parameters": [{"in": "path", "name": "stored_name", "required": True,
                         "schema": {"type": "string", "minLength": 1}}],
-        "responses": {
-            "200": {"description": "The whole file, as an attachment.", "content": BINARY},
-            "206": {"description": "The requested byte range.", "content": BINARY},
-            "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
-            "404": error(404, "No such file (or downloads are off, or it is another key's)."),
-            "416": error(416, "The range is outside the file (Content-Range says its size)."),
-            "401": error(401), "429": error(429), "500": error(500),
-        }}})
+        "responses": download_answers(
+            "No such file (or downloads are off, or it is another key's).")}})
     page = {"200": {"description": "The resource.", "content": BINARY},
             "304": {"description": "Not modified."},
             "404": error(404, "No such file, or the upload page is turned off."),

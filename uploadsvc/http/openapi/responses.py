@@ -7,6 +7,18 @@ TIME_DOC = {"pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
             "description": "ISO-8601 in UTC with milliseconds"}
 PATH_DOC = {"pattern": "^/uploads/[^/]+$", "description": "URL path of the stored file"}
 PERCENT_DOC = {"minimum": 0, "maximum": 100}
+# The shared answer of every operation that reads or writes the store or the database.
+UNAVAILABLE = "Unavailable"
+UNAVAILABLE_ANSWER = {
+    "description": "A dependency is unavailable for a moment; retry after Retry-After "
+                   "seconds: the object store (`storage_unavailable`: unreachable, timed out "
+                   "or busy) or the database (`database_unavailable`: unreachable, or a lock "
+                   "or connection not had in time). Nothing was recorded that was not stored. "
+                   "No body for HEAD.",
+    "headers": {"Retry-After": {"required": True, "description": "seconds to wait",
+                                "schema": {"type": "integer", "minimum": 1}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 
 
 class Answer(Schema):

@@ -5,6 +5,8 @@ from apispec import APISpec
 
 from ...storage import UPLOAD_KEY
 from .api import ERRORS
+from .pages import download_answers, error
+from .responses import UNAVAILABLE
 
 TUS_ERRORS = {
     403: "A final (concatenated) upload cannot be written; or a new upload refused by the "
@@ -29,13 +31,15 @@ KEY = {"in": "path", "name": "key", "required": True,
 
 
 def answers(success: dict, *errors: int, body: bool = True) -> dict:
-    """Success answers plus error statuses (and 401, 429, 500), JSON unless HEAD."""
+    """Success answers plus error statuses (and 401, 429, 500, and 503: every operation
+    reads the database), JSON unless HEAD."""
     result = dict(success)
     for status in sorted({*errors, 401, 429, 500}):
         description = TUS_ERRORS.get(status) or ERRORS[status]
         result[str(status)] = {"description": description}
         if body:
             result[str(status)]["content"] = {"application/json": {"schema": "Error"}}
+    result["503"] = UNAVAILABLE
     return result
 
 
@@ -59,6 +63,20 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
                                  400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507)}})
     spec.path(prefix + "/{key}", operations={
         "options": {**discovery, "operationId": "tusDiscoveryOfUpload", "parameters": [KEY]},
+        "get": {"summary": "A finished upload's file, as at its Upload-Path (not tus 1.0)",
+                "operationId": "tusDownload",
+                "description": "What tusd serves at an upload's URL, for clients that take "
+                               "it as the file's URL: the bytes, with Range, If-Range and "
+                               "ETag, named and typed by the metadata's filename and "
+                               "filetype. Needs no Tus-Resumable. HEAD stays the tus HEAD.",
+                "parameters": [KEY, header("Range", {"type": "string"}),
+                               header("If-Range", {"type": "string"})],
+                "responses": {
+                    **download_answers("No such upload (or it belongs to another key, or "
+                                       "downloads are off)."),
+                    "409": error(409, "The upload is not finished (`upload_unfinished`): "
+                                      "HEAD gives its offset, PATCH sends the rest."),
+                    "410": error(410, TUS_ERRORS[410])}},
         "head": {"summary": "tus: the upload's offset and length", "operationId": "tusHead",
                  "parameters": [KEY, TUS_RESUMABLE],
                  "responses": answers({"200": {"description": "Upload-Offset, -Length."}},
