@@ -223,8 +223,20 @@ def test_a_one_chunk_file_through_any_host(cluster, size):
     assert_served_everywhere(cluster, done.json()["path"], f.data)
 
 
+def test_a_zero_byte_file_as_the_pages_send_it(cluster):
+    """totalChunks 0: check-chunks on one host, complete-upload on another."""
+    f = new_file(0, 1 * MiB, "empty")
+    answer = check_chunks(cluster.hosts[0].url, f, totalChunks=0).json()
+    assert (answer["uploadedChunks"], answer["progress"]) == ([], 100)
+    done = requests.post(f"{cluster.hosts[1].url}/api/complete-upload", timeout=60,
+                         json=f.ident(totalChunks=0))
+    assert done.status_code == 200 and done.json()["size"] == 0, done.text
+    assert requests.get(cluster.hosts[2].url + done.json()["path"], timeout=30).content == b""
+
+
 def test_more_chunks_than_s3_has_parts(cluster, bucket):
-    """10,050 chunks of 16 bytes: more than a multipart upload's 10,000 parts."""
+    """10,050 chunks of 16 bytes: more chunk objects than a multipart upload may have
+    parts, listed in pages of 1,000 and read back to be joined."""
     f = new_file(10_050 * 16 - 5, 16, "many")
     assert f.total == 10_050
     hosts = send_all(cluster, f, in_flight=8)
