@@ -69,7 +69,8 @@ def test_mysql_engine_defaults(mariadb_database, tmp_path, monkeypatch):
         engine.dispose()
     assert collations == {"uploads": "utf8mb4_bin", "chunks": "utf8mb4_bin",
                           "upload_events": "utf8mb4_bin", "api_keys": "utf8mb4_bin",
-                          "hook_deliveries": "utf8mb4_bin", "upload_event_days": "utf8mb4_bin"}
+                          "hook_deliveries": "utf8mb4_bin", "upload_event_days": "utf8mb4_bin",
+                          "leases": "utf8mb4_bin"}
 
 
 @pytest.mark.parametrize("url_suffix, charset", [("", "utf8mb4"), ("&charset=utf8", "utf8")])
