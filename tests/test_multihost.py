@@ -97,8 +97,8 @@ def check_chunks(base: str, f: TestFile, **overrides) -> requests.Response:
     return requests.post(f"{base}/api/check-chunks", json=f.ident(**overrides), timeout=60)
 
 
-def complete(base: str, f: TestFile) -> requests.Response:
-    return requests.post(f"{base}/api/complete-upload", json=f.ident(), timeout=120)
+def complete(base: str, f: TestFile, timeout: float = 120) -> requests.Response:
+    return requests.post(f"{base}/api/complete-upload", json=f.ident(), timeout=timeout)
 
 
 def status(base: str, f: TestFile) -> requests.Response:
@@ -243,7 +243,7 @@ def test_more_chunks_than_s3_has_parts(cluster, bucket):
     assert set(hosts) == {0, 1, 2}
     answer = check_chunks(cluster.hosts[2].url, f).json()
     assert answer["uploadedChunks"] == list(range(f.total))
-    done = complete(cluster.url, f)
+    done = complete(cluster.url, f, timeout=280)  # reads 10,050 objects back (nginx: 300 s)
     assert done.status_code == 200, done.text
     assert done.json()["md5"] == f.md5
     served = requests.get(cluster.hosts[0].url + done.json()["path"], timeout=60)
