@@ -106,7 +106,7 @@ def interrupt_once(args: list[str], env: dict, proxy: ThrottledProxy, ready,
         _, err = client.communicate(timeout=20)
     finally:
         client.kill()
-        client.wait()
+        client.communicate()  # and its pipes closed, however it ended
         proxy.release()  # the client is gone: its held connections end, later ones pass
     assert client.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
