@@ -84,12 +84,17 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
     def hash_prefix(self, key: str, saved: bytes | None, end: int) -> bytes:
         self._must_exist(key)
         state = Md5State(saved)
-        pieces = self._pieces(self._segments(key))
-        if sum(piece.size for piece in pieces) < end:
-            raise ValueError("fewer bytes are stored than the hash is asked to reach")
         if state.length > end:
             raise ValueError("the saved MD5 state is past the end")
-        for data in self.joiner.read(_between(pieces, state.length, end)):
+        # Only the segments from the hashed length on, when one starts there (an upload sent
+        # in order): listing them all for every chunk would grow with the upload.
+        start, segments = state.length, self._segments(key, since=state.length)
+        if not segments or segments[0].offset != start:
+            start, segments = 0, self._segments(key)
+        pieces = self._pieces(segments, start=start)
+        if start + sum(piece.size for piece in pieces) < end:
+            raise ValueError("fewer bytes are stored than the hash is asked to reach")
+        for data in self.joiner.read(_between(pieces, state.length, end, origin=start)):
             state.update(data)
         return state.save()
 
@@ -210,9 +215,9 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
         return digest.hexdigest()
 
 
-def _between(pieces: list[Piece], start: int, end: int) -> list[Piece]:
-    """The pieces' bytes [start, end) of the whole they make."""
-    found, position = [], 0
+def _between(pieces: list[Piece], start: int, end: int, origin: int = 0) -> list[Piece]:
+    """The pieces' bytes [start, end) of the whole they make, which begins at origin."""
+    found, position = [], origin
     for piece in pieces:
         low, high = max(start, position), min(end, position + piece.size)
         if low < high:

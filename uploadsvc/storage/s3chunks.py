@@ -22,9 +22,7 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        if not self._exists(key):
-            yield False
-            return
+        # Whether the upload's bytes still exist is asked by write_chunk (UploadGone).
         with self.locker.claim(key, index) as held:
             yield held
 

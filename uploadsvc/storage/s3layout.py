@@ -89,9 +89,13 @@ class S3Layout:
 
     # -- listings -------------------------------------------------------------------------
 
-    def _list(self, prefix: str, delimiter: str | None = None) -> Iterator[dict]:
-        """Every object (and with a delimiter, every common prefix as {"Prefix": ...})."""
+    def _list(self, prefix: str, delimiter: str | None = None,
+              start_after: str | None = None) -> Iterator[dict]:
+        """Every object (and with a delimiter, every common prefix as {"Prefix": ...}), or
+        those whose names sort after start_after."""
         extra = {"Delimiter": delimiter} if delimiter else {}
+        if start_after:
+            extra["StartAfter"] = start_after
         with s3_errors("listing objects"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, **extra)
@@ -136,10 +140,13 @@ class S3Layout:
 
     # -- segments -------------------------------------------------------------------------
 
-    def _segments(self, key: str) -> list[Segment]:
+    def _segments(self, key: str, since: int = 0) -> list[Segment]:
+        """The upload's segments, or (since > 0) those at offset `since` and after: the
+        names sort as their offsets (zero-padded)."""
         prefix = f"{self._upload_prefix(key)}at/"
+        after = self._segment_name(key, since - 1) if since > 0 else None
         found = [Segment(item["Key"], int(item["Key"][len(prefix):]), item["Size"])
-                 for item in self._list(prefix)]
+                 for item in self._list(prefix, start_after=after)]
         return sorted(found, key=lambda segment: segment.offset)
 
     def _asides(self, key: str) -> dict[int, dict]:
@@ -147,9 +154,10 @@ class S3Layout:
         return {int(item["Key"][len(prefix):]): item for item in self._list(prefix)}
 
     @staticmethod
-    def _pieces(segments: list[Segment], end: int | None = None) -> list[Piece]:
-        """The upload's bytes [0, end) as pieces of its segments (to the first gap)."""
-        pieces, position = [], 0
+    def _pieces(segments: list[Segment], end: int | None = None,
+                start: int = 0) -> list[Piece]:
+        """The upload's bytes [start, end) as pieces of its segments (to the first gap)."""
+        pieces, position = [], start
         for i, segment in enumerate(segments):
             stop = segment.end
             if i + 1 < len(segments):
