@@ -5,6 +5,7 @@ every test checks the bytes that end up published."""
 import hashlib
 import os
 import random
+import subprocess
 import threading
 import time
 import uuid
@@ -15,10 +16,12 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
+from .browser_page import drive
 from .cluster import Cluster
 from .helpers import TestFile
 from .live import at_once, sql
 from .seaweedfs import BUCKET
+from .servers import BIN
 from .tus_helpers import TUS, metadata
 
 KiB = 1024
@@ -26,8 +29,11 @@ MiB = 1024 * KiB
 LEASE_SECONDS = 2
 # Short leases, so that what a killed host held is free again within seconds; a short
 # timeout for the object store, so that it answers 503 soon while the store is stopped.
+# The most parts of one multipart upload, S3's 10,000 lowered so that joins in rounds take
+# a few chunks of 5 MiB, not 10,001 of them.
+MAX_PARTS = 3
 ENV = {"UPLOADSVC_LEASE_SECONDS": str(LEASE_SECONDS), "UPLOADSVC_S3_TIMEOUT": "2",
-       "UPLOADSVC_LOCK_WAIT_SECONDS": "10"}
+       "UPLOADSVC_LOCK_WAIT_SECONDS": "10", "UPLOADSVC_S3_MAX_PARTS": str(MAX_PARTS)}
 # How long a client carries on retrying what a host answered "try again" (409, 423, 502,
 # 503) or a dead host did not answer, before the test fails.
 RETRY_FOR = 30
@@ -234,16 +240,32 @@ def test_a_zero_byte_file_as_the_pages_send_it(cluster):
     assert requests.get(cluster.hosts[2].url + done.json()["path"], timeout=30).content == b""
 
 
-def test_more_chunks_than_s3_has_parts(cluster, bucket):
-    """10,050 chunks of 16 bytes: more chunk objects than a multipart upload may have
-    parts, listed in pages of 1,000 and read back to be joined."""
-    f = new_file(10_050 * 16 - 5, 16, "many")
-    assert f.total == 10_050
+def test_more_pieces_than_a_multipart_upload_may_have_parts(cluster, bucket):
+    """Chunks of 5 MiB or more become parts copied by the store; with more of them than a
+    multipart upload may have parts (S3's 10,000, lowered to MAX_PARTS for the hosts here,
+    so that it takes seconds), completion joins them in rounds."""
+    f = new_file((3 * MAX_PARTS + 1) * 5 * MiB - 1000, 5 * MiB, "rounds")
+    assert f.total > 3 * MAX_PARTS
+    order = random.sample(range(f.total), f.total)
+    assert set(send_all(cluster, f, order)) == {0, 1, 2}
+    done = complete(cluster.hosts[1].url, f)
+    assert done.status_code == 200, done.text
+    assert done.json()["md5"] == f.md5
+    assert_served_everywhere(cluster, done.json()["path"], f.data)
+    assert bucket.multipart_uploads() == []
+
+
+def test_a_thousand_small_chunks_listed_in_pages(cluster, bucket):
+    """1,050 chunks of 16 bytes: more chunk objects than one listing page holds (1,000),
+    stored, found and read back to be joined. (10,050 of them, more than S3 allows parts,
+    take about 200 s here, and are joined the same way.)"""
+    f = new_file(1_050 * 16 - 5, 16, "many")
+    assert f.total == 1_050
     hosts = send_all(cluster, f, in_flight=8)
     assert set(hosts) == {0, 1, 2}
     answer = check_chunks(cluster.hosts[2].url, f).json()
     assert answer["uploadedChunks"] == list(range(f.total))
-    done = complete(cluster.url, f, timeout=280)  # reads 10,050 objects back (nginx: 300 s)
+    done = complete(cluster.url, f)
     assert done.status_code == 200, done.text
     assert done.json()["md5"] == f.md5
     served = requests.get(cluster.hosts[0].url + done.json()["path"], timeout=60)
@@ -529,3 +551,40 @@ def test_cleanup_on_every_host_at_once_leaves_an_empty_prefix(cluster, bucket):
     assert sql(cluster.database_url, "SELECT COUNT(*) FROM uploads") == [(0,)]
     assert bucket.keys() == []
     assert bucket.multipart_uploads() == []
+
+
+# -- the page and the command-line client, as users run them, through the load balancer --
+
+def test_the_command_line_client_through_the_load_balancer(cluster, tmp_path):
+    files = []
+    for name, size in (("report.bin", 3 * MiB + 17), ("notes.bin", MiB), ("empty.bin", 0)):
+        path = tmp_path / name
+        path.write_bytes(os.urandom(size))
+        files.append(path)
+    result = subprocess.run(
+        [str(BIN / "uploadsvc-upload"), *map(str, files), "--chunk-size", "256KiB",
+         "--parallel", "3", "--url", cluster.url],
+        capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(files), result.stdout
+    for path, line in zip(files, lines, strict=True):
+        data = path.read_bytes()
+        assert line.startswith(f"{path}: /uploads/") and hashlib.md5(data).hexdigest() in line
+        assert_served_everywhere(cluster, line.split(": ", 1)[1].split()[0], data)
+
+
+def test_the_upload_page_through_the_load_balancer(cluster, tmp_path):
+    """Chromium on the page, its connection cut part-way: it carries on, whichever host
+    each of its chunks and its completion land on."""
+    original = tmp_path / "survey-data.bin"
+    original.write_bytes(os.urandom(3 * MiB))
+    seen = drive("offline", cluster.url, original, 256 * 1024, throttle=MiB,
+                 dropName="dropped notes.txt", dropText="dropped on the page\n")
+    done = seen["done"]
+    assert done["state"] == "done"
+    assert done["md5"] == hashlib.md5(original.read_bytes()).hexdigest()
+    assert_served_everywhere(cluster, done["path"], original.read_bytes())
+    assert seen["dropped"]["state"] == "done"
+    assert_served_everywhere(cluster, seen["dropped"]["path"], b"dropped on the page\n")

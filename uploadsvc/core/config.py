@@ -19,6 +19,9 @@ class DefaultConfig:
     S3_PART_SIZE = 16 * MiB
     # Every part but the last of exactly S3_PART_SIZE (stores such as Cloudflare R2 want it).
     S3_EQUAL_PARTS = False
+    # The most parts one multipart upload may have: S3's 10,000, or a store's own lower limit.
+    # Joins of more pieces go in rounds of this many.
+    S3_MAX_PARTS = 10_000
     # `flask cleanup` removes objects and multipart uploads under the prefix that no upload
     # owns only once they are this old, so that no host takes what a request on another uses.
     S3_ORPHAN_AGE = "1d"

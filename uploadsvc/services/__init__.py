@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
         config["DATA_DIR"], fsync=config["FSYNC"], storage_url=config["STORAGE_URL"],
         addressing_style=config["S3_ADDRESSING_STYLE"], timeout=float(config["S3_TIMEOUT"]),
         part_size=int(config["S3_PART_SIZE"]), equal_parts=config["S3_EQUAL_PARTS"],
-        orphan_age=config["S3_ORPHAN_AGE"].total_seconds())
+        orphan_age=config["S3_ORPHAN_AGE"].total_seconds(),
+        max_parts=int(config["S3_MAX_PARTS"]))
     leases.init_app(app)
     hooks.init_app(app)

@@ -41,14 +41,14 @@ __all__ = ["UPLOAD_KEY", "ChunkFiles", "Concatenation", "Download", "FileGone", 
 def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None = None,
                addressing_style: str = "", timeout: float = 30.0,
                part_size: int | None = None, equal_parts: bool = False,
-               orphan_age: float | None = None) -> Store:
+               orphan_age: float | None = None, max_parts: int | None = None) -> Store:
     """The store the configuration names: the local data directory, or with an
     s3://BUCKET/PREFIX URL that bucket (checked now: StorageError if it cannot be used)."""
     if not storage_url:
         return LocalStore(data_dir, fsync=fsync)
     from .s3 import S3Store
     from .s3client import BucketURL, check_bucket, make_client
-    from .s3plan import MAX_COPY, MIN_PART
+    from .s3plan import MAX_COPY, MAX_PARTS, MIN_PART
 
     try:
         url = BucketURL.parse(storage_url)
@@ -62,6 +62,8 @@ def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None 
         options["part_size"] = min(max(int(part_size), MIN_PART), MAX_COPY)
     if orphan_age is not None:
         options["orphan_age"] = float(orphan_age)
+    if max_parts:
+        options["max_parts"] = min(max(int(max_parts), 2), MAX_PARTS)
     return S3Store(client, url, data_dir, **options)
 
 
