@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import delete, event, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -151,12 +151,12 @@ class DatabaseLocker(Locker):
             connection.execute(delete(LEASES).where(LEASES.c.name == name,
                                                     LEASES.c.holder == token))
 
-    def renew(self, tokens: list[str]) -> int:
+    def renew(self, holds: list[Hold]) -> int:
         """Extend these holds that have not lapsed; how many were."""
         now = _now_ms()
         with self.app.app_context(), db.engine.begin() as connection:
             return connection.execute(
-                update(LEASES).where(LEASES.c.holder.in_(tokens), LEASES.c.expires_ms > now)
+                update(LEASES).where(_these(holds), LEASES.c.expires_ms > now)
                 .values(expires_ms=now + self.lease_ms)).rowcount
 
     def _alive(self, owner: str) -> bool:
@@ -166,6 +166,11 @@ class DatabaseLocker(Locker):
         if host != self.host:
             return True
         return _start_time(pid) == start
+
+
+def _these(holds: list[Hold]):
+    """The rows of these holds, by their primary key."""
+    return tuple_(LEASES.c.name, LEASES.c.holder).in_([(h.name, h.token) for h in holds])
 
 
 def _check(name: str) -> None:
@@ -187,11 +192,11 @@ def fence(session: Session) -> None:
         return  # it only read: there is nothing to keep from a newer holder
     now = _now_ms()
     for locker in {held.locker for held in holds}:
-        tokens = [held.token for held in holds if held.locker is locker]
+        mine = [held for held in holds if held.locker is locker]
         renewed = connection.execute(
-            update(LEASES).where(LEASES.c.holder.in_(tokens), LEASES.c.expires_ms > now)
+            update(LEASES).where(_these(mine), LEASES.c.expires_ms > now)
             .values(expires_ms=now + locker.lease_ms)).rowcount
-        if renewed != len(tokens):
+        if renewed != len(mine):
             names = ", ".join(sorted({held.name for held in holds}))
             log.warning("lease of %s lapsed: the transaction is not committed", names)
             raise LeaseLost(names)
@@ -287,7 +292,7 @@ def _renew_all() -> None:
         for locker in {held.locker for held in due}:
             mine = [held for held in due if held.locker is locker]
             try:
-                renewed = locker.renew([held.token for held in mine])
+                renewed = locker.renew(mine)
             except Exception:  # the database is away now: the fence decides at commit
                 log.warning("could not renew %d leases", len(mine), exc_info=True)
                 continue
