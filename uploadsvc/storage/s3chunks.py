@@ -22,7 +22,9 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        # Whether the upload's bytes still exist is asked by write_chunk (UploadGone).
+        if not self._exists(key):
+            yield False
+            return
         with self.locker.claim(key, index) as held:
             yield held
 
