@@ -2,6 +2,7 @@
 MariaDB: every test using the database runs on both), its client and CLI runner, and (once
 per session) uploadsvc under real gunicorn."""
 import shutil
+import signal
 import uuid
 
 import flask_migrate
@@ -21,6 +22,14 @@ from .servers import GunicornServer
 
 DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
+
+
+def pytest_configure(config):
+    """A shell that starts the tests in the background (`make test &`, nohup, cron) has them
+    ignore Ctrl-C, and every process they start would inherit that: the clients that tests
+    interrupt with SIGINT would not stop. Take Ctrl-C back, as an interactive run has it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
