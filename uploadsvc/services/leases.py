@@ -16,7 +16,6 @@ them with ``... WHERE holder IN (its tokens) AND expires_ms > now``; if one has 
 may have been taken since), the commit fails with LeaseLost instead of writing over the
 newer holder's work.
 """
-import hashlib
 import logging
 import os
 import threading
@@ -36,7 +35,7 @@ from ..core.extensions import db
 from ..core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
 from ..storage import LeaseLost, LockBusy, Locker
 from ..storage.base import LOCK_NAME
-from ..storage.layout import BOOT_ID
+from . import lease_owners as owners
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class DatabaseLocker(Locker):
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.lease_ms = int(float(app.config["LEASE_SECONDS"]) * 1000)
-        self.host = _host_id(app.config["DATA_DIR"])
+        self.host = owners.host_id(app.config["DATA_DIR"])
 
     @contextmanager
     def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0,
@@ -119,7 +118,7 @@ class DatabaseLocker(Locker):
                     transaction.rollback()
                     self._make_gate(name)
                     continue
-                now = _now_ms()
+                now = owners.now_ms()
                 live, dead = [], []
                 for row in rows[1:]:
                     (live if row.expires_ms > now and self._alive(row.owner) else dead).append(row)
@@ -133,7 +132,7 @@ class DatabaseLocker(Locker):
                         LEASES.c.holder.in_([row.holder for row in dead])))
                 connection.execute(insert(LEASES).values(
                     name=name, holder=token, kind=kind, chunk=chunk if claimed else None,
-                    owner=f"{self.host}/{_process()}", expires_ms=now + self.lease_ms))
+                    owner=f"{self.host}/{owners.process()}", expires_ms=now + self.lease_ms))
                 transaction.commit()
                 return claimed
         raise LockBusy(name)
@@ -153,7 +152,7 @@ class DatabaseLocker(Locker):
 
     def renew(self, holds: list[Hold]) -> int:
         """Extend these holds that have not lapsed; how many were."""
-        now = _now_ms()
+        now = owners.now_ms()
         with self.app.app_context(), db.engine.begin() as connection:
             return connection.execute(
                 update(LEASES).where(_these(holds), LEASES.c.expires_ms > now)
@@ -162,10 +161,10 @@ class DatabaseLocker(Locker):
     def _alive(self, owner: str) -> bool:
         """Whether the process that took a hold may still run: one of this host's is
         looked up; another host's is trusted until its lease lapses."""
-        host, pid, start = _parse_owner(owner)
+        host, pid, start = owners.parse(owner)
         if host != self.host:
             return True
-        return _start_time(pid) == start
+        return owners.start_time(pid) == start
 
 
 def _these(holds: list[Hold]):
@@ -190,7 +189,7 @@ def fence(session: Session) -> None:
     connection = session.connection()
     if not connection.info.get(HOLDS):
         return  # it only read: there is nothing to keep from a newer holder
-    now = _now_ms()
+    now = owners.now_ms()
     for locker in {held.locker for held in holds}:
         mine = [held for held in holds if held.locker is locker]
         renewed = connection.execute(
@@ -206,7 +205,7 @@ def sweep() -> int:
     """Remove lapsed holds and the gates of names nobody holds that belong to no upload in
     progress (`flask cleanup`); how many rows went. A taker that finds its gate gone makes
     it again, so this is safe beside any hold."""
-    now = _now_ms()
+    now = owners.now_ms()
     lapsed = db.session.execute(delete(LEASES).where(
         LEASES.c.holder != GATE, LEASES.c.expires_ms < now)).rowcount
     held = select(LEASES.c.name).where(LEASES.c.holder != GATE).scalar_subquery()
@@ -305,45 +304,3 @@ def _renew_all() -> None:
                  for held in holds]
         _wake.wait(max(min(waits, default=60.0), 0.01))
         _wake.clear()
-
-
-# -- who holds ------------------------------------------------------------------------------
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _host_id(data_dir: str | None) -> str:
-    """This host as its leases name it: the boot of the machine, the pid namespace (a
-    container is a host of its own) and the data directory (two instances on one machine
-    are two hosts)."""
-    try:
-        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        namespace = ""
-    place = hashlib.sha256(os.path.abspath(data_dir or "").encode()).hexdigest()[:12]
-    return f"{BOOT_ID or 'unknown'}:{namespace}:{place}"
-
-
-def _process() -> str:
-    pid = os.getpid()
-    return f"{pid}/{_start_time(pid)}"
-
-
-def _parse_owner(owner: str) -> tuple[str, int, str | None]:
-    host, _, rest = owner.partition("/")
-    pid, _, start = rest.partition("/")
-    try:
-        return host, int(pid), start
-    except ValueError:
-        return host, -1, start
-
-
-def _start_time(pid: int) -> str | None:
-    """When the process started (clock ticks since boot), None if there is none: with
-    the pid it names one process, even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return None
