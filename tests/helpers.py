@@ -134,3 +134,16 @@ def md5_in_place(app, key: str, size: int) -> str:
     """The MD5 of an upload's first size bytes as they lie in place (chunks stored aside
     not counted): what completion trusts a saved hash state for."""
     return Md5State(store_of(app).hash_prefix(key, None, size)).hexdigest()
+
+
+def assert_parts_are_the_pieces(parts, pieces) -> None:
+    """A join's parts hold the pieces again, in order, each whole (copied parts one piece)."""
+    assert all(len(part.pieces) == 1 for part in parts if part.copied)
+    joined = [(p.key, p.start, p.end) for part in parts for p in part.pieces]
+    merged = []
+    for key, start, end in joined:
+        if merged and merged[-1][0] == key and merged[-1][2] == start:
+            merged[-1] = (key, merged[-1][1], end)
+        else:
+            merged.append((key, start, end))
+    assert merged == [(p.key, p.start, p.end) for p in pieces if p.size]

@@ -13,6 +13,7 @@ from uploadsvc import create_app
 from uploadsvc.storage import S3Store
 from uploadsvc.storage.s3join import MIN_PART, Piece, plan_equal
 
+from .helpers import assert_parts_are_the_pieces
 from .seaweedfs import BUCKET
 
 MiB = 1024 * 1024
@@ -116,15 +117,7 @@ def test_the_plan_of_equal_parts_for_random_pieces():
         total = sum(piece.size for piece in pieces)
         assert [part.size for part in parts] == \
             [size] * (total // size) + ([total % size] if total % size else [])
-        assert all(len(part.pieces) == 1 for part in parts if part.copied)
-        joined = [(p.key, p.start, p.end) for part in parts for p in part.pieces]
-        merged = []
-        for key, start, end in joined:
-            if merged and merged[-1][0] == key and merged[-1][2] == start:
-                merged[-1] = (key, merged[-1][1], end)
-            else:
-                merged.append((key, start, end))
-        assert merged == [(p.key, p.start, p.end) for p in pieces if p.size]
+        assert_parts_are_the_pieces(parts, pieces)
 
 
 def test_the_setting_reaches_the_store(s3_env, tmp_path, monkeypatch):

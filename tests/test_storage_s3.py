@@ -15,6 +15,7 @@ from uploadsvc.storage.s3join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
+from .helpers import assert_parts_are_the_pieces  # noqa: E402
 from .seaweedfs import BUCKET  # noqa: E402
 from .storage_contract import StoreContract  # noqa: E402 - after the rewrite is registered
 from .test_cli_errors import flask, one_line  # noqa: E402
@@ -253,15 +254,7 @@ def check_plan(sizes: list[int], part_size: int = 16 * MiB) -> list:
     assert sum(part.size for part in parts) == sum(sizes)
     assert all(MIN_PART <= part.size <= MAX_COPY for part in parts[:-1])
     assert all(part.size <= MAX_COPY for part in parts)
-    assert all(len(part.pieces) == 1 for part in parts if part.copied)
-    joined = [(p.key, p.start, p.end) for part in parts for p in part.pieces]
-    merged = []  # the pieces again, in order, each whole
-    for key, start, end in joined:
-        if merged and merged[-1][0] == key and merged[-1][2] == start:
-            merged[-1] = (key, merged[-1][1], end)
-        else:
-            merged.append((key, start, end))
-    assert merged == [(p.key, p.start, p.end) for p in pieces if p.size]
+    assert_parts_are_the_pieces(parts, pieces)
     return parts
 
 

@@ -17,7 +17,6 @@ may have been taken since), the commit fails with LeaseLost instead of writing o
 newer holder's work.
 """
 import logging
-import os
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from ..core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
 from ..storage import LeaseLost, LockBusy, Locker
 from ..storage.base import LOCK_NAME
 from . import lease_owners as owners
+from . import lease_renewer as renewer
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +233,6 @@ def init_app(app: Flask) -> None:
 # -- holds of this thread and this process ------------------------------------------------
 
 _local = threading.local()
-_process_holds: dict[str, Hold] = {}
-_process_lock = threading.Lock()
-_renewer_pid: int | None = None
-_wake = threading.Event()  # a new hold: the renewer looks again at when to renew
 
 
 def _thread_holds() -> list[Hold]:
@@ -248,9 +244,7 @@ def _registered(held: Hold) -> Iterator[None]:
     """Keep the hold renewed and fenced while the caller runs; then end the session's
     transaction (committed if the block ended well, rolled back if not) and release it."""
     _local.holds = [*_thread_holds(), held]
-    with _process_lock:
-        _process_holds[held.token] = held
-    _start_renewer()
+    renewer.keep(held)
     failed = True
     try:
         yield
@@ -265,42 +259,5 @@ def _registered(held: Hold) -> Iterator[None]:
                     end_reads()
         finally:
             _local.holds = [other for other in _thread_holds() if other is not held]
-            with _process_lock:
-                _process_holds.pop(held.token, None)
+            renewer.drop(held)
             held.locker._release(held.token, held.name)
-
-
-def _start_renewer() -> None:
-    """The process's renewing thread: started once per process (after gunicorn's fork)."""
-    global _renewer_pid
-    _wake.set()
-    with _process_lock:
-        if _renewer_pid == os.getpid():
-            return
-        _renewer_pid = os.getpid()
-    threading.Thread(target=_renew_all, name="lease-renewer", daemon=True).start()
-
-
-def _renew_all() -> None:
-    """Renew every hold of the process a third of its lease after its last renewal."""
-    while True:
-        with _process_lock:
-            holds = list(_process_holds.values())
-        now = time.monotonic()
-        due = [held for held in holds if now >= held.renewed + held.locker.lease_ms / 3000]
-        for locker in {held.locker for held in due}:
-            mine = [held for held in due if held.locker is locker]
-            try:
-                renewed = locker.renew(mine)
-            except Exception:  # the database is away now: the fence decides at commit
-                log.warning("could not renew %d leases", len(mine), exc_info=True)
-                continue
-            for held in mine:
-                held.renewed = now
-            if renewed < len(mine):
-                log.warning("%d of %d leases lapsed before they were renewed",
-                            len(mine) - renewed, len(mine))
-        waits = [held.renewed + held.locker.lease_ms / 3000 - time.monotonic()
-                 for held in holds]
-        _wake.wait(max(min(waits, default=60.0), 0.01))
-        _wake.clear()
