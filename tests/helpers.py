@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from flask.testing import FlaskClient
 
 from uploadsvc.http import followups as http_followups
-from uploadsvc.services import api_chunks, api_completion, followups
+from uploadsvc.services import followups
+from uploadsvc.services.chunked import chunks as api_chunks
+from uploadsvc.services.chunked import completion as api_completion
 from uploadsvc.storage import ChunkFiles
-from uploadsvc.storage.chunkfiles import CLAIMS
+from uploadsvc.storage.local.chunkfiles import CLAIMS
+from uploadsvc.storage.local.restarts import DATA_BOOT
 from uploadsvc.storage.md5state import Md5State
-from uploadsvc.storage.restarts import DATA_BOOT
 
 
 @dataclass

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from uploadsvc.services.signatures import SIGNATURE_HEADER, verify
+from uploadsvc.services.events.signatures import SIGNATURE_HEADER, verify
 
 from .servers import free_port
 

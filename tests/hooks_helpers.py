@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import HookDelivery
-from uploadsvc.services import deliverer
+from uploadsvc.services.events import deliverer
 
 SECRET = "test-hook-secret"
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from uploadsvc.services import api_completion
+from uploadsvc.services.chunked import completion as api_completion
 
 from .helpers import (
     TestFile,

@@ -3,7 +3,8 @@ import json
 import os
 import time
 
-from uploadsvc.services import api_uploads, stores
+from uploadsvc.services import stores
+from uploadsvc.services.chunked import uploads as api_uploads
 
 from .helpers import random_file, send_chunk, upload_all
 

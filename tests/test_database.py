@@ -12,7 +12,8 @@ from uploadsvc import create_app
 from uploadsvc.core import database
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import UploadEvent
-from uploadsvc.services import api_uploads, uploads
+from uploadsvc.services import uploads
+from uploadsvc.services.chunked import uploads as api_uploads
 from uploadsvc.services.errors import UploadNotFound
 
 from .helpers import random_file, upload_all

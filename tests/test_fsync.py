@@ -11,7 +11,8 @@ from sqlalchemy import select
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_completion, api_uploads
+from uploadsvc.services.chunked import completion as api_completion
+from uploadsvc.services.chunked import uploads as api_uploads
 from uploadsvc.services.errors import MissingChunks
 
 from .helpers import (

@@ -21,8 +21,9 @@ from uploadsvc.core.models import (
     UploadEvent,
     utcnow,
 )
-from uploadsvc.services import api_uploads, deliverer
-from uploadsvc.services.signatures import sign, verify
+from uploadsvc.services.chunked import uploads as api_uploads
+from uploadsvc.services.events import deliverer
+from uploadsvc.services.events.signatures import sign, verify
 
 from .helpers import random_file, send_chunk, upload_all
 from .hooks_helpers import SECRET, deliver, hook_config, outbox, types_by_upload

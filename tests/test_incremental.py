@@ -14,7 +14,10 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload
-from uploadsvc.services import api_chunks, api_completion, api_uploads, hashing, stores
+from uploadsvc.services import hashing, stores
+from uploadsvc.services.chunked import chunks as api_chunks
+from uploadsvc.services.chunked import completion as api_completion
+from uploadsvc.services.chunked import uploads as api_uploads
 from uploadsvc.services.errors import Md5Mismatch, MissingChunks
 from uploadsvc.services.followups import FollowUp
 from uploadsvc.storage.md5state import Md5State

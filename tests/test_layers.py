@@ -22,12 +22,15 @@ def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
 def test_the_tree_keeps_every_import_contract():
     result = lint_imports(PROJECT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "BROKEN" not in result.stdout and result.stdout.count("KEPT") == 3
+    assert "BROKEN" not in result.stdout and result.stdout.count("KEPT") == 6
 
 
 @pytest.mark.parametrize("module, line, contract", [
     ("services/uploads.py", "from ..http import api", "http and cli above services"),
-    ("storage/local.py", "import flask", "the store knows nothing of Flask"),
+    ("storage/local/store.py", "import flask", "the store knows nothing of Flask"),
+    ("storage/s3/store.py", "from ..local import layout", "each store backend is a room"),
+    ("services/downloads.py", "from ..storage.local import layout", "nothing above the store"),
+    ("services/events/settings.py", "from . import deliverer", "no two sibling modules"),
     ("client/files.py", "from ..services import uploads", "the command-line client needs none"),
 ])
 def test_an_import_against_the_layers_breaks_a_contract(tmp_path, module, line, contract):
@@ -38,5 +41,7 @@ def test_an_import_against_the_layers_breaks_a_contract(tmp_path, module, line, 
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
-    assert len(broken) == 1 and broken[0].startswith(contract), result.stdout
+    # An upward import also closes a circle, so the acyclic contract may break beside it.
+    others = [row for row in broken if not row.startswith(("no two sibling", contract))]
+    assert any(row.startswith(contract) for row in broken) and not others, result.stdout
 

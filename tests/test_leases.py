@@ -1,4 +1,4 @@
-"""Locks as leases in the database (services.leases), on SQLite and MariaDB: two "hosts" are
+"""Locks as leases in the database (services/leases/), on SQLite and MariaDB: two "hosts" are
 two apps with data directories of their own on one database, as on several machines."""
 import os
 import signal

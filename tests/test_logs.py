@@ -39,8 +39,8 @@ def test_json_lines_under_gunicorn(tmp_path):
     records = [json.loads(line) for line in lines]  # every line of the output is JSON
     assert all({"time", "level", "logger", "message"} <= set(record) for record in records)
     api_loggers = {f"uploadsvc.services.{name}"
-                   for name in ("api_uploads", "api_chunks", "placement", "uploads")}
-    tus_loggers = {"uploadsvc.services.tus_uploads", "uploadsvc.services.tus_writes"}
+                   for name in ("chunked.uploads", "chunked.chunks", "placement", "uploads")}
+    tus_loggers = {"uploadsvc.services.tus.uploads", "uploadsvc.services.tus.writes"}
     events = [r for r in records if r["logger"] in api_loggers and "event" in r]
     tus_events = [r for r in records if r["logger"] in tus_loggers and "event" in r]
     assert [r["event"] for r in tus_events] == ["created", "chunk_stored"]

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload, UploadEvent, utcnow
-from uploadsvc.services import api_uploads, uploads
+from uploadsvc.services import uploads
+from uploadsvc.services.chunked import uploads as api_uploads
 
 from . import conftest
 from .helpers import finished_bytes, random_file, send_chunk, upload_all

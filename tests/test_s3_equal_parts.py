@@ -11,7 +11,7 @@ import pytest
 
 from uploadsvc import create_app
 from uploadsvc.storage import S3Store
-from uploadsvc.storage.s3join import MIN_PART, Piece, plan_equal
+from uploadsvc.storage.s3.join import MIN_PART, Piece, plan_equal
 
 from .helpers import assert_parts_are_the_pieces
 from .seaweedfs import BUCKET

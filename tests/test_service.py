@@ -6,7 +6,9 @@ from sqlalchemy import select
 
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Chunk, Upload, UploadEvent
-from uploadsvc.services import api_completion, api_uploads, stores, uploads
+from uploadsvc.services import stores, uploads
+from uploadsvc.services.chunked import completion as api_completion
+from uploadsvc.services.chunked import uploads as api_uploads
 from uploadsvc.services.errors import MissingChunks, UploadNotFound
 from uploadsvc.storage import LockBusy
 

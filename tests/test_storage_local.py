@@ -11,10 +11,11 @@ import types
 
 import pytest
 
-from uploadsvc.storage import LocalStore, LockBusy, NameTaken, PartTooLarge, local, locking
-from uploadsvc.storage.chunkfiles import CLAIMS
+from uploadsvc.storage import LocalStore, LockBusy, NameTaken, PartTooLarge, locking
+from uploadsvc.storage.local import store as local
+from uploadsvc.storage.local.chunkfiles import CLAIMS
+from uploadsvc.storage.local.restarts import DATA_BOOT
 from uploadsvc.storage.md5state import AVAILABLE, Md5State
-from uploadsvc.storage.restarts import DATA_BOOT
 
 pytest.register_assert_rewrite("tests.storage_contract")
 

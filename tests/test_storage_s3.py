@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from uploadsvc.storage import S3Store, StorageUnavailable
-from uploadsvc.storage.s3client import make_client
-from uploadsvc.storage.s3join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
+from uploadsvc.storage.s3.client import make_client
+from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
 
 pytest.register_assert_rewrite("tests.storage_contract")
 

@@ -8,7 +8,7 @@ import os
 import pytest
 from werkzeug.exceptions import RequestTimeout
 
-from uploadsvc.storage import chunkfiles
+from uploadsvc.storage.local import chunkfiles
 
 from .helpers import TestFile, chunks_of, leftovers, store_of, upload_keys
 

@@ -8,7 +8,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ..core.units import parse_duration
-from ..services import access, housekeeping, retention, stats
+from ..services import access, housekeeping, stats
+from ..services.events import retention
 from .errors import CommandError
 from .guard import GuardedCommand, GuardedGroup, guarded_copy
 

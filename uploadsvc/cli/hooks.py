@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..core.models import FAILED
-from ..services import deliverer, outbox
+from ..services.events import deliverer, outbox
 from .errors import CommandError
 from .guard import GuardedGroup
 

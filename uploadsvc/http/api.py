@@ -9,7 +9,10 @@ import psutil
 from flask import Blueprint, current_app, make_response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from ..services import api_completion, api_streamed, api_uploads, uploads
+from ..services import uploads
+from ..services.chunked import completion as api_completion
+from ..services.chunked import streamed as api_streamed
+from ..services.chunked import uploads as api_uploads
 from ..services.errors import ChunkTooLarge, InvalidInput
 from ..version import __version__
 from . import chunkform

@@ -13,7 +13,7 @@ from functools import partial
 
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from ..services import api_streamed
+from ..services.chunked import streamed as api_streamed
 from ..services.errors import InvalidInput
 from ..storage import UploadGone
 from .requests import Events, FastFormDataParser

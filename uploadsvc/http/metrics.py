@@ -16,7 +16,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from ..core.units import parse_bool
-from ..services import outbox
+from ..services.events import outbox
 from ..services.metrics import MULTIPROCESS
 from .errors import error_response
 

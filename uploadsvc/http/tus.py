@@ -17,8 +17,10 @@ from werkzeug.http import http_date
 
 from ..core.models import Upload
 from ..core.units import parse_duration
-from ..services import downloads, tus_uploads, tus_writes
+from ..services import downloads
 from ..services.errors import InvalidInput, TusVersionUnsupported
+from ..services.tus import uploads as tus_uploads
+from ..services.tus import writes as tus_writes
 from . import tus_headers
 from .downloads import send
 from .followups import after_response

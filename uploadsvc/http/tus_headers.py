@@ -6,7 +6,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from ..services.errors import InvalidInput
-from ..services.tus_writes import Checksum
+from ..services.tus.writes import Checksum
 from ..storage import UPLOAD_KEY
 from .schemas import MAX_NAME_BYTES
 

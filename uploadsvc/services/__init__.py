@@ -6,7 +6,7 @@ from ..storage import open_store
 
 def init_app(app: Flask) -> None:
     """Give the app its store, as the configuration names it, and its hooks."""
-    from . import hooks, leases
+    from . import events, leases
 
     config = app.config
     app.extensions["store"] = open_store(
@@ -16,4 +16,4 @@ def init_app(app: Flask) -> None:
         orphan_age=config["S3_ORPHAN_AGE"].total_seconds(),
         max_parts=int(config["S3_MAX_PARTS"]))
     leases.init_app(app)
-    hooks.init_app(app)
+    events.init_app(app)

@@ -13,9 +13,10 @@ from ..core.extensions import db
 from ..core.models import COMPLETED, Upload
 from ..core.naming import safe_name
 from ..storage import Download, FileGone, FileServer, Presigner
-from . import access, tus_uploads
+from . import access
 from .errors import FileNotFound, UploadUnfinished
 from .stores import store
+from .tus import uploads as tus_uploads
 
 # A media type without parameters (RFC 9110 tokens): what a tus client's filetype must be
 # to become the answer's Content-Type.

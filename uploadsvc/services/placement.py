@@ -13,7 +13,8 @@ from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import Chunk, Upload, UploadEvent
 from ..storage import NameTaken, Sealed
-from . import metrics, outbox
+from . import metrics
+from .events import outbox
 from .stores import store
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ from ..core.database import end_reads
 from ..core.extensions import db
 from ..core.logs import event_fields
 from ..core.models import UPLOADING, Chunk, Upload
-from . import metrics, outbox
+from . import metrics
 from .errors import TooManyUploads, UploadNotFound
+from .events import outbox
 from .stores import store
 
 log = logging.getLogger(__name__)

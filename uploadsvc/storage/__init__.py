@@ -46,25 +46,11 @@ def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None 
     s3://BUCKET/PREFIX URL that bucket (checked now: StorageError if it cannot be used)."""
     if not storage_url:
         return LocalStore(data_dir, fsync=fsync)
-    from .s3 import S3Store
-    from .s3client import BucketURL, check_bucket, make_client
-    from .s3plan import MAX_COPY, MAX_PARTS, MIN_PART
+    from .s3 import open_bucket  # boto3 costs every worker memory: only when used
 
-    try:
-        url = BucketURL.parse(storage_url)
-        client = make_client(addressing_style, timeout)
-    except ValueError as exc:
-        raise StorageError(f"{exc} (UPLOADSVC_STORAGE_URL, UPLOADSVC_S3_ADDRESSING_STYLE)") \
-            from None
-    check_bucket(client, url)
-    options: dict = {"equal_parts": bool(equal_parts)}
-    if part_size:
-        options["part_size"] = min(max(int(part_size), MIN_PART), MAX_COPY)
-    if orphan_age is not None:
-        options["orphan_age"] = float(orphan_age)
-    if max_parts:
-        options["max_parts"] = min(max(int(max_parts), 2), MAX_PARTS)
-    return S3Store(client, url, data_dir, **options)
+    return open_bucket(storage_url, data_dir, addressing_style=addressing_style,
+                       timeout=timeout, part_size=part_size, equal_parts=equal_parts,
+                       orphan_age=orphan_age, max_parts=max_parts)
 
 
 def __getattr__(name: str):

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from .errors import StorageError, StorageUnavailable
+from ..errors import StorageError, StorageUnavailable
 
 ADDRESSING_STYLES = ("", "path", "virtual")
 # Answers that say "try again later", as against a request or a setting that is wrong.

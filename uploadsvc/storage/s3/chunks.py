@@ -10,11 +10,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from .base import ChunkFiles
-from .s3body import put_body, put_file
-from .s3client import s3_errors
-from .s3layout import S3Layout
-from .spool import SpoolFile
+from ..base import ChunkFiles
+from ..spool import SpoolFile
+from .body import put_body, put_file
+from .client import s3_errors
+from .layout import S3Layout
 
 
 class S3ChunkFiles(S3Layout, ChunkFiles):

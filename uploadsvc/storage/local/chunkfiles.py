@@ -17,10 +17,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from . import writeback
-from .base import ChunkFiles, StreamedChunks, Written
-from .beside import BESIDE_MIN, Ring
-from .files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
+from .. import writeback
+from ..base import ChunkFiles, StreamedChunks, Written
+from ..beside import BESIDE_MIN, Ring
+from ..files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
 from .restarts import BootMarks
 
 CLAIMS = ".claims"

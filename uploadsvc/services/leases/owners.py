@@ -4,7 +4,7 @@ import hashlib
 import os
 import time
 
-from ..storage.layout import BOOT_ID
+from ...storage.boot import BOOT_ID
 
 
 def now_ms() -> int:

@@ -1,14 +1,8 @@
-"""Telling other systems about uploads: the hook settings, and who delivers webhook events
-(outbox holds them, deliverer sends them, precreate asks before an upload is created)."""
-import logging
-
-from flask import Flask
-
-from ..core import database
-from ..core.models import UploadEvent
-from ..core.units import parse_bool, parse_duration, parse_origins
-
-log = logging.getLogger(__name__)
+"""The hook settings as written, turned into what the services read, and the event names
+webhooks report."""
+from ...core import database
+from ...core.models import UploadEvent
+from ...core.units import parse_bool, parse_duration, parse_origins
 
 # The events webhooks report, by the names HOOK_EVENTS and the JSON's "type" use.
 HOOKED = (UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
@@ -57,11 +51,3 @@ def delivers_here(config) -> bool:
         return database._serving()
     return parse_bool(switch)
 
-
-def init_app(app: Flask) -> None:
-    """Read the hook settings; start this process's deliverer when it should have one."""
-    configure(app.config)
-    if delivers_here(app.config):
-        from .deliverer import DelivererThread
-
-        app.extensions["hook_deliverer"] = DelivererThread(app).start()

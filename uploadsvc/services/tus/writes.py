@@ -8,21 +8,21 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..core.extensions import db
-from ..core.logs import event_fields
-from ..core.models import Upload, UploadEvent, utcnow
-from ..storage.md5state import Md5State
-from . import hashing, metrics, statements
-from .errors import (
+from ...core.extensions import db
+from ...core.logs import event_fields
+from ...core.models import Upload, UploadEvent, utcnow
+from ...storage.md5state import Md5State
+from .. import hashing, metrics, statements
+from ..errors import (
     ChecksumMismatch,
     FileTooLarge,
     FinalUploadReadOnly,
     InvalidInput,
     OffsetConflict,
 )
-from .followups import FollowUp, Outcome
-from .stores import store
-from .tus_uploads import FINAL, PARTIAL, check_size, find, finish, locked, trust_offset
+from ..followups import FollowUp, Outcome
+from ..stores import store
+from .uploads import FINAL, PARTIAL, check_size, find, finish, locked, trust_offset
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,13 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import update
 
-from ..core.database import end_reads
-from ..core.extensions import db
-from ..core.logs import event_fields
-from ..core.models import Upload, UploadEvent
-from ..storage import UploadGone, md5_of, stream_size
-from . import hashing, metrics, statements
-from .api_uploads import (
-    Progress,
-    check_file_size,
-    forget_chunks,
-    forget_if_lost_in_restart,
-    get_or_create,
-    note_file_size,
-)
-from .errors import (
+from ...core.database import end_reads
+from ...core.extensions import db
+from ...core.logs import event_fields
+from ...core.models import Upload, UploadEvent
+from ...storage import UploadGone, md5_of, stream_size
+from .. import hashing, metrics, statements
+from ..errors import (
     ChunkMd5Mismatch,
     ChunkSizeConflict,
     FileTooLarge,
@@ -28,9 +20,17 @@ from .errors import (
     TotalChunksConflict,
     UploadNotFound,
 )
-from .followups import Outcome
-from .stores import chunk_files, holding, store
-from .uploads import reload
+from ..followups import Outcome
+from ..stores import chunk_files, holding, store
+from ..uploads import reload
+from .uploads import (
+    Progress,
+    check_file_size,
+    forget_chunks,
+    forget_if_lost_in_restart,
+    get_or_create,
+    note_file_size,
+)
 
 log = logging.getLogger(__name__)
 

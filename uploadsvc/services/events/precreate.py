@@ -12,10 +12,10 @@ import logging
 import requests
 from flask import current_app
 
-from ..core.extensions import db
-from ..version import __version__
-from . import access, metrics
-from .errors import PreCreateUnavailable, UploadRefused
+from ...core.extensions import db
+from ...version import __version__
+from .. import access, metrics
+from ..errors import PreCreateUnavailable, UploadRefused
 from .outbox import decode_metadata
 from .signatures import SIGNATURE_HEADER, sign
 

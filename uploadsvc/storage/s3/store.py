@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .base import (
+from ..base import (
     Concatenation,
     Download,
     FileListing,
@@ -27,15 +27,15 @@ from .base import (
     Store,
     Written,
 )
-from .errors import FileGone, StorageError
-from .locking import FileLocker
-from .md5state import Md5State
-from .s3body import put_body
-from .s3chunks import S3ChunkFiles
-from .s3client import BucketURL, ObjectReader, s3_errors
-from .s3join import Piece
-from .s3temps import S3Temps
-from .spool import SpoolFile
+from ..errors import FileGone, StorageError
+from ..locking import FileLocker
+from ..md5state import Md5State
+from ..spool import SpoolFile
+from .body import put_body
+from .chunks import S3ChunkFiles
+from .client import BucketURL, ObjectReader, s3_errors
+from .join import Piece
+from .temps import S3Temps
 
 
 class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListing,

@@ -7,10 +7,10 @@ import tempfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from .base import Written
-from .files import unlink_quietly, write_all
-from .s3client import s3_errors
-from .s3join import Joiner
+from ..base import Written
+from ..files import unlink_quietly, write_all
+from .client import s3_errors
+from .join import Joiner
 
 
 class Body:

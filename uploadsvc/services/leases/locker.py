@@ -29,13 +29,12 @@ from sqlalchemy import delete, event, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..core.database import HOLDS, end_reads
-from ..core.extensions import db
-from ..core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
-from ..storage import LeaseLost, LockBusy, Locker
-from ..storage.base import LOCK_NAME
-from . import lease_owners as owners
-from . import lease_renewer as renewer
+from ...core.database import HOLDS, end_reads
+from ...core.extensions import db
+from ...core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
+from ...storage import LeaseLost, LockBusy, Locker
+from ...storage.base import LOCK_NAME
+from . import owners, renewer
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from flask import Flask, current_app
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import aliased
 
-from ..core.extensions import db
-from ..core.models import DELIVERED, FAILED, PENDING, HookDelivery, utcnow
-from ..version import __version__
-from . import metrics
-from .hooks import event_type
+from ...core.extensions import db
+from ...core.models import DELIVERED, FAILED, PENDING, HookDelivery, utcnow
+from ...version import __version__
+from .. import metrics
+from .settings import event_type
 from .signatures import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)

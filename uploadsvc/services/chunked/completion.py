@@ -5,12 +5,18 @@ import time
 
 from sqlalchemy import delete, select
 
-from ..core.extensions import db
-from ..core.logs import event_fields
-from ..core.models import Chunk, Upload, UploadEvent
-from ..storage import FileGone
-from . import access, followups, hashing, metrics, outbox
-from .api_uploads import (
+from ...core.extensions import db
+from ...core.logs import event_fields
+from ...core.models import Chunk, Upload, UploadEvent
+from ...storage import FileGone
+from .. import access, followups, hashing, metrics
+from ..errors import Md5Mismatch, MissingChunks, SizeMismatch, TotalChunksConflict, UploadNotFound
+from ..events import outbox
+from ..followups import FollowUp, Outcome
+from ..placement import place_and_finish
+from ..stores import chunk_files, holding, lock_wait, store
+from ..uploads import reload
+from .uploads import (
     check_file_size,
     clear_chunks,
     find,
@@ -20,17 +26,6 @@ from .api_uploads import (
     note_file_size,
     stored_indices,
 )
-from .errors import (
-    Md5Mismatch,
-    MissingChunks,
-    SizeMismatch,
-    TotalChunksConflict,
-    UploadNotFound,
-)
-from .followups import FollowUp, Outcome
-from .placement import place_and_finish
-from .stores import chunk_files, holding, lock_wait, store
-from .uploads import reload
 
 log = logging.getLogger(__name__)
 

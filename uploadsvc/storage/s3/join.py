@@ -22,10 +22,10 @@ from collections.abc import Iterator
 
 from botocore.exceptions import ClientError
 
-from .errors import NameTaken, StorageError
-from .files import unlink_quietly
-from .s3client import error_code, s3_errors
-from .s3plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
+from ..errors import NameTaken, StorageError
+from ..files import unlink_quietly
+from .client import error_code, s3_errors
+from .plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
 
 __all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan",
            "plan_equal"]

@@ -15,8 +15,8 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from ..core.extensions import db
-from ..core.models import (
+from ...core.extensions import db
+from ...core.models import (
     API,
     DELIVERED,
     FAILED,
@@ -28,7 +28,7 @@ from ..core.models import (
     UploadEvent,
     utcnow,
 )
-from .hooks import event_type
+from .settings import event_type
 
 PARTIAL = "partial"  # tus concatenation: a part is no upload of its own to other systems
 

@@ -15,14 +15,15 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.extensions import db
-from ..core.logs import event_fields
-from ..core.models import Chunk, Upload, UploadEvent, name_digest
-from ..storage import UploadGone
-from . import access, hashing, metrics, outbox, precreate
-from .errors import FileSizeConflict, FileTooLarge, MergeInProgress, UploadNotFound
-from .stores import chunk_files, holding, store
-from .uploads import check_room, reload, remove
+from ...core.extensions import db
+from ...core.logs import event_fields
+from ...core.models import Chunk, Upload, UploadEvent, name_digest
+from ...storage import UploadGone
+from .. import access, hashing, metrics
+from ..errors import FileSizeConflict, FileTooLarge, MergeInProgress, UploadNotFound
+from ..events import outbox, precreate
+from ..stores import chunk_files, holding, store
+from ..uploads import check_room, reload, remove
 
 log = logging.getLogger(__name__)
 

@@ -14,24 +14,18 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from . import writeback
-from .base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
-from .beside import BESIDE_MIN, Ring
+from .. import writeback
+from ..base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
+from ..beside import BESIDE_MIN, Ring
+from ..boot import BOOT_ID
+from ..errors import FileGone, NameTaken
+from ..files import disk_errors, fill, gone_if_missing, linked_or_copied, unlink_quietly, write_all
+from ..locking import FileLocker
+from ..md5state import Md5State
+from ..spool import SpoolFile
 from .chunkfiles import CLAIMS, LocalChunkFiles
-from .errors import FileGone, NameTaken
-from .files import (
-    disk_errors,
-    fill,
-    gone_if_missing,
-    linked_or_copied,
-    unlink_quietly,
-    write_all,
-)
-from .layout import BOOT_ID, BUFFER_SIZE
-from .locking import FileLocker
-from .md5state import Md5State
+from .layout import BUFFER_SIZE
 from .restarts import DATA_BOOT
-from .spool import SpoolFile
 
 # The most of a data file mapped at once while hashing it: bounds what a worker's RSS counts.
 HASH_WINDOW = 2 * 1024 * 1024

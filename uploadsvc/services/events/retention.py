@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.extensions import db
-from ..core.models import DELIVERED, FAILED, EventDay, HookDelivery, UploadEvent, utcnow
+from ...core.extensions import db
+from ...core.models import DELIVERED, FAILED, EventDay, HookDelivery, UploadEvent, utcnow
 
 log = logging.getLogger(__name__)
 

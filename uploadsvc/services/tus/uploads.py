@@ -18,16 +18,17 @@ from contextlib import ExitStack, contextmanager
 from flask import current_app
 from sqlalchemy import select, update
 
-from ..core.database import end_reads
-from ..core.extensions import db
-from ..core.logs import event_fields
-from ..core.models import TUS, Upload, UploadEvent, name_digest, utcnow
-from ..storage import UPLOAD_KEY, Concatenation
-from . import access, hashing, metrics, outbox, precreate
-from .errors import FileTooLarge, InvalidInput, UploadExpired, UploadNotFound
-from .placement import place_and_finish
-from .stores import holding, lock_wait, store
-from .uploads import check_room, remove
+from ...core.database import end_reads
+from ...core.extensions import db
+from ...core.logs import event_fields
+from ...core.models import TUS, Upload, UploadEvent, name_digest, utcnow
+from ...storage import UPLOAD_KEY, Concatenation
+from .. import access, hashing, metrics
+from ..errors import FileTooLarge, InvalidInput, UploadExpired, UploadNotFound
+from ..events import outbox, precreate
+from ..placement import place_and_finish
+from ..stores import holding, lock_wait, store
+from ..uploads import check_room, remove
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ AbortIncompleteMultipartUpload is the backstop for the ones nobody cleans)."""
 import os
 from collections.abc import Iterator
 
-from .files import unlink_quietly
-from .s3layout import S3Layout
+from ..files import unlink_quietly
+from .layout import S3Layout
 
 MULTIPART = "multipart/"
 SEALED = "sealed/"

@@ -11,23 +11,12 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from .base import UPLOAD_KEY
-from .files import unlink_quietly, write_all
-from .spool import SpoolFile
+from ..base import UPLOAD_KEY
+from ..boot import BOOT_ID
+from ..files import unlink_quietly, write_all
+from ..spool import SpoolFile
 
 BUFFER_SIZE = 1024 * 1024
-
-
-def read_boot_id() -> str | None:
-    """The kernel's id of this boot of the machine (None where it cannot be read)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-BOOT_ID = read_boot_id()
 
 
 class Layout:

@@ -3,7 +3,7 @@
 When a chunk's fields come before its bytes (as the upload page sends them), the chunk's
 place in the upload's file is known before its first byte: place() takes the upload's shared
 lock and the chunk's claim, the HTTP layer streams the part into that place (Placed.receive),
-and store_chunk() checks and records it as api_chunks does a spooled one. Whenever the place
+and store_chunk() checks and records it as chunks.store_chunk does a spooled one. Whenever the place
 is not certain (a new upload, the chunk size not known yet, a chunk recorded before or
 claimed by another request), place() says no and the part is spooled as before.
 """
@@ -16,16 +16,16 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import exists, select
 
-from ..core.database import end_reads
-from ..core.extensions import db
-from ..core.models import Chunk, Upload
-from ..storage import LockBusy, Written
-from . import api_chunks
-from .api_chunks import _fix_chunk_size, _record_chunk, check_declared_size
-from .api_uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
-from .errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
-from .followups import Outcome
-from .stores import chunk_files, holding, streamed_chunks
+from ...core.database import end_reads
+from ...core.extensions import db
+from ...core.models import Chunk, Upload
+from ...storage import LockBusy, Written
+from ..errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
+from ..followups import Outcome
+from ..stores import chunk_files, holding, streamed_chunks
+from . import chunks
+from .chunks import _fix_chunk_size, _record_chunk, check_declared_size
+from .uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,10 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, chunk: BinaryI
                 file_size: int | None = None,
                 chunk_md5: str | None = None) -> Outcome[Progress]:
     """Store one chunk: a part received in place is checked and recorded, with the same
-    checks in the same order as api_chunks.store_chunk makes on a spooled one (which it
+    checks in the same order as chunks.store_chunk makes on a spooled one (which it
     stores)."""
     if not isinstance(chunk, Placed):
-        return api_chunks.store_chunk(md5, file_name, total, index, chunk, file_size,
+        return chunks.store_chunk(md5, file_name, total, index, chunk, file_size,
                                       chunk_md5)
     try:
         if chunk.identity != (md5, file_name, total, index) or chunk.written is None:
@@ -145,7 +145,7 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, chunk: BinaryI
 
 def _store_placed(placed: Placed, file_size: int | None,
                   chunk_md5: str | None) -> Outcome[Progress]:
-    # What happens to a spooled chunk in api_chunks.store_chunk, in its order; the upload's
+    # What happens to a spooled chunk in chunks.store_chunk, in its order; the upload's
     # shared lock and the chunk's claim are held since place().
     _, _, total, index = placed.identity
     if chunk_md5 is not None and placed.md5() != chunk_md5:

@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import UPLOAD_KEY
-from .errors import StorageError, UploadGone
-from .s3client import MISSING_CODES, BucketURL, is_missing, s3_errors
-from .s3join import Joiner, Piece
+from ..base import UPLOAD_KEY
+from ..errors import StorageError, UploadGone
+from .client import MISSING_CODES, BucketURL, is_missing, s3_errors
+from .join import Joiner, Piece
 
 BUFFER_SIZE = 1024 * 1024
 # Parts streamed (PATCH bodies, small chunks joined at completion): bigger parts, fewer
