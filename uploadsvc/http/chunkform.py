@@ -2,11 +2,11 @@
 
 The upload page sends a chunk's fields before its file part. When they are all there and
 valid by the time the part `chunk` begins, and the service can hold the chunk's place in the
-upload's file (api_streamed.place), the part's bytes go straight there: no spool file, no
-copy. Everything else (fields after the file part, a chunk whose place is not known yet, a
-part larger than the chunk size, small bodies that werkzeug parses) is spooled as before,
-and the fields that follow the part are honoured when the chunk is stored, exactly as for a
-spooled one.
+upload's file (services.chunked.streamed.place), the part's bytes go straight there: no
+spool file, no copy. Everything else (fields after the file part, a chunk whose place is
+not known yet, a part larger than the chunk size, small bodies that werkzeug parses) is
+spooled as before, and the fields that follow the part are honoured when the chunk is
+stored, exactly as for a spooled one.
 """
 import io
 from functools import partial

@@ -1,5 +1,5 @@
 """The tus 1.0 protocol at TUS_PREFIX (default /files): thin views over
-services.tus_uploads and tus_writes.
+services.tus (uploads and writes).
 
 Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
 checksum and concatenation. checksum-trailer is not offered: WSGI gives an application no

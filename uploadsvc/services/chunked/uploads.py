@@ -1,5 +1,5 @@
 """Chunked uploads of /api: their identity, state and removal (storing chunks is in
-api_chunks, completing in api_completion).
+chunks, completing in completion).
 
 Order of durability: bytes are written (and fsync'd, unless FSYNC is "complete") first, then
 the row that says they exist is committed. Transactions are ended before any long I/O or

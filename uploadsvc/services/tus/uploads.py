@@ -1,5 +1,5 @@
 """tus 1.0 uploads on the same store, rows and events as the /api uploads: finding,
-creating, concatenating, finishing and terminating them (PATCHes are in tus_writes).
+creating, concatenating, finishing and terminating them (PATCHes are in writes).
 
 A tus upload is an Upload row (protocol "tus") whose bytes are one stream in the store,
 appended at the recorded offset. The row's upload_offset is the truth: bytes are written

@@ -2,9 +2,11 @@
 
 Under the data directory: ``temp/`` (spooled request parts, files being sealed),
 ``chunks/<key>/`` (an upload's ``data`` file, its chunk files ``<index>`` not yet in place,
-its claims and boot mark), ``locks/`` (one lock file per upload and purpose) and
-``uploads/<stored name>`` (finished files). Every path is built from a server-made key, a
-chunk index or a stored name the service chose.
+the mark that it exists, ``.claims``, and its boot mark) and ``uploads/<stored name>``
+(finished files). A ``locks/`` beside them is the store's FileLocker's (made with the
+store): a store run on its own keeps a lock file per upload and purpose there, and each
+upload's chunk claims; in the app, whose locks are leases in the database, it stays empty.
+Every path is built from a server-made key, a chunk index or a stored name the service chose.
 """
 import os
 import shutil

@@ -32,7 +32,8 @@ HASH_WINDOW = 2 * 1024 * 1024
 
 
 class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
-    """Uploads' bytes, finished files and locks under one data directory."""
+    """Uploads' bytes and finished files under one data directory (and, run on its own, its
+    FileLocker's locks)."""
 
     def __init__(self, root: str, fsync: bool | str = True, buffer_size: int = BUFFER_SIZE,
                  boot_id: str | None = BOOT_ID) -> None:
@@ -215,7 +216,7 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
         return SpoolFile(self.temp_dir, limit)
 
     def upload_keys(self) -> Iterator[tuple[str, float]]:
-        # Chunk directories, and lock files left by a request that raced a removal.
+        # Chunk directories, and lock files (a FileLocker's) left by a request that raced a removal.
         seen = set()
         with os.scandir(self.chunks_dir) as entries:
             for entry in entries:

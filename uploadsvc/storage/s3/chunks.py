@@ -2,7 +2,7 @@
 
 A chunk written in place is the segment at its offset (index × chunk size); one written
 aside is ``aside/<index>``, copied to its offset by the store (CopyObject) when the upload
-completes. Completion then joins the segments (s3join): chunks of 5 MiB or more become
+completes. Completion then joins the segments (join.py): chunks of 5 MiB or more become
 parts copied by the store, smaller ones are streamed into parts. Claims are the store's
 locker's (the database's leases in the app, so one request on any host claims a chunk).
 """

@@ -1,7 +1,7 @@
 """Joining ranges of objects into one object, whatever their sizes.
 
 S3 wants every part but the last to hold at least 5 MiB, at most 5 GiB each, and at most
-10,000 parts (s3plan.py). A range of at least the minimum becomes a part copied by the
+10,000 parts (plan.py). A range of at least the minimum becomes a part copied by the
 store itself (UploadPartCopy, several if it is longer than the maximum); smaller ranges are
 streamed, through a local file of at most one part, into parts of ``part_size``. A range
 that follows streamed bytes tops them up to the minimum first and is copied from there on.

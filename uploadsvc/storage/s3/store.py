@@ -1,8 +1,8 @@
 """S3Store: the storage interface on a bucket of an S3-compatible object store.
 
-An upload's bytes are segment objects (s3layout.py); a tus PATCH is one segment, streamed
-into parts as it arrives (s3body.py). Sealing joins the segments into one object under
-``sealed/`` (s3join.py: UploadPartCopy for pieces of 5 MiB or more, streamed parts for the
+An upload's bytes are segment objects (layout.py); a tus PATCH is one segment, streamed
+into parts as it arrives (body.py). Sealing joins the segments into one object under
+``sealed/`` (join.py: UploadPartCopy for pieces of 5 MiB or more, streamed parts for the
 rest), hashing them with ranged GETs past a saved MD5 state; publishing joins that object
 into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
 about an upload is kept in this process: every call starts from the objects' names.
