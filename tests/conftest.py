@@ -24,6 +24,16 @@ DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test`), the tests of a module that shares a server of its
+    own among its tests (a module-scoped fixture: a cluster, a browser) run in one worker,
+    so that server starts once; every other test goes wherever a worker is free."""
+    for item in items:
+        defs = item._fixtureinfo.name2fixturedefs.values()
+        if any(d.scope == "module" for chain in defs for d in chain):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_configure(config):
     """A shell that starts the tests in the background (`make test &`, nohup, cron) has them
     ignore Ctrl-C, and every process they start would inherit that: the clients that tests
@@ -100,10 +110,11 @@ def new_database(request, tmp_path_factory):
     return make
 
 
-@pytest.fixture(params=DATABASES)
+@pytest.fixture
 def database_url(request, data_dir, migrated_database):
-    """A fresh migrated database, on each backend in turn: a copied SQLite file in the data
-    directory, or the session's MariaDB database emptied (migrating takes longer)."""
+    """A fresh migrated database, on each backend in turn (pytest_generate_tests): a copied
+    SQLite file in the data directory, or the session's MariaDB database emptied (migrating
+    takes longer)."""
     if request.param == "sqlite":
         path = data_dir / "uploadsvc.sqlite3"
         shutil.copy(migrated_database, path)
@@ -113,11 +124,38 @@ def database_url(request, data_dir, migrated_database):
     return url
 
 
+# The object store's tests run on the database several hosts share: what SQLite would add
+# there is already checked on the local backend, which runs on both databases.
+STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"]}
+
+
 def pytest_generate_tests(metafunc):
-    """A module that sets STORAGES runs its app tests on each of those backends."""
+    """Every test using the database runs on each of DATABASES, unless it names its own; a
+    module that sets STORAGES runs its app tests on each of those backends, each on the
+    databases STORE_DATABASES gives it."""
+    database = "database_url" in metafunc.fixturenames and not _marked(metafunc, "database_url")
     storages = getattr(metafunc.module, "STORAGES", None)
     if storages and "storage" in metafunc.fixturenames:
-        metafunc.parametrize("storage", storages, indirect=True)
+        if not database:
+            metafunc.parametrize("storage", storages, indirect=True)
+            return
+        pairs = [(name, storage) for name in DATABASES for storage in storages
+                 if name in STORE_DATABASES[storage]]
+        metafunc.parametrize(["database_url", "storage"], pairs, indirect=True,
+                             ids=[f"{name}-{storage}" for name, storage in pairs])
+    elif database:
+        metafunc.parametrize("database_url", DATABASES, indirect=True)
+
+
+def _marked(metafunc, argname: str) -> bool:
+    """Whether the test parametrizes argname itself (a mark takes precedence)."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [name.strip() for name in names.split(",")]
+        if argname in names:
+            return True
+    return False
 
 
 @pytest.fixture
