@@ -44,8 +44,9 @@ def answers(success: dict, *errors: int, body: bool = True) -> dict:
 
 
 def add_paths(spec: APISpec, config: Mapping) -> None:
-    """Register the tus operations under the configured prefix."""
-    prefix = "/" + str(config.get("TUS_PREFIX") or "/files").strip("/")
+    """Register the tus operations under the configured prefix (TUS_PREFIX, as tus.init_app
+    made it)."""
+    prefix = str(config["TUS_PREFIX"]).rstrip("/")
     discovery = {"summary": "tus discovery: versions, extensions, Tus-Max-Size",
                  "security": [], "responses": {"204": {"description": "Capabilities."}}}
     write = answers({"204": {"description": "Stored; Upload-Offset is the new offset."}},
