@@ -52,6 +52,8 @@ SWITCHES = {
     "defaults": ({}, ADMIN_PATHS, ["/metrics", "/uploads/{stored_name}", "/", "/files/"]),
     "operator endpoints on": ({"ADMIN_API": "true"}, [], ADMIN_PATHS),
     "metrics off": ({"METRICS": "false"}, ["/metrics"], []),
+    "downloads off": ({"DOWNLOADS": False}, ["/uploads/{stored_name}"], ["/files/{key}"]),
+    "page off": ({"UPLOAD_PAGE": False}, ["/", "/page/{filename}", "/vendor/{name}"], []),
     "tus elsewhere": ({"TUS_PREFIX": "/resumable/"}, ["/files/", "/files/{key}"],
                       ["/resumable/", "/resumable/{key}"]),
 }
@@ -72,6 +74,8 @@ def test_the_served_document_lists_only_what_the_configuration_serves(
     assert set(present) <= set(document["paths"])
     admin_schemas = [name for name in document["components"]["schemas"] if "Admin" in name]
     assert bool(admin_schemas) == (config.get("ADMIN_API") == "true")
+    if not app.config["DOWNLOADS"]:  # a tus upload's URL is then no download either
+        assert "get" not in document["paths"]["/files/{key}"]
 
 
 def test_every_route_is_documented(app):

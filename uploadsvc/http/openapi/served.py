@@ -4,7 +4,8 @@ components they use.
 Parts turned off by configuration (the operator endpoints, /metrics) are never registered,
 so the URL map says what is served under this configuration, and at which paths (the tus
 prefix): the modules describe those parts whatever the switches say, and this leaves out what
-the app does not route.
+the app does not route. Switches that keep their routes (downloads, the upload page) are
+read by their modules.
 """
 import re
 
