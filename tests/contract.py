@@ -1,13 +1,23 @@
 """Checks real answers against the OpenAPI document, so that the document cannot drift."""
-import re
+import tempfile
 
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from uploadsvc import create_app
 from uploadsvc.http import openapi
+from uploadsvc.http.openapi.served import template as openapi_path
 
-_PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+def served_document(**config) -> dict:
+    """The document that an app with this configuration (over the defaults and the
+    environment, as the `app` fixture has them) serves at /api/openapi.json."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app({"TESTING": True, "DATA_DIR": data_dir, **config})
+        response = app.test_client().get("/api/openapi.json")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
 
 
 class Contract:
@@ -15,7 +25,7 @@ class Contract:
 
     def __init__(self, app) -> None:
         self.app = app
-        self.document = openapi.build(app.config)
+        self.document = openapi.build(app)
         self.checked: list[tuple[str, str, int]] = []
 
     def operation(self, method: str, path: str) -> tuple[str | None, dict | None]:
@@ -25,7 +35,7 @@ class Contract:
             rule, _ = adapter.match(path, method=method, return_rule=True)
         except (NotFound, MethodNotAllowed):
             return None, None
-        template = _PLACEHOLDER.sub(r"{\1}", rule.rule)
+        template = openapi_path(rule.rule)
         operations = self.document["paths"].get(template, {})
         if method == "HEAD" and "head" not in operations:  # a GET without its body
             method = "GET"

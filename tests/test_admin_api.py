@@ -10,9 +10,8 @@ from hypothesis import HealthCheck, settings
 from uploadsvc.core.config import DefaultConfig
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import UploadEvent, utcnow
-from uploadsvc.http import openapi
 
-from .contract import Contract
+from .contract import Contract, served_document
 from .helpers import random_file, send_chunk, upload_all
 from .test_access import bearer, create_key
 from .test_fuzz import CHECKS
@@ -24,7 +23,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ITEM_KEYS = {"fileName", "md5", "size", "status", "protocol", "path", "startTime",
              "lastUpdate", "completedAt"}
 EVENT_KEYS = {"id", "kind", "fileName", "md5", "bytes", "durationMs", "createdAt"}
-OPERATOR_SCHEMA = schemathesis.openapi.from_dict(openapi.build(vars(DefaultConfig))).include(
+OPERATOR_SCHEMA = schemathesis.openapi.from_dict(served_document(ADMIN_API=True)).include(
     path_regex=r"^/api/(uploads/history|database/stats|logs)$")
 COUNTS = ["created", "chunksStored", "completed", "verificationFailed", "deleted", "expired"]
 
@@ -88,6 +87,9 @@ def test_off_by_default_they_are_unknown_routes(app, client, runner):
         assert answer(client.options(path, headers=preflight)) == answer(
             client.options(unknown, headers=preflight))
     assert client.get(HISTORY).get_json()["error"] == "not_found"
+    document = client.get("/api/openapi.json").get_json()
+    assert not set(ADMIN_PATHS) & set(document["paths"])
+    assert not [name for name in document["components"]["schemas"] if name.startswith("Admin")]
     app.config["AUTH_REQUIRED"] = True
     token = bearer(create_key(runner))
     # Without a key both are 401, which the checked client refuses for an unknown route.
@@ -248,6 +250,8 @@ def test_every_route_is_documented_and_every_status_produced(app, client, runner
     routed = {rule.rule: rule.methods - {"HEAD", "OPTIONS"} for rule in app.url_map.iter_rules()
               if rule.endpoint.startswith("admin.")}
     assert routed == dict.fromkeys(ADMIN_PATHS, {"GET"})
+    served = client.get("/api/openapi.json").get_json()["paths"]
+    assert {path: list(served[path]) for path in ADMIN_PATHS} == dict.fromkeys(ADMIN_PATHS, ["get"])
     for path in ADMIN_PATHS:
         assert contract.operation("GET", path)[1] is not None, path
     for path in ADMIN_PATHS:
@@ -259,13 +263,14 @@ def test_every_route_is_documented_and_every_status_produced(app, client, runner
     checked = set(app.extensions["test_contract"].checked)
     documented = {(m.upper(), p, int(s)) for p, item in contract.document["paths"].items()
                   if p in ADMIN_PATHS for m, op in item.items() for s in op["responses"]}
-    # 404 is the answer when they are off, and then they are unknown routes (checked as
-    # such above); 429 and 500 come from code shared by every route (test_openapi), 503
-    # from an unreachable database (test_unavailable).
-    assert {s for s in documented - checked if s[2] not in (404, 429, 500, 503)} == set()
+    # Off, they are unknown routes and left out of the document (checked above); 429 and
+    # 500 come from code shared by every route (test_openapi), 503 from an unreachable
+    # database (test_unavailable).
+    assert {s for s in documented - checked if s[2] not in (429, 500, 503)} == set()
 
 
-# test_fuzz fuzzes them while they are off (404); here they are on.
+# test_fuzz fuzzes the document of an app with them off, where they are not listed; here
+# they are on, and so in the document.
 @OPERATOR_SCHEMA.parametrize()
 @settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))

@@ -6,7 +6,10 @@ by tests/contract.py; these tests check the document itself and that check.
 import io
 import re
 
+import pytest
 from openapi_spec_validator import validate
+
+from uploadsvc import create_app
 
 from .contract import Contract
 from .helpers import random_file
@@ -44,6 +47,37 @@ def test_limits_in_the_document_follow_the_configuration(app):
     assert schemas["Identity"]["properties"]["totalChunks"]["maximum"] == 77
 
 
+# Configurations, the paths their documents must leave out, and those they must list.
+SWITCHES = {
+    "defaults": ({}, ADMIN_PATHS, ["/metrics", "/uploads/{stored_name}", "/", "/files/"]),
+    "operator endpoints on": ({"ADMIN_API": "true"}, [], ADMIN_PATHS),
+    "metrics off": ({"METRICS": "false"}, ["/metrics"], []),
+    "downloads off": ({"DOWNLOADS": False}, ["/uploads/{stored_name}"], ["/files/{key}"]),
+    "page off": ({"UPLOAD_PAGE": False}, ["/", "/page/{filename}", "/vendor/{name}"], []),
+    "tus elsewhere": ({"TUS_PREFIX": "/resumable/"}, ["/files/", "/files/{key}"],
+                      ["/resumable/", "/resumable/{key}"]),
+}
+
+
+@pytest.mark.parametrize("config, absent, present", SWITCHES.values(), ids=list(SWITCHES))
+def test_the_served_document_lists_only_what_the_configuration_serves(
+        tmp_path, config, absent, present):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), **config})
+    document = app.test_client().get("/api/openapi.json").get_json()
+    validate(document)
+    contract = Contract(app)
+    for path, item in document["paths"].items():
+        for method in item:
+            template, operation = contract.operation(method.upper(), _filled(path))
+            assert template == path and operation is not None, f"{method} {path} is not served"
+    assert not set(absent) & set(document["paths"])
+    assert set(present) <= set(document["paths"])
+    admin_schemas = [name for name in document["components"]["schemas"] if "Admin" in name]
+    assert bool(admin_schemas) == (config.get("ADMIN_API") == "true")
+    if not app.config["DOWNLOADS"]:  # a tus upload's URL is then no download either
+        assert "get" not in document["paths"]["/files/{key}"]
+
+
 def test_every_route_is_documented(app):
     """A new route without documentation fails here, not silently."""
     paths = Contract(app).document["paths"]
@@ -78,6 +112,11 @@ def test_the_checked_client_refuses_an_undocumented_answer(app, client):
 
 def _example(rule: str) -> str:
     return re.sub(r"<(?:path:)?md5>", "0" * 32, re.sub(r"<[^<>]+>", "x", rule))
+
+
+def _filled(path: str) -> str:
+    """A documented path with its parameters filled in."""
+    return re.sub(r"\{[^{}]+\}", "x", path.replace("{md5}", "0" * 32))
 
 
 class Stalling(io.BytesIO):
@@ -147,11 +186,10 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     app.config["AUTH_REQUIRED"] = True
     client.get("/api/stats")  # 401
     checked = set(app.extensions["test_contract"].checked)
-    # /api only: downloads and the page are driven by test_downloads and test_page, and the
-    # operator endpoints (off here) by test_admin_api, whose answers the same client checks.
+    # /api only: downloads and the page are driven by test_downloads and test_page. The
+    # operator endpoints are off here, so not in the document: test_admin_api turns them on.
     expected = {(m.upper(), p, int(s)) for p, item in Contract(app).document["paths"].items()
-                if p.startswith("/api/") and p not in ADMIN_PATHS
-                for m, op in item.items() for s in op["responses"]}
+                if p.startswith("/api/") for m, op in item.items() for s in op["responses"]}
     missing = expected - checked
     # 401, 429 and 500 come from code shared by every route (before_request, the error
     # handler): produced once above, and per route in test_access, test_limits and

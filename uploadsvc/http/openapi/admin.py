@@ -1,4 +1,5 @@
-"""The operator endpoints (history, daily figures, events), for the OpenAPI document."""
+"""The operator endpoints (history, daily figures, events), for the OpenAPI document: kept
+in it only when UPLOADSVC_ADMIN_API registers them."""
 from collections.abc import Mapping
 
 from apispec import APISpec
@@ -15,8 +16,9 @@ MD5_OR_EMPTY = {"pattern": "^([0-9a-fA-F]{32})?$",
 KINDS = [UploadEvent.CREATED, UploadEvent.CHUNK_STORED, UploadEvent.COMPLETED,
          UploadEvent.VERIFICATION_FAILED, UploadEvent.DELETED, UploadEvent.EXPIRED,
          UploadEvent.CONCATENATED]
-OFF = ("Off unless UPLOADSVC_ADMIN_API is true (then 404, like any unknown route). With "
-       "UPLOADSVC_AUTH_REQUIRED on, a key sees only its own uploads and events.")
+OFF = ("Served (and listed here) only when UPLOADSVC_ADMIN_API is true; off, it is an "
+       "unknown route (404). With UPLOADSVC_AUTH_REQUIRED on, a key sees only its own "
+       "uploads and events.")
 
 
 def _count(**metadata) -> fields.Integer:
@@ -108,7 +110,6 @@ def _get(operation_id: str, summary: str, query, answer: str, description: str) 
                     "content": {"application/json": {"schema": answer}}},
             "400": error(400, "A query parameter is not valid (`invalid_input`)."),
             "401": error(401),
-            "404": error(404, "Turned off (UPLOADSVC_ADMIN_API): the unknown route's answer."),
             "429": error(429, "A rate limit (UPLOADSVC_RATE_LIMIT)."), "500": error(500),
             "503": UNAVAILABLE,
         }}}

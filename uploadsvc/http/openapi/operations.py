@@ -1,4 +1,5 @@
-"""The operator's routes (Prometheus metrics), for the OpenAPI document."""
+"""The operator's routes (Prometheus metrics), for the OpenAPI document: kept in it only
+when UPLOADSVC_METRICS registers them."""
 from collections.abc import Mapping
 
 from apispec import APISpec
@@ -11,12 +12,12 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
     spec.path("/metrics", operations={"get": {
         "summary": "Prometheus metrics of all workers (text exposition format)",
         "operationId": "metrics",
-        "description": "Off with UPLOADSVC_METRICS=false (404); with UPLOADSVC_METRICS_TOKEN "
-                       "set, the token is required as a bearer token (401 otherwise).",
+        "description": "Served (and listed here) unless UPLOADSVC_METRICS is false; with "
+                       "UPLOADSVC_METRICS_TOKEN set, the token is required as a bearer token "
+                       "(401 otherwise).",
         "responses": {
             "200": {"description": "The metrics.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}},
             "401": error(401, "The metrics token is required."),
-            "404": error(404, "Metrics are turned off."),
             "429": error(429), "500": error(500),
         }}})

@@ -1,4 +1,9 @@
-"""Downloads of completed files and the upload page, for the OpenAPI document."""
+"""Downloads of completed files and the upload page, for the OpenAPI document.
+
+Their routes stay registered when UPLOADSVC_DOWNLOADS or UPLOADSVC_UPLOAD_PAGE is off (each
+request checks the switch and answers 404), so the URL map cannot tell: the switches decide
+here what is listed.
+"""
 from collections.abc import Mapping
 
 from apispec import APISpec
@@ -36,17 +41,20 @@ def download_answers(not_found: str) -> dict:
 
 
 def add_paths(spec: APISpec, config: Mapping) -> None:
-    """Register the download route and the page's routes on spec."""
-    spec.path("/uploads/{stored_name}", operations={"get": {
-        "summary": "Download a completed file (Range, If-Range and ETag supported)",
-        "operationId": "download",
-        "parameters": [{"in": "path", "name": "stored_name", "required": True,
-                        "schema": {"type": "string", "minLength": 1}}],
-        "responses": download_answers(
-            "No such file (or downloads are off, or it is another key's).")}})
+    """Register the download route and the page's routes on spec, those that are on."""
+    if config["DOWNLOADS"]:
+        spec.path("/uploads/{stored_name}", operations={"get": {
+            "summary": "Download a completed file (Range, If-Range and ETag supported)",
+            "operationId": "download",
+            "description": "Listed unless UPLOADSVC_DOWNLOADS is false.",
+            "parameters": [{"in": "path", "name": "stored_name", "required": True,
+                            "schema": {"type": "string", "minLength": 1}}],
+            "responses": download_answers("No such file (or it is another key's).")}})
+    if not config["UPLOAD_PAGE"]:
+        return
     page = {"200": {"description": "The resource.", "content": BINARY},
             "304": {"description": "Not modified."},
-            "404": error(404, "No such file, or the upload page is turned off."),
+            "404": error(404, "No such file."),
             "429": error(429), "500": error(500)}
     spec.path("/", operations={"get": {
         "summary": "The upload page (HTML)", "operationId": "uploadPage", "security": [],

@@ -43,9 +43,30 @@ def answers(success: dict, *errors: int, body: bool = True) -> dict:
     return result
 
 
+def download(config: Mapping) -> dict:
+    """GET on an upload's URL, which UPLOADSVC_DOWNLOADS turns off as it does /uploads/."""
+    if not config["DOWNLOADS"]:
+        return {}
+    return {"get": {
+        "summary": "A finished upload's file, as at its Upload-Path (not tus 1.0)",
+        "operationId": "tusDownload",
+        "description": "What tusd serves at an upload's URL, for clients that take it as the "
+                       "file's URL: the bytes, with Range, If-Range and ETag, named and typed "
+                       "by the metadata's filename and filetype. Needs no Tus-Resumable. HEAD "
+                       "stays the tus HEAD. Listed unless UPLOADSVC_DOWNLOADS is false.",
+        "parameters": [KEY, header("Range", {"type": "string"}),
+                       header("If-Range", {"type": "string"})],
+        "responses": {
+            **download_answers("No such upload (or it belongs to another key)."),
+            "409": error(409, "The upload is not finished (`upload_unfinished`): HEAD gives "
+                              "its offset, PATCH sends the rest."),
+            "410": error(410, TUS_ERRORS[410])}}}
+
+
 def add_paths(spec: APISpec, config: Mapping) -> None:
-    """Register the tus operations under the configured prefix."""
-    prefix = "/" + str(config.get("TUS_PREFIX") or "/files").strip("/")
+    """Register the tus operations under the configured prefix (TUS_PREFIX, as tus.init_app
+    made it)."""
+    prefix = str(config["TUS_PREFIX"]).rstrip("/")
     discovery = {"summary": "tus discovery: versions, extensions, Tus-Max-Size",
                  "security": [], "responses": {"204": {"description": "Capabilities."}}}
     write = answers({"204": {"description": "Stored; Upload-Offset is the new offset."}},
@@ -63,20 +84,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
                                  400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507)}})
     spec.path(prefix + "/{key}", operations={
         "options": {**discovery, "operationId": "tusDiscoveryOfUpload", "parameters": [KEY]},
-        "get": {"summary": "A finished upload's file, as at its Upload-Path (not tus 1.0)",
-                "operationId": "tusDownload",
-                "description": "What tusd serves at an upload's URL, for clients that take "
-                               "it as the file's URL: the bytes, with Range, If-Range and "
-                               "ETag, named and typed by the metadata's filename and "
-                               "filetype. Needs no Tus-Resumable. HEAD stays the tus HEAD.",
-                "parameters": [KEY, header("Range", {"type": "string"}),
-                               header("If-Range", {"type": "string"})],
-                "responses": {
-                    **download_answers("No such upload (or it belongs to another key, or "
-                                       "downloads are off)."),
-                    "409": error(409, "The upload is not finished (`upload_unfinished`): "
-                                      "HEAD gives its offset, PATCH sends the rest."),
-                    "410": error(410, TUS_ERRORS[410])}},
+        **download(config),
         "head": {"summary": "tus: the upload's offset and length", "operationId": "tusHead",
                  "parameters": [KEY, TUS_RESUMABLE],
                  "responses": answers({"200": {"description": "Upload-Offset, -Length."}},
