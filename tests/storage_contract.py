@@ -591,10 +591,13 @@ class StoreContract:
         assert part.read() == b"1234567890"
         part.close()
 
-    def test_an_unclaimed_spooled_part_goes_on_close(self, store):
+    def test_a_spooled_part_is_no_temp_file_and_goes_on_close(self, store):
+        # It has no name a crash could leave behind: nothing for cleanup to find, ever.
         part = store.spool()
         part.write(b"abandoned")
-        assert len(list(store.temp_files())) == 1
+        assert list(store.temp_files()) == []
+        part.seek(0)
+        assert part.read() == b"abandoned"
         part.close()
         assert list(store.temp_files()) == []
 
@@ -607,14 +610,13 @@ class StoreContract:
 
     def test_temp_files_are_listed_and_removed(self, store):
         assert list(store.temp_files()) == []
-        part = store.spool()
-        part.write(b"left behind")
+        sealed = sealed_upload(store, KEY, b"left behind")  # never published nor discarded
         before = time.time()
         [(name, changed)] = store.temp_files()
         assert isinstance(name, str) and abs(changed - before) < 60
         store.remove_temp_file(name)
         assert list(store.temp_files()) == []
-        part.close()
+        store.discard(sealed)
         assert list(store.temp_files()) == []
 
     def test_upload_keys_and_locations_list_created_uploads(self, store):
@@ -775,15 +777,19 @@ class StoreContract:
         assert read_file(store, "whole.bin") == whole
         assert list(store.temp_files()) == []
 
-    def test_a_chunk_resent_aside_replaces_the_earlier_copy(self, store, chunks):
+    @pytest.mark.parametrize("spool", [False, True])
+    def test_a_chunk_resent_aside_replaces_the_earlier_copy(self, store, chunks, spool):
         store.create(KEY)
         for index in range(3):
             chunks.write_chunk(KEY, index, io.BytesIO(bytes([65 + index]) * 10), index * 10)
-        chunks.write_chunk(KEY, 3, io.BytesIO(b"old bytes"), None)
-        assert chunks.write_chunk(KEY, 3, io.BytesIO(b"new"), None) == 3
+        body = (lambda data: spooled(store, data)) if spool else io.BytesIO
+        with body(b"old bytes") as old, body(b"new") as new:
+            chunks.write_chunk(KEY, 3, old, None)
+            assert chunks.write_chunk(KEY, 3, new, None) == 3
         assert chunks.stored_sizes(KEY, {3: 3}, 10) == {3: 3}
         assert chunks.place_chunks(KEY, 10) == [3]
         assert stored_bytes(store, KEY) == b"A" * 10 + b"B" * 10 + b"C" * 10 + b"new"
+        assert list(store.temp_files()) == []
 
     def test_a_chunk_written_in_place_drops_its_copy_aside(self, store, chunks):
         store.create(KEY)

@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from uploadsvc.storage import LocalStore, LockBusy, NameTaken, PartTooLarge, locking
+from uploadsvc.storage import LocalStore, LockBusy, NameTaken, PartTooLarge, locking, spool
 from uploadsvc.storage.local import store as local
 from uploadsvc.storage.local.chunkfiles import CLAIMS
 from uploadsvc.storage.local.restarts import DATA_BOOT
@@ -91,10 +91,11 @@ def test_the_data_directory_is_laid_out(store, root):
     assert store.location(KEY) == f"chunks/{KEY}"
 
 
-def test_a_spooled_chunk_aside_is_renamed_into_place_without_a_copy(store, root):
+def test_a_spooled_chunk_aside_is_given_its_name_in_place_without_a_copy(store, root):
     store.create(KEY)
     part = spooled(store, b"hello")
     inode = os.fstat(part.fileno()).st_ino
+    assert files_under(root / "temp") == []  # nameless until then
     assert store.write_chunk(KEY, 0, part, None) == 5
     part.close()
     chunk = root / "chunks" / KEY / "0"
@@ -107,19 +108,82 @@ def test_a_spooled_chunk_in_place_is_copied_and_the_part_goes_on_close(store, ro
     store.create(KEY)
     part = spooled(store, b"hello")
     assert store.write_chunk(KEY, 1, part, 5) == 5
-    assert os.path.exists(part.path)
+    part.seek(0)
+    assert part.read() == b"hello"  # still the part's own until it is closed
     part.close()
     assert (root / "chunks" / KEY / "data").read_bytes() == b"\0" * 5 + b"hello"
     assert files_under(root / "temp") == []
     assert files_under(root / "chunks") == [f"{KEY}/{CLAIMS}", f"{KEY}/data"]
 
 
-def test_an_unclaimed_spool_file_is_removed_on_close(store, root):
+def test_a_spool_file_lives_in_temp_with_no_name(store, root):
     part = store.spool()
     part.write(b"abandoned")
-    assert os.path.dirname(part.path) == str(root / "temp") and os.path.exists(part.path)
+    # In temp/ (the data directory's filesystem, so that a chunk file can take it over),
+    # yet no name there: a process killed now leaves nothing behind.
+    target = os.readlink(f"/proc/self/fd/{part.fileno()}")
+    assert target.startswith(str(root / "temp") + "/") and target.endswith(" (deleted)")
+    assert part.path is None and files_under(root / "temp") == []
     part.close()
     assert files_under(root / "temp") == []
+
+
+def test_a_spooled_chunk_resent_aside_replaces_the_earlier_file(store, root):
+    store.create(KEY)
+    with spooled(store, b"old") as old, spooled(store, b"newer") as new:
+        store.write_chunk(KEY, 0, old, None)
+        assert store.write_chunk(KEY, 0, new, None) == 5
+        inode = os.fstat(new.fileno()).st_ino
+    chunk = root / "chunks" / KEY / "0"
+    assert chunk.read_bytes() == b"newer" and chunk.stat().st_ino == inode
+    assert files_under(root / "chunks") == [f"{KEY}/{CLAIMS}", f"{KEY}/0"]  # no link beside
+    assert files_under(root / "temp") == []
+
+
+@pytest.fixture
+def no_tmpfile(monkeypatch):
+    """A filesystem that makes no nameless files: open(O_TMPFILE) fails as on one."""
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if spool.O_TMPFILE and flags & spool.O_TMPFILE == spool.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+
+
+def test_without_nameless_files_a_spooled_part_is_named_and_goes_on_close(store, root,
+                                                                          no_tmpfile):
+    part = store.spool()
+    part.write(b"named")
+    [name] = files_under(root / "temp")
+    assert name.startswith("spool-") and [n for n, _ in store.temp_files()] == [f"temp/{name}"]
+    part.close()
+    assert files_under(root / "temp") == []
+
+
+def test_without_nameless_files_a_spooled_chunk_aside_is_renamed(store, root, no_tmpfile):
+    store.create(KEY)
+    with spooled(store, b"old") as old, spooled(store, b"hello") as part:
+        store.write_chunk(KEY, 0, old, None)
+        inode = os.fstat(part.fileno()).st_ino
+        assert store.write_chunk(KEY, 0, part, None) == 5
+    chunk = root / "chunks" / KEY / "0"
+    assert chunk.read_bytes() == b"hello" and chunk.stat().st_ino == inode
+    assert files_under(root / "temp") == []
+
+
+def test_without_nameless_files_a_part_never_taken_over_still_has_no_name(root, no_tmpfile):
+    (root / "temp").mkdir(parents=True)
+    with spool.SpoolFile(str(root / "temp"), linkable=False) as part:
+        part.write(b"on its way")
+        assert part.path is None and files_under(root / "temp") == []
+        with pytest.raises(ValueError):
+            part.link_as(str(root / "taken"))
+    fd = spool.anonymous_file(str(root / "temp"))
+    os.close(fd)
+    assert files_under(root) == []
 
 
 def test_a_spooled_part_too_large_is_removed_before_anyone_closes_it(store, root):
@@ -337,12 +401,13 @@ def test_a_waiter_locks_the_file_the_name_means_now(store, root, monkeypatch):
 
 def test_housekeeping_listings(store, root):
     store.create(KEY)
-    part = store.spool()
-    name = f"temp/{os.path.basename(part.path)}"
+    part = store.spool()  # nameless: never listed
+    leftover = root / "temp" / "spool-x1.part"  # an earlier version's, after a crash
+    leftover.write_bytes(b"a part whose process died")
     assert [key for key, _ in store.upload_keys()] == [KEY]
-    assert [found for found, _ in store.temp_files()] == [name]
-    store.remove_temp_file(name)
-    assert not os.path.exists(part.path) and list(store.temp_files()) == []
+    assert [found for found, _ in store.temp_files()] == ["temp/spool-x1.part"]
+    store.remove_temp_file("temp/spool-x1.part")
+    assert not leftover.exists() and list(store.temp_files()) == []
     part.close()
 
 

@@ -3,6 +3,7 @@ upload's bytes there: segments, chunks aside, parts of any size, nothing left be
 import hashlib
 import io
 import math
+import os
 import random
 import secrets
 import uuid
@@ -83,6 +84,7 @@ def chunked(store, parts: list[bytes], chunk_size: int, order, aside=()) -> str:
         data = f.read()
     assert data == whole
     assert objects(store) == ["uploads/file"] and multipart_uploads(store) == []
+    assert os.listdir(store.temp_dir) == [] and nameless_files_in(store.temp_dir) == 0
     return tag
 
 
@@ -198,6 +200,50 @@ def test_cleanup_sees_what_a_killed_join_left(store):
     for name in names:
         store.remove_temp_file(name)
     assert list(store.temp_files()) == [] and multipart_uploads(store) == []
+
+
+def nameless_files_in(directory: str) -> int:
+    """How many files with no name in directory this process has open."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += target.startswith(directory + "/") and target.endswith(" (deleted)")
+    return count
+
+
+class Watched(io.RawIOBase):
+    """A body that notes, at every read, the names in temp/ and the nameless files there."""
+
+    def __init__(self, data: bytes, temp_dir: str) -> None:
+        self.data, self.temp_dir = io.BytesIO(data), temp_dir
+        self.names: set[str] = set()
+        self.nameless = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.names.update(os.listdir(self.temp_dir))
+        self.nameless = max(self.nameless, nameless_files_in(self.temp_dir))
+        return self.data.readinto(buffer)
+
+
+def test_parts_on_their_way_have_no_name_in_temp(seaweedfs, tmp_path):
+    # Spooled parts and the part a body is streamed through go with a killed process.
+    store = new_store(seaweedfs, tmp_path / "data", part_size=5 * MiB)
+    store.create(KEY)
+    data = secrets.token_bytes(6 * MiB)  # two parts: a multipart upload
+    body = Watched(data, store.temp_dir)
+    assert store.write(KEY, 0, body, len(data)).size == len(data)
+    assert body.names == set() and body.nameless == 1
+    with store.spool() as part:
+        part.write(b"a chunk aside")
+        assert os.listdir(store.temp_dir) == [] and nameless_files_in(store.temp_dir) == 1
+        assert store.write_chunk(KEY, 0, part, None) == 13
+    assert os.listdir(store.temp_dir) == [] and nameless_files_in(store.temp_dir) == 0
 
 
 def test_the_object_store_stopped_is_storage_unavailable(s3_env, tmp_path):

@@ -65,7 +65,7 @@ def spools(app, monkeypatch):
 
     def spy(limit=None):
         spool = original(limit)
-        made.append(spool.path)
+        made.append(spool)
         return spool
 
     monkeypatch.setattr(store, "spool", spy)

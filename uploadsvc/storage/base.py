@@ -174,7 +174,8 @@ class Store(ABC):
     @abstractmethod
     def spool(self, limit: int | None = None) -> BinaryIO:
         """A temporary file for an incoming request part of at most limit bytes
-        (PartTooLarge beyond), removed on close unless a write took it over."""
+        (PartTooLarge beyond), gone on close (or with its process) unless a write took it
+        over; it has no name that temp_files() could list where the filesystem allows."""
 
     @abstractmethod
     def upload_keys(self) -> Iterator[tuple[str, float]]:
@@ -186,7 +187,8 @@ class Store(ABC):
 
     @abstractmethod
     def temp_files(self) -> Iterator[tuple[str, float]]:
-        """(name, last change) of temporary files: spooled parts, files being sealed."""
+        """(name, last change) of temporary files: files being sealed, and spooled parts
+        that have a name (made by earlier versions, or where the filesystem needs one)."""
 
     @abstractmethod
     def remove_temp_file(self, name: str) -> None:

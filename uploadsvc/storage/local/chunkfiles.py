@@ -6,9 +6,10 @@ the very file the chunks were written to. Only the one request that claims a chu
 store's locker decides; ``chunks/<key>/.claims`` marks that the upload exists) writes it in place; a
 chunk re-sent after it was recorded, or one whose offset is not known yet (the last chunk,
 before any other has told the chunk size), goes to a chunk file ``chunks/<key>/<i>`` instead,
-written aside and renamed, and is copied into place when the upload completes. A chunk's
-bytes may also be written in place as they arrive (write_in_place): never past its region,
-and read back from the page cache when they must be hashed or taken back.
+written aside and renamed (a spooled part, which has no name, is given that one), and is
+copied into place when the upload completes. A chunk's bytes may also be written in place as
+they arrive (write_in_place): never past its region, and read back from the page cache when
+they must be hashed or taken back.
 """
 import hashlib
 import mmap
@@ -170,14 +171,14 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
             return os.open(self._data_path(key), os.O_RDWR), False
 
     def _write_aside(self, key: str, index: int, src: BinaryIO) -> int:
-        """A chunk file of its own, durable and whole: a spooled part is renamed (same
-        filesystem: atomic and zero-copy), anything else written aside and renamed."""
+        """A chunk file of its own, durable and whole: a spooled part is given its name
+        there (same filesystem: atomic and zero-copy), anything else written aside and
+        renamed."""
         dest = self._chunk_path(key, index)
-        if self._is_spooled(src):
+        if self._is_spooled(src) and src.linkable:
             self._sync_chunk(src.fileno())
             size = os.fstat(src.fileno()).st_size
-            os.rename(src.path, dest)
-            src.claimed = True
+            src.link_as(dest)
         else:
             path = self._write_temp(src, os.path.dirname(dest), chunk=True)
             size = os.stat(path).st_size

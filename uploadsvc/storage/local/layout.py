@@ -1,6 +1,7 @@
 """The local backend's directories, paths and fsync policy.
 
-Under the data directory: ``temp/`` (spooled request parts, files being sealed),
+Under the data directory: ``temp/`` (spooled request parts, nameless until a chunk
+file takes one over, and files being sealed),
 ``chunks/<key>/`` (an upload's ``data`` file, its chunk files ``<index>`` not yet in place,
 the mark that it exists, ``.claims``, and its boot mark) and ``uploads/<stored name>``
 (finished files). A ``locks/`` beside them is the store's FileLocker's (made with the
@@ -57,7 +58,7 @@ class Layout:
 
     def _is_spooled(self, src: BinaryIO) -> bool:
         """Whether src is a part spooled into temp/ (so the kernel can copy or move it)."""
-        return isinstance(src, SpoolFile) and os.path.dirname(src.path) == self.temp_dir
+        return isinstance(src, SpoolFile) and src.directory == self.temp_dir
 
     def _write_temp(self, src: BinaryIO, directory: str, chunk: bool = False) -> str:
         fd, path = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")

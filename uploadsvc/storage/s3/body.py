@@ -1,14 +1,14 @@
-"""A request body streamed into one object: through a local file of at most one part, so
-neither memory nor the local disk holds more than a part whatever the body's length. A body
-that ends within its first part is one PutObject; a longer one a multipart upload whose
-parts are made as the body arrives."""
+"""A request body streamed into one object: through a local file of at most one part (with
+no name, so none outlives its process), so neither memory nor the local disk holds more than
+a part whatever the body's length. A body that ends within its first part is one PutObject;
+a longer one a multipart upload whose parts are made as the body arrives."""
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
 from ..base import Written
-from ..files import unlink_quietly, write_all
+from ..files import write_all
+from ..spool import anonymous_file
 from .client import s3_errors
 from .join import Joiner
 
@@ -75,30 +75,27 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
     parts = []
     try:
         while True:
-            fd, path = tempfile.mkstemp(dir=joiner.temp_dir, prefix="body-", suffix=".part")
-            try:
-                with open(fd, "w+b", buffering=0) as part:
-                    n = body.fill(part, part_size)
-                    part.seek(0)
-                    if upload_id is None and body.ended:
-                        if body.size:
-                            with s3_errors("storing bytes"):
-                                joiner.client.put_object(Bucket=joiner.bucket, Key=dest,
-                                                         Body=part, ContentLength=n)
-                        return body.written()
-                    if upload_id is None:
-                        with s3_errors("starting a multipart upload"):
-                            upload_id = joiner.client.create_multipart_upload(
-                                Bucket=joiner.bucket, Key=dest)["UploadId"]
-                    if n:
-                        number += 1
-                        with s3_errors("uploading a part"):
-                            etag = joiner.client.upload_part(
-                                Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
-                                PartNumber=number, Body=part, ContentLength=n)["ETag"]
-                        parts.append({"PartNumber": number, "ETag": etag})
-            finally:
-                unlink_quietly(path)
+            # A file with no name: it goes with the process, whatever kills it.
+            with open(anonymous_file(joiner.temp_dir), "w+b", buffering=0) as part:
+                n = body.fill(part, part_size)
+                part.seek(0)
+                if upload_id is None and body.ended:
+                    if body.size:
+                        with s3_errors("storing bytes"):
+                            joiner.client.put_object(Bucket=joiner.bucket, Key=dest,
+                                                     Body=part, ContentLength=n)
+                    return body.written()
+                if upload_id is None:
+                    with s3_errors("starting a multipart upload"):
+                        upload_id = joiner.client.create_multipart_upload(
+                            Bucket=joiner.bucket, Key=dest)["UploadId"]
+                if n:
+                    number += 1
+                    with s3_errors("uploading a part"):
+                        etag = joiner.client.upload_part(
+                            Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
+                            PartNumber=number, Body=part, ContentLength=n)["ETag"]
+                    parts.append({"PartNumber": number, "ETag": etag})
             if body.ended:
                 break
         with s3_errors("completing a multipart upload"):

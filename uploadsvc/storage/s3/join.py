@@ -16,14 +16,15 @@ for the one call that makes them: every multipart upload is created, filled and 
 """
 import math
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 from botocore.exceptions import ClientError
 
 from ..errors import NameTaken, StorageError
-from ..files import unlink_quietly
+from ..spool import anonymous_file
 from .client import error_code, s3_errors
 from .plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
 
@@ -73,8 +74,8 @@ class Joiner:
             if not parts:
                 self._put_empty(dest, exclusive)
             elif len(parts) == 1 and not parts[0].copied:
-                with self._streamed(parts[0]) as path:
-                    self._put_file(path, dest, exclusive)
+                with self._streamed(parts[0]) as body:
+                    self._put_file(body, dest, exclusive)
             else:
                 self._multipart(parts, dest, exclusive)
         finally:
@@ -137,8 +138,7 @@ class Joiner:
                     CopySource={"Bucket": self.bucket, "Key": piece.key},
                     CopySourceRange=f"bytes={piece.start}-{piece.end - 1}")
             return answer["CopyPartResult"]["ETag"]
-        with self._streamed(part) as path, open(path, "rb") as body, \
-                s3_errors("uploading a part"):
+        with self._streamed(part) as body, s3_errors("uploading a part"):
             return self.client.upload_part(
                 Bucket=self.bucket, Key=dest, UploadId=upload_id, PartNumber=number,
                 Body=body, ContentLength=part.size)["ETag"]
@@ -157,34 +157,22 @@ class Joiner:
         with s3_errors("storing an object"), _name_taken(dest):
             self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"", **extra)
 
-    def _put_file(self, path: str, dest: str, exclusive: bool) -> None:
+    def _put_file(self, body: BinaryIO, dest: str, exclusive: bool) -> None:
         extra = {"IfNoneMatch": "*"} if exclusive else {}
-        with open(path, "rb") as body, s3_errors("storing an object"), _name_taken(dest):
+        with s3_errors("storing an object"), _name_taken(dest):
             self.client.put_object(Bucket=self.bucket, Key=dest, Body=body,
                                    ContentLength=os.fstat(body.fileno()).st_size, **extra)
 
-    def _streamed(self, part: Part):
-        """A local file holding a streamed part's bytes (removed on exit)."""
-        return _TempFile(self.temp_dir, self.read(list(part.pieces)))
-
-
-class _TempFile:
-    def __init__(self, directory: str, data: Iterator[bytes]) -> None:
-        self.directory, self.data = directory, data
-
-    def __enter__(self) -> str:
-        fd, self.path = tempfile.mkstemp(dir=self.directory, prefix="part-", suffix=".part")
-        try:
-            with open(fd, "wb") as out:
-                for block in self.data:
-                    out.write(block)
-        except BaseException:
-            unlink_quietly(self.path)
-            raise
-        return self.path
-
-    def __exit__(self, *exc_info) -> None:
-        unlink_quietly(self.path)
+    @contextmanager
+    def _streamed(self, part: Part) -> Iterator[BinaryIO]:
+        """A local file holding a streamed part's bytes, read from its start; it has no
+        name, so it goes on exit or with the process."""
+        with open(anonymous_file(self.temp_dir), "w+b") as out:
+            for block in self.read(list(part.pieces)):
+                out.write(block)
+            out.flush()
+            out.seek(0)
+            yield out
 
 
 class _name_taken:

@@ -11,7 +11,8 @@ Under the prefix of ``s3://BUCKET/PREFIX``:
 
 An upload's bytes are its segments read in order: each counts from its offset up to the
 next segment's (a later offset wins), and the bytes end at the first gap. Local files (the
-data directory's ``temp/``) hold only spooled request parts and a part on its way.
+data directory's ``temp/``) hold only spooled request parts and a part on its way, both
+without a name, so that they go with the process that made them.
 Every name is built from a server-made key, a chunk index or a stored name.
 """
 import os

@@ -195,7 +195,8 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
     # -- request bodies and housekeeping -----------------------------------------------
 
     def spool(self, limit: int | None = None) -> SpoolFile:
-        return SpoolFile(self.temp_dir, limit)
+        # Sent to the bucket, never taken over as a file: it need never have a name.
+        return SpoolFile(self.temp_dir, limit, linkable=False)
 
     def upload_keys(self) -> Iterator[tuple[str, float]]:
         for item in self._list(f"{self.prefix}chunks/", delimiter="/"):

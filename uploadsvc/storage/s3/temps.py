@@ -1,5 +1,6 @@
 """The object store backend's temporary things, for cleanup: local files of parts on their
-way (``temp/``), sealed objects never published (``sealed/``) and multipart uploads left
+way that earlier versions left in ``temp/`` (they have no name now, see spool.py), sealed
+objects never published (``sealed/``) and multipart uploads left
 unfinished under the prefix (a worker killed mid-join; the bucket's lifecycle rule
 AbortIncompleteMultipartUpload is the backstop for the ones nobody cleans)."""
 import os
