@@ -68,10 +68,15 @@ def test_a_key_uploads_and_another_key_cannot_see_it(secured, client, runner, da
     assert client.post("/api/upload-chunk", data=f.form(0), headers=alice).status_code == 200
     # bob sees nothing of alice's unfinished upload, and cannot complete or delete it
     assert client.get(f"/api/upload-status/{path}", headers=bob).status_code == 404
-    assert client.post("/api/check-chunks", json=f.ident(), headers=bob).get_json()[
-        "uploadedChunks"] == []
     assert client.post("/api/complete-upload", json=f.ident(), headers=bob).status_code == 404
     assert client.delete(f"/api/upload/{path}", headers=bob).status_code == 404
+    # his check-chunks starts an upload of his own, which has none of her chunks
+    assert client.post("/api/check-chunks", json=f.ident(), headers=bob).get_json()[
+        "uploadedChunks"] == []
+    missing = client.post("/api/complete-upload", json=f.ident(), headers=bob)
+    assert missing.status_code == 400 and missing.get_json()["missingChunks"] == [0, 1, 2]
+    assert client.delete(f"/api/upload/{path}", headers=bob).status_code == 200
+    assert client.get(f"/api/upload-status/{path}", headers=alice).get_json()["uploaded"] == 1
     for index in (1, 2):
         response = client.post("/api/upload-chunk", data=f.form(index), headers=alice)
         assert response.status_code == 200

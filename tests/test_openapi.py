@@ -41,6 +41,15 @@ def test_upload_chunk_body_is_multipart_with_a_binary_part(client):
     assert {"chunk", "chunkIndex", "md5", "fileName", "totalChunks"} <= set(schema["required"])
 
 
+def test_check_chunks_documents_the_refusals_of_a_new_upload(app):
+    """check-chunks creates a new upload, so the pre-create hook's refusal (403) and the
+    limit on unfinished uploads (429) are its answers too."""
+    operation = Contract(app).document["paths"]["/api/check-chunks"]["post"]
+    assert {"403", "429"} <= set(operation["responses"])
+    assert "pre_create_unavailable" in operation["responses"]["403"]["description"]
+    assert "pre-create hook" in operation["description"]
+
+
 def test_limits_in_the_document_follow_the_configuration(app):
     app.config["MAX_TOTAL_CHUNKS"] = 77
     schemas = Contract(app).document["components"]["schemas"]
@@ -139,13 +148,13 @@ def test_every_documented_answer_is_produced_and_matches(app, client, runner, mo
     client.get("/api/health")
     client.get("/api/openapi.json")
     client.get("/api/stats")
-    client.post("/api/check-chunks", json=f.ident())
-    client.post("/api/check-chunks", json={"md5": "x"})
-    client.post("/api/check-chunks", data="x", content_type="text/plain")
-    client.post("/api/check-chunks", json={"pad": "x" * 3000})
     client.post("/api/complete-upload", json=f.ident())  # 404
     client.get(f"/api/upload-status/{path}")  # 404
     client.delete(f"/api/upload/{path}")  # 404
+    client.post("/api/check-chunks", json=f.ident())  # creates the upload
+    client.post("/api/check-chunks", json={"md5": "x"})
+    client.post("/api/check-chunks", data="x", content_type="text/plain")
+    client.post("/api/check-chunks", json={"pad": "x" * 3000})
     client.get(f"/api/upload-status/{'x' * 32}/{f.name}")  # 400
     client.delete(f"/api/upload/{'x' * 32}/{f.name}")  # 400
     client.post("/api/upload-chunk", data=f.form(0))

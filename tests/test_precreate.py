@@ -4,6 +4,7 @@ PRE_CREATE_HOOK_FAIL setting, for /api and tus uploads."""
 import pytest
 from sqlalchemy import func, select
 
+from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 from uploadsvc.core.models import Upload, UploadEvent
 
@@ -52,6 +53,76 @@ def test_an_admitted_upload_is_asked_about_once(app, client, receiver):
     assert asked.json == {"type": "upload.pre_create", "upload": {
         "protocol": "api", "fileName": "asked.bin", "md5": f.md5, "totalChunks": 3,
         "fileSize": 3000}}
+
+
+def test_check_chunks_without_a_file_size_asks_before_any_chunk(app, client, receiver):
+    """A refused upload is refused at check-chunks, as its first chunk would be: the client
+    learns it before it sends a byte, and nothing is recorded or stored."""
+    receiver.answer = (403, "application/json", b'{"message": "No disk images."}')
+    f = random_file(3000, 1024, "refused.iso")
+    checked = client.post("/api/check-chunks", json=f.ident())
+    assert_refused(checked, "upload_refused", "No disk images.")
+    [asked] = receiver.received
+    assert asked.json["upload"] == {"protocol": "api", "fileName": "refused.iso", "md5": f.md5,
+                                    "totalChunks": 3, "fileSize": None}
+    assert uploads_and_events(app) == (0, 0)
+    assert leftovers(app) == ([], [])
+    assert client.get(f"/api/upload-status/{f.md5}/refused.iso").status_code == 404
+    # A client that sends the chunk anyway gets the very same answer (asked again: a
+    # refusal is not remembered, so the hook may change its mind).
+    chunk = send_chunk(client, f, 0)
+    assert (chunk.status_code, chunk.get_json()) == (checked.status_code, checked.get_json())
+    assert len(receiver.received) == 2 and uploads_and_events(app) == (0, 0)
+
+
+def test_admitted_at_check_chunks_is_asked_once_on_every_worker(app, client, receiver):
+    """The row made at check-chunks is the admission: the chunks, the completion and later
+    checks, on this app or another one on the same database, do not ask again."""
+    other = create_app({key: app.config[key] for key in (
+        "TESTING", "DATA_DIR", "DATABASE_URL", "PRE_CREATE_HOOK_URL", "HOOK_SECRET",
+        "PRE_CREATE_HOOK_TIMEOUT", "PRE_CREATE_HOOK_FAIL")})
+    other.test_client_class = app.test_client_class
+    elsewhere = other.test_client()
+    try:
+        files = [random_file(3000, 1024, "one.bin"), random_file(2000, 1024, "two.bin")]
+        for f in files:
+            assert client.post("/api/check-chunks", json=f.ident()).status_code == 200
+            assert client.post("/api/check-chunks", json=f.ident()).status_code == 200
+            assert send_chunk(elsewhere, f, 0).status_code == 200
+            assert upload_all(client, f).status_code == 200
+            assert elsewhere.post("/api/check-chunks", json=f.ident()).json["completed"]
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+    assert [r.json["upload"]["fileName"] for r in receiver.received] == ["one.bin", "two.bin"]
+    assert all(r.json["upload"]["fileSize"] is None for r in receiver.received)
+
+
+def test_a_completed_file_is_not_asked_about_again(app, client, receiver):
+    """check-chunks of a file completed under this name answers it at once, unasked."""
+    f = random_file(1000, 1000, "done.bin")
+    assert upload_all(client, f).status_code == 200
+    receiver.answer = (403, "text/plain", b"Would be refused now.")
+    for _ in range(2):
+        checked = client.post("/api/check-chunks", json=f.ident())
+        assert checked.status_code == 200 and checked.json["instantUpload"] is True
+    assert len(receiver.received) == 1  # its first chunk, only
+
+
+def test_an_instant_upload_under_a_new_name_is_a_new_upload_and_asked(app, client, receiver):
+    """The same bytes under another name make a new upload and a new file: the hook decides
+    on that name as on any other, and a refusal copies nothing."""
+    f = random_file(1000, 1000, "report.pdf")
+    assert upload_all(client, f).status_code == 200
+    receiver.answer = (403, "text/plain", b"No executables.")
+    assert_refused(client.post("/api/check-chunks", json=f.ident(fileName="report.exe")),
+                   "upload_refused", "No executables.")
+    assert uploads_and_events(app)[0] == 1
+    receiver.answer = (204, "", b"")
+    instant = client.post("/api/check-chunks", json=f.ident(fileName="copy.pdf"))
+    assert instant.status_code == 200 and instant.json["instantUpload"] is True
+    assert [r.json["upload"]["fileName"] for r in receiver.received] == [
+        "report.pdf", "report.exe", "copy.pdf"]
 
 
 def test_the_first_chunk_of_a_new_upload_asks(app, client, receiver):
@@ -104,10 +175,14 @@ def test_tus_creation_admitted(app, client, receiver):
 
 
 @pytest.mark.parametrize("fail_mode", ["closed", "open"])
-def test_a_hook_that_does_not_answer_in_time(app, client, receiver, fail_mode):
+@pytest.mark.parametrize("first", ["check-chunks", "upload-chunk"])
+def test_a_hook_that_does_not_answer_in_time(app, client, receiver, fail_mode, first):
     receiver.holding = True  # answers nothing until the test ends
     f = random_file(100, 100, "slow.bin")
-    response = send_chunk(client, f, 0)
+    if first == "check-chunks":
+        response = client.post("/api/check-chunks", json=f.ident())
+    else:
+        response = send_chunk(client, f, 0)
     tus = create(client, 10, "slow.tus")
     if fail_mode == "closed":
         assert_refused(response, "pre_create_unavailable")
@@ -121,11 +196,19 @@ def test_a_hook_that_does_not_answer_in_time(app, client, receiver, fail_mode):
 
 
 @pytest.mark.parametrize("fail_mode", ["closed", "open"])
-def test_a_hook_that_is_down(app, client, receiver, fail_mode):
+@pytest.mark.parametrize("declared", [{"fileSize": 3000}, {}])
+def test_a_hook_that_is_down_at_check_chunks(app, client, receiver, fail_mode, declared):
     receiver.stop()
-    response = client.post("/api/check-chunks",
-                           json=random_file(100, 100, "down.bin").ident(fileSize=100))
+    f = random_file(3000, 1024, "down.bin")
+    response = client.post("/api/check-chunks", json=f.ident(**declared))
+    receiver.start()  # back, and it would refuse now
+    receiver.answer = (403, "text/plain", b"Refused once back.")
     if fail_mode == "closed":
         assert_refused(response, "pre_create_unavailable")
-    else:
+        assert uploads_and_events(app) == (0, 0) and leftovers(app) == ([], [])
+        assert_refused(send_chunk(client, f, 0), "upload_refused", "Refused once back.")
+        assert len(receiver.received) == 1
+    else:  # admitted for good: its chunks and completion do not ask the hook back up
         assert response.status_code == 200 and uploads_and_events(app)[0] == 1
+        assert upload_all(client, f).status_code == 200
+        assert receiver.received == []

@@ -53,7 +53,7 @@ def completion(upload) -> dict:
 def chunks_found(upload, indices: list[int], total: int, file_name: str) -> dict:
     """check-chunks' answer: instantUpload says whether the file is already there (then
     with its URL, name and size), repeated in the original server's `data` envelope."""
-    instant = upload is not None and upload.is_completed
+    instant = upload.is_completed
     progress = api_uploads.Progress(len(indices), total).percent
     file = ({"fileUrl": upload.path, "fileName": file_name, "fileSize": upload.size}
             if instant else {})

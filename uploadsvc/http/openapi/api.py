@@ -13,7 +13,9 @@ ERRORS = {
     401: "An API key is required (only when UPLOADSVC_AUTH_REQUIRED is on).",
     403: "A new upload refused by the pre-create hook (`upload_refused`, with the hook's "
          "message), or not checked because the hook did not answer "
-         "(`pre_create_unavailable`, when UPLOADSVC_PRE_CREATE_HOOK_FAIL is closed).",
+         "(`pre_create_unavailable`, when UPLOADSVC_PRE_CREATE_HOOK_FAIL is closed); "
+         "nothing is recorded. Answered where a new upload would be created: check-chunks "
+         "of an upload not seen before, else its first chunk (or completing an empty file).",
     404: "No such upload (or it belongs to another API key).",
     408: "The request body arrived too slowly.",
     409: "Conflict with the upload's state: another `totalChunks`, another chunk size, "
@@ -69,6 +71,10 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
         "responses": answers("Health", "The service is up.")}})
     spec.path("/api/check-chunks", operations={"post": {
         "summary": "Which chunks are stored; completes a known file at once (instant upload)",
+        "description": "An upload not seen before is created here, as its first chunk "
+                       "would create it: the pre-create hook is asked (403, nothing "
+                       "recorded) and the limits on unfinished uploads apply (429) before "
+                       "the client sends a byte.",
         "operationId": "checkChunks", "requestBody": json_body("Identity"),
         "responses": answers("CheckChunks", "Stored chunk indices and progress.",
                              400, 403, 409, 413, 415, 422, 507, *limited)}})

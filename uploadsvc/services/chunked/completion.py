@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def check_chunks(md5: str, file_name: str, total: int,
-                 file_size: int | None = None) -> tuple[Upload | None, list[int]]:
-    """The upload (None if never seen) and its stored chunk indices; a file whose md5 was
-    already completed under any name is completed here at once from that copy. A declared
-    file size over the limit is refused first; one within it starts the upload, to be
-    checked at completion."""
+                 file_size: int | None = None) -> tuple[Upload, list[int]]:
+    """The upload and its stored chunk indices; a file whose md5 was already completed
+    under any name is completed here at once from that copy. A declared file size over the
+    limit is refused first. A new upload starts here, admitted by the pre-create hook before
+    the client sends a byte; its declared size is checked at completion."""
     check_file_size(file_size)
     upload = find(md5, file_name)
     if upload is not None and upload.is_completed and not store().has_file(
@@ -53,11 +53,13 @@ def check_chunks(md5: str, file_name: str, total: int,
         completed = complete(md5, file_name, total)
         followups.run(completed.later)
         upload = completed.value
-    if upload is None and file_size is not None:
+    if upload is None:
+        # The hook is asked before the client sends a byte, and the row is the admission's
+        # record: no later request, on any worker or host, asks again.
         upload = get_or_create(md5, file_name, total, file_size)
-    if upload is None or upload.is_completed:
+    if upload.is_completed:
         db.session.commit()
-        return upload, list(range(total)) if upload else []
+        return upload, list(range(total))
     if upload.total_chunks != total:
         raise TotalChunksConflict()
     upload = note_file_size(upload, file_size)
