@@ -33,6 +33,30 @@ def multipart_request(host: str, test_file, index: int) -> bytes:
     return head.encode() + body
 
 
+class Answers:
+    """The answers to requests pipelined on one socket, read through one buffer: an
+    HTTPResponse per answer would each buffer the socket anew, and the first could read
+    ahead into the next answer's bytes (whenever the server is quick enough)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.reader = KeptOpen(socket.SocketIO(sock, "rb"))
+
+    def makefile(self, *args, **kwargs) -> io.BufferedReader:
+        return self.reader
+
+    def next(self, method: str) -> http.client.HTTPResponse:
+        response = http.client.HTTPResponse(self, method=method)
+        response.begin()
+        return response
+
+
+class KeptOpen(io.BufferedReader):
+    """A reader that the answer read before the next one does not close."""
+
+    def close(self) -> None:
+        pass
+
+
 def connect(url: str) -> socket.socket:
     parts = urlsplit(url)
     return socket.create_connection((parts.hostname, parts.port), timeout=30)
@@ -46,10 +70,9 @@ def test_pipelined_requests_after_a_large_body(live_server):
                  + f"GET {status_path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     with connect(live_server.url) as sock:
         sock.sendall(requests_)  # all three at once, on one keep-alive connection
-        answers = []
+        answers, reader = [], Answers(sock)
         for method in ("POST", "POST", "GET"):
-            response = http.client.HTTPResponse(sock, method=method)
-            response.begin()
+            response = reader.next(method)
             answers.append((response.status, response.read()))
     assert [code for code, _ in answers] == [200, 200, 200], answers
     assert b'"uploaded":2' in answers[2][1].replace(b" ", b"")
@@ -92,10 +115,9 @@ def test_pipelined_tus_patches_read_into_the_callers_buffer(live_server):
         for start, end in pieces)
     with connect(live_server.url) as sock:
         sock.sendall(requests_)  # all three at once, on one keep-alive connection
-        answers = []
+        answers, reader = [], Answers(sock)
         for _ in pieces:
-            response = http.client.HTTPResponse(sock, method="PATCH")
-            response.begin()
+            response = reader.next("PATCH")
             response.read()
             answers.append((response.status, response.getheader("Upload-Offset")))
     assert answers == [(204, str(end)) for _, end in pieces]
