@@ -15,6 +15,8 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '3000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 threads = int(os.environ.get("GUNICORN_THREADS", 8))
+# The workers size their database pools to their threads (core/database.py): tell them.
+os.environ["GUNICORN_THREADS"] = str(threads)
 
 # A worker that stops heart-beating for this long is restarted. With gthread the heartbeat
 # runs beside requests, so a slow 100 MiB chunk does not trip it.

@@ -229,3 +229,24 @@ def test_sweep_removes_lapsed_holds_and_idle_gates(app, tmp_path):
         names = db.session.execute(select(Lease.name, Lease.holder)).all()
         db.session.commit()
         assert sorted(name for name, _ in names) == [KEY, KEY]  # the gate and the hold
+
+
+def test_a_new_names_hold_needs_one_connection_beside_the_sessions(app, tmp_path):
+    """A request's session keeps its connection while it takes a lease (MySQL keeps a
+    read-only transaction going); the lease's take, and the gate a new name needs, must
+    then make do with one more, never hold one while waiting for a third: with every
+    thread of a worker doing so, they would wait on each other until the pool gave up."""
+    narrow = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "narrow"),
+                         "DATABASE_URL": app.config["DATABASE_URL"],
+                         "DATABASE_POOL_SIZE": 1, "DATABASE_MAX_OVERFLOW": 1,
+                         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_timeout": 2}})
+    try:
+        with narrow.app_context():
+            db.session.execute(select(Lease.name).limit(1)).all()  # the session's own
+            for name in ("1" * 32, "2" * 32):  # names no hold has had: gates to make
+                with locker(narrow).hold(name, exclusive=False):
+                    assert [h.kind for h in holds_of(narrow, name)] == ["s"]
+            db.session.commit()
+    finally:
+        with narrow.app_context():
+            db.engine.dispose()

@@ -30,6 +30,9 @@ def init_app(app: Flask) -> None:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if backend == "sqlite":
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        if url.database and url.database != ":memory:":  # a file: pooled connections
+            for name, value in pool_size_options(app.config).items():
+                options.setdefault(name, value)
     elif backend == "mysql":
         url = mysql_url(url)
         app.config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
@@ -63,19 +66,35 @@ def mysql_url(url: URL) -> URL:
     return url.update_query_dict({"charset": "utf8mb4"})
 
 
+# gunicorn's threads per worker when GUNICORN_THREADS is not set (gunicorn.conf.py sets it
+# for its workers from its own default, so both always agree).
+DEFAULT_THREADS = 8
+# Threads of a worker beside its requests' that use the database: the lease renewer, the
+# hook deliverer, the hash after a chunk, SQLite's checkpoints.
+BACKGROUND_THREADS = 4
+
+
+def pool_size_options(config: Any) -> dict:
+    """The pool of one gunicorn worker: a connection kept for each of its threads, and as
+    many more in a burst, plus the background threads'. A request thread uses at most two at
+    once (its session's, and a lease's of its own); fewer would let threads that each hold
+    one wait for another until the pool's timeout."""
+    threads = int(os.environ.get("GUNICORN_THREADS", DEFAULT_THREADS))
+    size = int(config.get("DATABASE_POOL_SIZE") or max(threads, 4))
+    overflow = config.get("DATABASE_MAX_OVERFLOW")
+    return {"pool_size": size,
+            "max_overflow": int(overflow if overflow not in (None, "") else
+                                size + BACKGROUND_THREADS)}
+
+
 def mysql_pool_options(config: Any) -> dict:
     """Pool settings for MySQL, sized to one gunicorn worker's threads."""
-    # Each gthread thread uses at most one connection at a time: a pool as large as the
-    # threads never makes a request wait for a connection; the overflow covers bursts.
-    threads = int(os.environ.get("GUNICORN_THREADS", 4))
-    size = config.get("DATABASE_POOL_SIZE") or max(threads, 4)
     return {
+        **pool_size_options(config),
         # The server drops connections idle longer than wait_timeout (8 h by default, often
         # minutes on hosted MySQL): recycle before that, and test each one leaving the pool.
         "pool_pre_ping": True,
         "pool_recycle": int(config.get("DATABASE_POOL_RECYCLE") or 1800),
-        "pool_size": int(size),
-        "max_overflow": int(config.get("DATABASE_MAX_OVERFLOW") or size),
         # Every statement sees the latest committed rows, as on SQLite; InnoDB's default
         # REPEATABLE READ would also take gap locks on the unique indexes racing inserts use.
         "isolation_level": config.get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED",

@@ -113,28 +113,35 @@ class DatabaseLocker(Locker):
                            LEASES.c.expires_ms)
                     .where(LEASES.c.name == name).order_by(LEASES.c.holder)
                     .with_for_update()).all()
-                if not rows or rows[0].holder != GATE:
-                    transaction.rollback()
-                    self._make_gate(name)
-                    continue
-                now = owners.now_ms()
-                live, dead = [], []
-                for row in rows[1:]:
-                    (live if row.expires_ms > now and self._alive(row.owner) else dead).append(row)
-                if any(row.kind == EXCLUSIVE for row in live) or (kind == EXCLUSIVE and live):
-                    transaction.rollback()
-                    return None
-                claimed = chunk is not None and all(row.chunk != chunk for row in live)
-                if dead:
-                    connection.execute(delete(LEASES).where(
-                        LEASES.c.name == name,
-                        LEASES.c.holder.in_([row.holder for row in dead])))
-                connection.execute(insert(LEASES).values(
-                    name=name, holder=token, kind=kind, chunk=chunk if claimed else None,
-                    owner=f"{self.host}/{owners.process()}", expires_ms=now + self.lease_ms))
-                transaction.commit()
-                return claimed
+                if rows and rows[0].holder == GATE:
+                    claimed = self._add(connection, rows[1:], name, token, kind, chunk)
+                    if claimed is None:
+                        transaction.rollback()
+                    return claimed  # committed as the block ends, unless rolled back
+                transaction.rollback()
+            # Made once this connection is back in the pool: a thread that holds one
+            # connection while it waits for another can starve a worker's pool.
+            self._make_gate(name)
         raise LockBusy(name)
+
+    def _add(self, connection, holds, name: str, token: str, kind: str,
+             chunk: int | None) -> bool | None:
+        """Insert this hold if the live holds allow it (None if not); whether it claimed
+        the chunk. Dead holds are removed on the way."""
+        now = owners.now_ms()
+        live, dead = [], []
+        for row in holds:
+            (live if row.expires_ms > now and self._alive(row.owner) else dead).append(row)
+        if any(row.kind == EXCLUSIVE for row in live) or (kind == EXCLUSIVE and live):
+            return None
+        claimed = chunk is not None and all(row.chunk != chunk for row in live)
+        if dead:
+            connection.execute(delete(LEASES).where(
+                LEASES.c.name == name, LEASES.c.holder.in_([row.holder for row in dead])))
+        connection.execute(insert(LEASES).values(
+            name=name, holder=token, kind=kind, chunk=chunk if claimed else None,
+            owner=f"{self.host}/{owners.process()}", expires_ms=now + self.lease_ms))
+        return claimed
 
     def _make_gate(self, name: str) -> None:
         try:
