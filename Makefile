@@ -30,8 +30,13 @@ run: migrate
 test-deps:
 	scripts/test-deps.sh
 
+# The suite in TEST_WORKERS processes (pytest-xdist): each starts its own servers (MariaDB,
+# SeaweedFS, gunicorn) once, and a module sharing a server of its own runs in one of them.
+# Most tests wait on processes and sockets, so a worker or two more than the cores pays.
+# TEST_WORKERS=0 runs everything in one process (docs/testing.md: one file, one backend).
+TEST_WORKERS ?= 4
 test: install test-deps bench-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # ruff for style; import-linter for the layers (setup.cfg [importlinter]): http and cli
 # import services, services import storage and core, never the other way.

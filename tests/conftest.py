@@ -133,7 +133,7 @@ def pytest_generate_tests(metafunc):
     """Every test using the database runs on each of DATABASES, unless it names its own; a
     module that sets STORAGES runs its app tests on each of those backends, each on the
     databases STORE_DATABASES gives it."""
-    database = "database_url" in metafunc.fixturenames and not _marked(metafunc, "database_url")
+    database = _ours(metafunc, "database_url") and not _marked(metafunc, "database_url")
     storages = getattr(metafunc.module, "STORAGES", None)
     if storages and "storage" in metafunc.fixturenames:
         if not database:
@@ -145,6 +145,12 @@ def pytest_generate_tests(metafunc):
                              ids=[f"{name}-{storage}" for name, storage in pairs])
     elif database:
         metafunc.parametrize("database_url", DATABASES, indirect=True)
+
+
+def _ours(metafunc, argname: str) -> bool:
+    """Whether the test uses this file's fixture argname (a module may define its own)."""
+    defs = metafunc._arg2fixturedefs.get(argname)
+    return bool(defs) and defs[-1].func.__module__ == __name__
 
 
 def _marked(metafunc, argname: str) -> bool:
