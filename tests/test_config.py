@@ -1,6 +1,8 @@
 """The factory and configuration sources."""
 from datetime import timedelta
 
+import pytest
+
 from uploadsvc import create_app
 
 
@@ -37,6 +39,20 @@ def test_environment(monkeypatch, tmp_path):
     assert app.config["MAX_TOTAL_CHUNKS"] == 500
     assert app.config["MAX_FILE_SIZE"] == 1048576
     assert app.config["MAX_CONTENT_LENGTH"] == 1048576 + 1024 * 1024
+
+
+@pytest.mark.parametrize("written, on", [("off", False), ("no", False), ("0", False),
+                                         ("false", False), ("on", True), ("true", True)])
+def test_switches_read_as_written_in_the_environment(monkeypatch, tmp_path, written, on):
+    monkeypatch.setenv("UPLOADSVC_DATA_DIR", str(tmp_path))
+    for name in ("DOWNLOADS", "UPLOAD_PAGE", "S3_EQUAL_PARTS"):
+        monkeypatch.setenv(f"UPLOADSVC_{name}", written)
+    app = create_app()
+    assert [app.config[name] for name in ("DOWNLOADS", "UPLOAD_PAGE", "S3_EQUAL_PARTS")] == [on] * 3
+    with app.test_client().get("/") as page:
+        assert page.status_code == (200 if on else 404)
+    paths = app.test_client().get("/api/openapi.json").get_json()["paths"]
+    assert ("/" in paths) is on and ("/uploads/{stored_name}" in paths) is on
 
 
 def test_instance_config_file(monkeypatch, tmp_path):

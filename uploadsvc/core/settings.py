@@ -38,7 +38,9 @@ def _derive(app: Flask) -> None:
     config["FSYNC"] = parse_fsync(config["FSYNC"])
     config["UPLOAD_EXPIRY"] = parse_duration(config["UPLOAD_EXPIRY"])
     config["S3_ORPHAN_AGE"] = parse_duration(config["S3_ORPHAN_AGE"])
-    config["S3_EQUAL_PARTS"] = parse_bool(config["S3_EQUAL_PARTS"])
+    # On/off switches as written in the environment ("off" is a string, and truthy).
+    for key in ("S3_EQUAL_PARTS", "DOWNLOADS", "UPLOAD_PAGE"):
+        config[key] = parse_bool(config[key])
     config["CORS_ORIGINS"] = parse_origins(config["CORS_ORIGINS"])
     # A chunk can never be larger than the file; leave room for the multipart envelope.
     config["MAX_CONTENT_LENGTH"] = config["MAX_FILE_SIZE"] + 1024 * 1024
