@@ -11,7 +11,15 @@ import types
 
 import pytest
 
-from uploadsvc.storage import LocalStore, LockBusy, NameTaken, PartTooLarge, locking, spool
+from uploadsvc.storage import (
+    LocalStore,
+    LockBusy,
+    NameTaken,
+    PartTooLarge,
+    locking,
+    spool,
+    writeback,
+)
 from uploadsvc.storage.local import store as local
 from uploadsvc.storage.local.chunkfiles import CLAIMS
 from uploadsvc.storage.local.restarts import DATA_BOOT
@@ -487,13 +495,13 @@ def test_a_write_starts_its_writeback_as_it_goes(root, monkeypatch, fsync):
     fsync mode (the fsync before an answer then has little left, and dirty pages never pile
     up until the kernel throttles the writer)."""
     ranges = []
-    original = local.writeback.start
+    original = writeback.start
 
     def recording(fd, offset, length):
         ranges.append((offset, length))
         original(fd, offset, length)
 
-    monkeypatch.setattr(local.writeback, "start", recording)
+    monkeypatch.setattr(writeback, "start", recording)
     store = new_store(root, fsync=fsync, buffer_size=64 * 1024)
     key = "ab" * 16
     store.create(key)

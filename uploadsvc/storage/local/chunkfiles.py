@@ -59,29 +59,18 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
 
     def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
                        digests: Iterable = ()) -> Written:
-        written, overflow, interrupted = 0, False, False
         with disk_errors(), gone_if_missing():
             self._unsynced_bytes_follow(key)
             fd, created = self._open_data_file(key)
             try:
                 with Ring(digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
-                    for view in ring.buffers():
-                        n, ended, interrupted = fill(src, view[:min(len(view), limit - written)])
-                        if not ended and written + n == limit:  # probe for excess
-                            overflow = fill(src, memoryview(bytearray(1)))[0] > 0
-                            ended = True
-                        ring.hash(view[:n])
-                        _pwrite_all(fd, view[:n], offset + written)
-                        writeback.start(fd, offset + written, n)  # on its way meanwhile
-                        written += n
-                        if ended:
-                            break
+                    written = receive(src, limit, ring, fd, offset)
                 self._sync_chunk(fd)
             finally:
                 os.close(fd)
             if created and self.sync_chunks:
                 self._sync_dir(self._chunk_dir(key))
-        return Written(written, overflow, interrupted)
+        return written
 
     def md5_in_place(self, key: str, offset: int, size: int) -> str:
         # Hashed where the bytes lie in the page cache, as a spooled part is (md5_of).
@@ -201,6 +190,25 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
                 written = os.pwrite(fd, view, offset + size)
                 view, size = view[written:], size + written
         return size
+
+
+def receive(src: BinaryIO, limit: int, ring: Ring, fd: int, offset: int) -> Written:
+    """Read up to limit bytes of src through the ring's buffers (hashed beside) into fd at
+    offset, each buffer's writeback started at once; one byte more is probed for, so that a
+    body over its limit is told apart from one that ends there."""
+    written, overflow, interrupted = 0, False, False
+    for view in ring.buffers():
+        n, ended, interrupted = fill(src, view[:min(len(view), limit - written)])
+        if not ended and written + n == limit:  # probe for excess
+            overflow = fill(src, memoryview(bytearray(1)))[0] > 0
+            ended = True
+        ring.hash(view[:n])
+        _pwrite_all(fd, view[:n], offset + written)
+        writeback.start(fd, offset + written, n)  # on its way while the rest arrives
+        written += n
+        if ended:
+            break
+    return Written(written, overflow, interrupted)
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:

@@ -14,16 +14,15 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .. import writeback
 from ..base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
 from ..beside import BESIDE_MIN, Ring
 from ..boot import BOOT_ID
 from ..errors import FileGone, NameTaken
-from ..files import disk_errors, fill, gone_if_missing, linked_or_copied, unlink_quietly, write_all
+from ..files import disk_errors, gone_if_missing, linked_or_copied, unlink_quietly
 from ..locking import FileLocker
 from ..md5state import Md5State
 from ..spool import SpoolFile
-from .chunkfiles import CLAIMS, LocalChunkFiles
+from .chunkfiles import CLAIMS, LocalChunkFiles, receive
 from .layout import BUFFER_SIZE
 from .restarts import DATA_BOOT
 
@@ -56,7 +55,6 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
               digests: Iterable = ()) -> Written:
         # The file is cut back to offset first: bytes past the recorded offset belong to a
         # write that was never recorded.
-        written, overflow, interrupted = 0, False, False
         with disk_errors(), gone_if_missing():
             if not self._begun_this_boot(key):  # none, or another boot's
                 # The recorded offset was lowered to 0 (size()), and the file is cut back
@@ -70,20 +68,9 @@ class LocalStore(LocalChunkFiles, Store, Concatenation, FileServer):
                     digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
                 if os.fstat(fd).st_size != offset:  # (a truncate to the same size still
                     out.truncate(offset)             # costs the filesystem a transaction)
-                out.seek(offset)
-                for view in ring.buffers():
-                    n, ended, interrupted = fill(src, view[:min(len(view), limit - written)])
-                    if not ended and written + n == limit:  # probe for excess
-                        overflow = fill(src, memoryview(bytearray(1)))[0] > 0
-                        ended = True
-                    ring.hash(view[:n])
-                    write_all(out, view[:n])
-                    writeback.start(fd, offset + written, n)  # on its way while the rest arrives
-                    written += n
-                    if ended or overflow:
-                        break
+                written = receive(src, limit, ring, fd, offset)
                 self._sync_chunk(out.fileno())
-        return Written(written, overflow, interrupted)
+        return written
 
     def size(self, key: str) -> int:
         # None of a file written without fsync before the machine last restarted can be
