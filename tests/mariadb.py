@@ -30,18 +30,28 @@ class MariaDBServer:
         self.data_dir = self.base_dir / "data"
         self.socket = self.base_dir / "mariadb.sock"
         self.log_path = self.base_dir / "mariadb.log"
+        self.tmp_dir = self.base_dir / "tmp"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "MariaDBServer":
-        subprocess.run([find("mariadb-install-db"), "--no-defaults", f"--datadir={self.data_dir}",
-                        "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db"], check=True, capture_output=True)
+        # A temp directory of its own: a server starting removes the #sql files it finds in
+        # its temp directory, and would take those of another server being set up beside it
+        # (pytest-xdist's workers start theirs at once).
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        made = subprocess.run(
+            [find("mariadb-install-db"), "--no-defaults", f"--datadir={self.data_dir}",
+             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, text=True, env={**os.environ, "TMPDIR": str(self.tmp_dir)})
+        if made.returncode:
+            raise RuntimeError(f"mariadb-install-db failed ({made.returncode}): "
+                               f"{made.stderr[:3000]}")
         log = open(self.log_path, "ab")
         # --no-defaults: the server's own defaults (latin1 tables), as an untuned server has,
         # so the tests show the service brings its utf8mb4 along. The flush setting only
         # trades this throw-away server's durability for speed.
         self.process = subprocess.Popen(
             [find("mariadbd"), "--no-defaults", f"--datadir={self.data_dir}", "--user=root",
+             f"--tmpdir={self.tmp_dir}",
              f"--socket={self.socket}", "--skip-networking", f"--pid-file={self.base_dir}/pid",
              "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
              "--skip-log-bin", "--max-connections=500"],
