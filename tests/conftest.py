@@ -24,22 +24,24 @@ DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
 
 
-def pytest_collection_modifyitems(items):
+def pytest_itemcollected(item):
     """Under pytest-xdist (`make test`), the tests of a module that shares a server of its
     own among its tests (a module-scoped fixture: a cluster, a browser) run in one worker,
     so that server starts once (once per parameter: a server on SQLite and one on MariaDB
-    may go to two workers); every other test goes wherever a worker is free. The groups,
-    the longest runs of the suite, are sent first; the many short tests fill in after."""
-    grouped = []
-    for item in items:
-        shared = sorted(name for name, chain in item._fixtureinfo.name2fixturedefs.items()
-                        if chain[-1].scope == "module")
-        if shared:
-            params = getattr(item, "callspec", None)
-            ids = [str(params.params[name]) for name in shared
-                   if params and name in params.params]
-            item.add_marker(pytest.mark.xdist_group("-".join([item.module.__name__, *ids])))
-            grouped.append(item)
+    may go to two workers); every other test goes wherever a worker is free. Marked as each
+    test is collected, before pytest-xdist reads the groups off the marks."""
+    shared = sorted(name for name, chain in item._fixtureinfo.name2fixturedefs.items()
+                    if chain[-1].scope == "module")
+    if shared:
+        params = getattr(item, "callspec", None)
+        ids = [str(params.params[name]) for name in shared if params and name in params.params]
+        item.add_marker(pytest.mark.xdist_group("-".join([item.module.__name__, *ids])))
+
+
+def pytest_collection_modifyitems(items):
+    """The groups, the longest runs of the suite, are sent to the workers first; the many
+    short tests fill in after."""
+    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
     first = set(grouped)
     items[:] = grouped + [item for item in items if item not in first]
 
