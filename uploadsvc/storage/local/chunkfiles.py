@@ -47,30 +47,16 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
                 return self._write_aside(key, index, src)
             # The bytes in place are the chunk now: a copy aside from an earlier try goes.
             unlink_quietly(self._chunk_path(key, index))
-            fd, created = self._open_data_file(key)
-            try:
-                size = self._copy_in(src, fd, offset)
-                self._sync_chunk(fd)
-            finally:
-                os.close(fd)
-            if created and self.sync_chunks:
-                self._sync_dir(self._chunk_dir(key))
-        return size
+            with self._data_file(key) as fd:
+                return self._copy_in(src, fd, offset)
 
     def write_in_place(self, key: str, offset: int, src: BinaryIO, limit: int,
                        digests: Iterable = ()) -> Written:
         with disk_errors(), gone_if_missing():
             self._unsynced_bytes_follow(key)
-            fd, created = self._open_data_file(key)
-            try:
-                with Ring(digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
-                    written = receive(src, limit, ring, fd, offset)
-                self._sync_chunk(fd)
-            finally:
-                os.close(fd)
-            if created and self.sync_chunks:
-                self._sync_dir(self._chunk_dir(key))
-        return written
+            with self._data_file(key) as fd, Ring(
+                    digests, self.buffer_size, beside=limit >= BESIDE_MIN) as ring:
+                return receive(src, limit, ring, fd, offset)
 
     def md5_in_place(self, key: str, offset: int, size: int) -> str:
         # Hashed where the bytes lie in the page cache, as a spooled part is (md5_of).
@@ -152,12 +138,22 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
                     unlink_quietly(os.path.join(self._chunk_dir(key), name))
             self._sync_dir(self._chunk_dir(key))
 
-    def _open_data_file(self, key: str) -> tuple[int, bool]:
-        """The upload's data file to write chunks into, and whether it was made just now."""
+    @contextmanager
+    def _data_file(self, key: str) -> Iterator[int]:
+        """The upload's data file to write a chunk into; the chunk is made durable as the
+        block ends (and the file's name, if it was made just now)."""
         try:
-            return os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            fd, created = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | os.O_EXCL,
+                                  0o644), True
         except FileExistsError:
-            return os.open(self._data_path(key), os.O_RDWR), False
+            fd, created = os.open(self._data_path(key), os.O_RDWR), False
+        try:
+            yield fd
+            self._sync_chunk(fd)
+        finally:
+            os.close(fd)
+        if created and self.sync_chunks:
+            self._sync_dir(self._chunk_dir(key))
 
     def _write_aside(self, key: str, index: int, src: BinaryIO) -> int:
         """A chunk file of its own, durable and whole: a spooled part is given its name
@@ -185,10 +181,8 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
             return size
         size = 0
         while data := src.read(self.buffer_size):
-            view = memoryview(data)
-            while view:
-                written = os.pwrite(fd, view, offset + size)
-                view, size = view[written:], size + written
+            _pwrite_all(fd, memoryview(data), offset + size)
+            size += len(data)
         return size
 
 
