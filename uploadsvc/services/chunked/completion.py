@@ -46,17 +46,16 @@ def check_chunks(md5: str, file_name: str, total: int,
         if source is not None:
             upload = _complete_from_copy(
                 upload or get_or_create(md5, file_name, total, file_size), source)
-    if total == 0 and (upload is None or not upload.is_completed):
-        # A zero-byte file has nothing to send: it is completed here (the React page never
-        # calls complete-upload when no chunk is missing).
-        get_or_create(md5, file_name, total, file_size)
-        completed = complete(md5, file_name, total)
-        followups.run(completed.later)
-        upload = completed.value
     if upload is None:
         # The hook is asked before the client sends a byte, and the row is the admission's
         # record: no later request, on any worker or host, asks again.
         upload = get_or_create(md5, file_name, total, file_size)
+    if total == 0 and not upload.is_completed:
+        # A zero-byte file has nothing to send: it is completed here (the React page never
+        # calls complete-upload when no chunk is missing).
+        completed = complete(md5, file_name, total)
+        followups.run(completed.later)
+        upload = completed.value
     if upload.is_completed:
         db.session.commit()
         return upload, list(range(total))
