@@ -159,17 +159,19 @@ def test_fsyncd_chunks_and_their_hash_are_trusted_after_a_machine_restart(
     assert merges == [] and finished_bytes(app, f.name) == f.data
 
 
-def test_a_busy_hash_lock_leaves_the_chunk_to_the_next_folder(ctx, app, merges):
+def test_a_busy_hash_lock_leaves_chunks_after_a_gap_to_the_next_folder(ctx, app, merges):
     f = random_file(500, 128)
     store(f, 0)
+    assert hashed(f) == 1  # hashed as its bytes passed
     upload = api_uploads.find(f.md5, f.name)
     with app.extensions["store"].locker.try_hold(f"{upload.key}.hash") as held:
         assert held
-        store(f, 1)  # another folder holds the lock: this request leaves chunk 1 alone
+        store(f, 2)  # after a gap: not hashed
         assert hashed(f) == 1
-    store(f, 2)  # not the next chunk, so nothing is folded yet
-    assert hashed(f) == 1
-    store(f, 3)
+        store(f, 1)  # in order: hashed as it passes, which needs no lock
+        assert hashed(f) == 2  # another folder holds the lock: chunk 2 is left to it
+    store(f, 3)  # not the next chunk, so nothing is folded yet
+    assert hashed(f) == 2
     complete(f.md5, f.name, f.total)  # completion folds what is left
     assert merges == [] and finished_bytes(app, f.name) == f.data
 
@@ -310,9 +312,11 @@ def test_a_write_in_place_that_dies_midway_is_not_counted_and_is_written_again(
 
 def test_a_hash_fallen_too_far_behind_is_caught_up_before_the_answer(
         ctx, app, merges, monkeypatch):
-    """Where the background hash cannot keep pace (here it never runs), a chunk more than
-    LAG_LIMIT ahead of it waits while its request hashes what is ready."""
+    """Where the background hash cannot keep pace (here it never runs) with chunks that
+    arrive while the one before them is in flight (so none is hashed as it passes), a chunk
+    more than LAG_LIMIT ahead of it waits while its request hashes what is ready."""
     monkeypatch.setattr(hashing, "catch_up_later", lambda upload: FollowUp(lambda: None))
+    monkeypatch.setattr(hashing, "passing", lambda *args: None)
     monkeypatch.setattr(hashing, "LAG_LIMIT", 3 * 128)
     f = random_file(1280, 128)
     seen = []

@@ -16,6 +16,7 @@ from uploadsvc.core.extensions import db
 from uploadsvc.core.models import GATE, Lease
 from uploadsvc.services import leases
 from uploadsvc.storage import LeaseLost, LockBusy
+from uploadsvc.storage.locking import FileLocker
 
 from .live import PROJECT
 
@@ -27,12 +28,25 @@ def app_config():
     return {"LEASE_SECONDS": 2}
 
 
+@pytest.fixture(autouse=True)
+def with_leases(app):
+    """The app's store locks with the database's leases, as a store that several hosts
+    share does (these tests' store is a local one, which keeps file locks of its own)."""
+    with_database_leases(app)
+
+
+def with_database_leases(app):
+    app.extensions["store"].locker = leases.DatabaseLocker(app)
+    return app
+
+
 @pytest.fixture
 def other_host(app, tmp_path):
     """A second app on the same database with a data directory (so a host) of its own."""
-    other = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "other-host"),
-                        "DATABASE_URL": app.config["DATABASE_URL"],
-                        "LEASE_SECONDS": app.config["LEASE_SECONDS"]})
+    other = with_database_leases(create_app({
+        "TESTING": True, "DATA_DIR": str(tmp_path / "other-host"),
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "LEASE_SECONDS": app.config["LEASE_SECONDS"]}))
     yield other
     with other.app_context():
         db.engine.dispose()
@@ -57,8 +71,12 @@ def lapse(name: str) -> None:
                            .values(expires_ms=1))
 
 
-def test_the_app_stores_lock_with_database_leases(app):
-    assert isinstance(locker(app), leases.DatabaseLocker)
+def test_a_store_on_one_hosts_disk_keeps_its_file_locks(tmp_path):
+    local = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "local"),
+                        "DATABASE_URL": f"sqlite:///{tmp_path}/local.db"})
+    assert isinstance(local.extensions["store"].locker, FileLocker)
+    with local.app_context():
+        db.engine.dispose()
 
 
 def test_an_exclusive_hold_keeps_out_every_other_host_until_released(app, other_host):
@@ -149,6 +167,37 @@ def test_a_commit_under_a_lapsed_lease_is_refused(app, other_host):
         db.session.commit()
 
 
+def test_the_commit_that_ends_the_work_releases_the_hold(app, other_host):
+    with app.app_context():
+        db.session.execute(text("CREATE TABLE IF NOT EXISTS ended (v INTEGER)"))
+        db.session.commit()
+        with locker(app).hold(KEY):
+            db.session.execute(text("INSERT INTO ended (v) VALUES (1)"))
+            db.session.commit()
+            assert len(holds_of(app)) == 1  # an ordinary commit renews it
+            leases.release_in_commit(KEY)
+            db.session.execute(text("INSERT INTO ended (v) VALUES (2)"))
+            db.session.commit()
+            assert holds_of(app) == []  # gone with that commit, inside the block
+            with other_host.app_context(), locker(other_host).hold(KEY, timeout=0):
+                pass
+            db.session.execute(text("INSERT INTO ended (v) VALUES (3)"))
+            db.session.commit()  # no hold left to fence: not refused
+        assert db.session.execute(text("SELECT count(*) FROM ended")).scalar() == 3
+        db.session.execute(text("DROP TABLE ended"))
+        db.session.commit()
+
+
+def test_a_release_whose_commit_fails_is_released_on_the_way_out(app):
+    with app.app_context():
+        with pytest.raises(LeaseLost), locker(app).hold(KEY):
+            leases.release_in_commit(KEY)
+            lapse(KEY)
+            db.session.execute(update(Lease).where(Lease.name == "nothing").values(kind="s"))
+            db.session.commit()
+    assert holds_of(app) == []
+
+
 def test_a_reading_commit_is_not_fenced(app):
     with app.app_context(), locker(app).hold(KEY):
         lapse(KEY)
@@ -172,9 +221,10 @@ def test_a_hold_longer_than_its_lease_is_renewed(app, other_host):
 HOLDER = textwrap.dedent("""
     import sys, time
     from uploadsvc import create_app
+    from uploadsvc.services.leases import DatabaseLocker
     app = create_app({"DATA_DIR": sys.argv[1], "DATABASE_URL": sys.argv[2],
                       "LEASE_SECONDS": float(sys.argv[3])})
-    with app.app_context(), app.extensions["store"].locker.hold(sys.argv[4]):
+    with app.app_context(), DatabaseLocker(app).hold(sys.argv[4]):
         print("held", flush=True)
         time.sleep(120)
 """)
@@ -236,10 +286,11 @@ def test_a_new_names_hold_needs_one_connection_beside_the_sessions(app, tmp_path
     read-only transaction going); the lease's take, and the gate a new name needs, must
     then make do with one more, never hold one while waiting for a third: with every
     thread of a worker doing so, they would wait on each other until the pool gave up."""
-    narrow = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "narrow"),
+    narrow = with_database_leases(create_app({
+                         "TESTING": True, "DATA_DIR": str(tmp_path / "narrow"),
                          "DATABASE_URL": app.config["DATABASE_URL"],
                          "DATABASE_POOL_SIZE": 1, "DATABASE_MAX_OVERFLOW": 1,
-                         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_timeout": 2}})
+                         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_timeout": 2}}))
     try:
         with narrow.app_context():
             db.session.execute(select(Lease.name).limit(1)).all()  # the session's own

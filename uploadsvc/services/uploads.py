@@ -3,7 +3,7 @@ uploads, and removal (rows first, then bytes)."""
 import logging
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 
 from ..core.database import end_reads
 from ..core.extensions import db
@@ -29,6 +29,18 @@ def reload(upload: Upload) -> Upload:
     if fresh is None:
         raise UploadNotFound()
     return fresh
+
+
+def reload_with_chunk(upload: Upload, index: int) -> tuple[Upload, bool]:
+    """reload(), and whether chunk `index` is recorded, in one statement."""
+    end_reads()
+    recorded = exists().where(Chunk.upload_id == Upload.id, Chunk.chunk_index == index)
+    found = db.session.execute(
+        select(Upload, recorded).filter_by(id=upload.id, key=upload.key)
+        .execution_options(populate_existing=True)).one_or_none()
+    if found is None:
+        raise UploadNotFound()
+    return found[0], bool(found[1])
 
 
 def active_count() -> int:

@@ -71,6 +71,10 @@ class Locker(ABC):
         """Claim chunk `index` of upload `key` without waiting; yields whether. At most one
         holder claims a chunk at a time."""
 
+    def ending(self, name: str) -> None:  # noqa: B027 - most lockers release as the hold ends
+        """The caller's next commit of what the lock `name` guards ends its work under this
+        thread's hold: a locker kept with that state may release the hold with it."""
+
     def forget(self, key: str) -> None:  # noqa: B027 - most lockers keep nothing per upload
         """Drop what is kept for the locks of an upload that is finished or gone."""
 
@@ -94,6 +98,9 @@ class Store(ABC):
     """The core: an upload's bytes as they arrive, and the finished files they become."""
 
     locker: Locker
+    # Whether hosts other than this one reach its bytes: then the app gives it locks that
+    # every host honours (the database's leases); a store on one host's disk keeps its own.
+    shared: bool = False
     # Seconds after which cleanup removes what no row owns (bytes of no upload, temporary
     # files); None: after the idle time cleanup is given, at least a minute. A store shared
     # by several hosts sets its own, so that no host takes what a request on another uses.

@@ -11,6 +11,8 @@ from ...core.extensions import db
 from ...core.logs import event_fields
 from ...core.models import Upload, UploadEvent
 from ...storage import UploadGone, md5_of, stream_size
+from ...storage.md5state import Md5State
+from ...storage.spool import feed
 from .. import hashing, metrics, statements
 from ..errors import (
     ChunkMd5Mismatch,
@@ -22,7 +24,7 @@ from ..errors import (
 )
 from ..followups import Outcome
 from ..stores import chunk_files, holding, store
-from ..uploads import reload
+from ..uploads import reload, reload_with_chunk
 from .uploads import (
     Progress,
     check_file_size,
@@ -59,10 +61,11 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
     for attempt in range(2):
         try:
             with holding(upload.key, exclusive=False, chunk=index):
-                upload = reload(upload)
+                # Under the lock: what a merge or a DELETE did before is seen.
+                upload, recorded = reload_with_chunk(upload, index)
                 if upload.is_completed:
                     return Outcome(Progress(total, total))
-                return _put_chunk(upload, index, size, src, started)
+                return _put_chunk(upload, index, size, src, started, recorded)
         except UploadGone:
             upload = reload(upload)  # 404 if deleted meanwhile
             if upload.is_completed:
@@ -100,29 +103,35 @@ def _fix_chunk_size(upload: Upload, index: int, size: int) -> int | None:
     return upload.chunk_size
 
 
-def _put_chunk(upload: Upload, index: int, size: int, src: BinaryIO,
-               started: float) -> Outcome[Progress]:
+def _put_chunk(upload: Upload, index: int, size: int, src: BinaryIO, started: float,
+               recorded: bool) -> Outcome[Progress]:
     """Write a chunk's bytes, in place where it can, and record it; the caller holds the
-    upload's shared lock."""
+    upload's shared lock, and read the row and whether the chunk was recorded under it."""
     chunk_size = _fix_chunk_size(upload, index, size)
     with chunk_files().claim(upload.key, index) as claimed:
-        offset = _place_of(upload, index, chunk_size) if claimed else None
+        offset, prefix = (_place_of(upload, index, chunk_size, recorded) if claimed
+                          else (None, None))
+        if prefix is not None:  # hashed from the spool, where its bytes lie in the page cache
+            feed(src, prefix)
         chunk_files().write_chunk(upload.key, index, src, offset)
-        return _record_chunk(upload, index, size, time.monotonic() - started)
+        return _record_chunk(upload, index, size, time.monotonic() - started, prefix)
 
 
-def _place_of(upload: Upload, index: int, chunk_size: int | None) -> int | None:
+def _place_of(upload: Upload, index: int, chunk_size: int | None,
+              recorded: bool) -> tuple[int | None, Md5State | None]:
     """The offset at which a claimed chunk is written in place, or None when it goes aside:
     it was recorded before (a re-send; the bytes in place may be hashed already), or its
-    offset is not known yet (the last chunk, before any other has told the chunk size)."""
-    if chunk_size is None and index:
-        return None
-    recorded = statements.counts(upload, index).had_this
+    offset is not known yet (the last chunk, before any other has told the chunk size).
+    With it, the prefix hash to carry through the chunk, if it stands right before it."""
     end_reads()  # before the bytes are written
-    return None if recorded else index * (chunk_size or 0)
+    if recorded or (chunk_size is None and index):
+        return None, None
+    return index * (chunk_size or 0), hashing.passing(upload.hashed_chunks, upload.md5_state,
+                                                      index)
 
 
-def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Outcome[Progress]:
+def _record_chunk(upload: Upload, index: int, size: int, seconds: float,
+                  prefix: Md5State | None = None) -> Outcome[Progress]:
     # The upload's row is locked first: writers of the same upload then queue on it, where
     # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
     if not statements.touch(upload):  # removed meanwhile by a DELETE
@@ -130,12 +139,17 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Outc
         store().delete(upload.key)
         raise UploadNotFound()
     # Under the row lock, so a racing store of the same chunk is seen here too.
-    stored, had_this, hashed = statements.counts(upload, index)
+    stored, had_this, hashed, _ = statements.counts(upload, index)
     if had_this:  # its bytes may have changed under the prefix hash
         hashing.stop(upload)
     statements.upsert_chunk(upload.id, index, size)
+    # The hash carried through the bytes as they passed counts if it still stands where it
+    # stood then (a chunk recorded for the first time changes no byte hashed before it).
+    passed = (not had_this and prefix is not None and hashed == index
+              and hashing.save_passed(upload, index, prefix))
     statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
                          duration_ms=int(seconds * 1000))
+    store().locker.ending(upload.key)  # the chunk's work under the upload's lock ends here
     db.session.commit()
     metrics.chunk_stored(size, seconds)
     log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
@@ -144,6 +158,8 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float) -> Outc
     progress = Progress(stored + (0 if had_this else 1), upload.total_chunks)
     if had_this:
         return Outcome(progress)
+    if passed:  # chunks after it recorded before it wait for a catch-up
+        return Outcome(progress, (hashing.catch_up_later(upload),) if stored > index else ())
     if not hashing.needs_next(hashed, index):
         hashing.keep_up(upload, hashed, index)
         return Outcome(progress)

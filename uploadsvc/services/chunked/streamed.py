@@ -14,15 +14,17 @@ from contextlib import ExitStack
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import exists, select
 
 from ...core.database import end_reads
 from ...core.extensions import db
-from ...core.models import Chunk, Upload
+from ...core.models import Upload
 from ...storage import LockBusy, Written
+from ...storage.md5state import Md5State
+from .. import hashing
 from ..errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
 from ..followups import Outcome
 from ..stores import chunk_files, holding, streamed_chunks
+from ..uploads import reload_with_chunk
 from . import chunks
 from .chunks import _fix_chunk_size, _record_chunk, check_declared_size
 from .uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
@@ -35,7 +37,8 @@ class Placed:
     and the chunk's claim, until close()."""
 
     def __init__(self, stack: ExitStack, identity: tuple[str, str, int, int], upload: Upload,
-                 offset: int, limit: int, chunk_md5: str | None) -> None:
+                 offset: int, limit: int, chunk_md5: str | None,
+                 prefix: Md5State | None = None) -> None:
         self._stack = stack
         self.identity = identity  # (md5, file name, total chunks, index) as the form gave them
         self.upload = upload
@@ -43,13 +46,15 @@ class Placed:
         self.limit = limit
         # A chunkMd5 that came before the bytes is checked on a hash beside the receive.
         self._digest = hashlib.md5() if chunk_md5 is not None else None
+        # The upload's prefix hash, carried through the bytes if it stands right before them.
+        self.prefix = prefix
         self.written: Written | None = None
         self.started = time.monotonic()
 
     def receive(self, src: BinaryIO) -> Written:
         """Write the part's bytes in place, at most the chunk size of them (overflow says
         whether src held more)."""
-        digests = () if self._digest is None else (self._digest,)
+        digests = [d for d in (self._digest, self.prefix) if d is not None]
         self.written = streamed_chunks().write_in_place(self.upload.key, self.offset, src,
                                                     self.limit, digests)
         return self.written
@@ -83,13 +88,15 @@ def place(md5: str, file_name: str, total: int, index: int,
     stack = ExitStack()
     try:
         stack.enter_context(holding(upload.key, exclusive=False, chunk=index))
-        upload, recorded = _reload_with(upload, index)
+        upload, recorded = reload_with_chunk(upload, index)
         if not _may_place(upload, total) or not stack.enter_context(
                 chunk_files().claim(upload.key, index)):
             stack.close()
             return None
         # A chunk recorded before goes aside (its bytes in place may be hashed already).
         offset = None if recorded else index * upload.chunk_size
+        prefix = None if recorded else hashing.passing(upload.hashed_chunks,
+                                                        upload.md5_state, index)
     except (LockBusy, UploadNotFound):  # the spooled way answers these as it always has
         stack.close()
         return None
@@ -105,19 +112,7 @@ def place(md5: str, file_name: str, total: int, index: int,
     db.session.expunge(upload)
     db.session.commit()
     return Placed(stack, (md5, file_name, total, index), upload, offset, upload.chunk_size,
-                  chunk_md5)
-
-
-def _reload_with(upload: Upload, index: int) -> tuple[Upload, bool]:
-    """The row as committed now and whether chunk `index` is recorded, in one statement
-    (under the shared lock: what a merge or a DELETE did before is seen)."""
-    recorded = exists().where(Chunk.upload_id == Upload.id, Chunk.chunk_index == index)
-    found = db.session.execute(
-        select(Upload, recorded).filter_by(id=upload.id, key=upload.key)
-        .execution_options(populate_existing=True)).one_or_none()
-    if found is None:
-        raise UploadNotFound()
-    return found[0], bool(found[1])
+                  chunk_md5, prefix)
 
 
 def _may_place(upload: Upload | None, total: int) -> bool:
@@ -164,4 +159,5 @@ def _store_placed(placed: Placed, file_size: int | None,
     # The bytes in place are the chunk now: a copy aside from an earlier try goes (only now:
     # until the chunk is checked, that copy is what a record of it stands for).
     chunk_files().drop_chunks(upload.key, [index])
-    return _record_chunk(upload, index, size, time.monotonic() - placed.started)
+    return _record_chunk(upload, index, size, time.monotonic() - placed.started,
+                         placed.prefix)

@@ -10,11 +10,15 @@ A hold lasts LEASE_SECONDS unless renewed: a thread of each process renews its h
 third of that, so a request may take as long as its client does, and a host that dies (or
 stops, or loses the database) holds nothing for longer than the lease. On its own host a
 dead process's holds end at once: the host tells its processes by pid and start time.
+Every expiry is a time of the database server's clock, computed and compared by the
+database (``now_ms``): the hosts' clocks may be anything.
 
 Fencing: a transaction that wrote, committed by a thread that holds leases, first renews
-them with ``... WHERE holder IN (its tokens) AND expires_ms > now``; if one has lapsed (and
-may have been taken since), the commit fails with LeaseLost instead of writing over the
-newer holder's work.
+them with ``... WHERE (name, holder) IN (its holds) AND expires_ms > now``; if one has
+lapsed (and may have been taken since), the commit fails with LeaseLost instead of writing
+over the newer holder's work. The commit that ends a hold's work (release_in_commit) deletes
+the hold in the same way instead: fence and release in one statement of a transaction that
+happens anyway.
 """
 import logging
 import threading
@@ -25,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import delete, event, insert, select, tuple_, update
+from sqlalchemy import delete, event, insert, literal_column, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +56,9 @@ class Hold:
     claimed: bool  # whether the hold got it
     renewed: float = field(default_factory=time.monotonic)  # taken or last renewed
     undecided: bool = False  # a hold naming a chunk, until claim() asks for it
+    ending: bool = False  # the next commit that writes releases it (release_in_commit)
+    releasing: bool = False  # a commit under way deletes it
+    released: bool = False  # a commit deleted it
 
 
 class DatabaseLocker(Locker):
@@ -101,6 +108,9 @@ class DatabaseLocker(Locker):
         with _registered(held):
             yield True
 
+    def ending(self, name: str) -> None:
+        release_in_commit(name)
+
     # -- the database -------------------------------------------------------------------
 
     def _take(self, name: str, token: str, kind: str, chunk: int | None) -> bool | None:
@@ -110,11 +120,12 @@ class DatabaseLocker(Locker):
             with db.engine.connect() as connection, connection.begin() as transaction:
                 rows = connection.execute(
                     select(LEASES.c.holder, LEASES.c.kind, LEASES.c.chunk, LEASES.c.owner,
-                           LEASES.c.expires_ms)
+                           LEASES.c.expires_ms, now_ms(connection).label("now"))
                     .where(LEASES.c.name == name).order_by(LEASES.c.holder)
                     .with_for_update()).all()
                 if rows and rows[0].holder == GATE:
-                    claimed = self._add(connection, rows[1:], name, token, kind, chunk)
+                    claimed = self._add(connection, rows[1:], rows[0].now, name, token, kind,
+                                        chunk)
                     if claimed is None:
                         transaction.rollback()
                     return claimed  # committed as the block ends, unless rolled back
@@ -124,11 +135,11 @@ class DatabaseLocker(Locker):
             self._make_gate(name)
         raise LockBusy(name)
 
-    def _add(self, connection, holds, name: str, token: str, kind: str,
+    def _add(self, connection, holds, now: int, name: str, token: str, kind: str,
              chunk: int | None) -> bool | None:
         """Insert this hold if the live holds allow it (None if not); whether it claimed
-        the chunk. Dead holds are removed on the way."""
-        now = owners.now_ms()
+        the chunk. Dead holds are removed on the way. `now` is the database's, read with
+        the holds."""
         live, dead = [], []
         for row in holds:
             (live if row.expires_ms > now and self._alive(row.owner) else dead).append(row)
@@ -140,7 +151,8 @@ class DatabaseLocker(Locker):
                 LEASES.c.name == name, LEASES.c.holder.in_([row.holder for row in dead])))
         connection.execute(insert(LEASES).values(
             name=name, holder=token, kind=kind, chunk=chunk if claimed else None,
-            owner=f"{self.host}/{owners.process()}", expires_ms=now + self.lease_ms))
+            owner=f"{self.host}/{owners.process()}",
+            expires_ms=now_ms(connection) + self.lease_ms))
         return claimed
 
     def _make_gate(self, name: str) -> None:
@@ -158,8 +170,8 @@ class DatabaseLocker(Locker):
 
     def renew(self, holds: list[Hold]) -> int:
         """Extend these holds that have not lapsed; how many were."""
-        now = owners.now_ms()
         with self.app.app_context(), db.engine.begin() as connection:
+            now = now_ms(connection)
             return connection.execute(
                 update(LEASES).where(_these(holds), LEASES.c.expires_ms > now)
                 .values(expires_ms=now + self.lease_ms)).rowcount
@@ -178,6 +190,15 @@ def _these(holds: list[Hold]):
     return tuple_(LEASES.c.name, LEASES.c.holder).in_([(h.name, h.token) for h in holds])
 
 
+def now_ms(connection):
+    """The database server's time in Unix milliseconds, as an SQL expression: every host
+    computes and compares lease expiries with one clock, whatever its own says."""
+    if connection.dialect.name == "mysql":
+        return literal_column("CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)")
+    # SQLite's time is its host's, but SQLite is one host's database.
+    return literal_column("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
+
+
 def _check(name: str) -> None:
     if not LOCK_NAME.fullmatch(name):
         raise ValueError("invalid lock name")
@@ -189,29 +210,63 @@ def fence(session: Session) -> None:
     if not holds or not session.in_transaction() or not has_app_context():
         return
     app = current_app._get_current_object()
-    holds = [held for held in holds if held.locker.app is app]  # this app's database
+    holds = [held for held in holds  # this app's database, those not released yet
+             if held.locker.app is app and not held.released]
     if not holds:
         return
     connection = session.connection()
     if not connection.info.get(HOLDS):
         return  # it only read: there is nothing to keep from a newer holder
-    now = owners.now_ms()
-    for locker in {held.locker for held in holds}:
-        mine = [held for held in holds if held.locker is locker]
+    now = now_ms(connection)
+    ending = [held for held in holds if held.ending]
+    if ending:
+        deleted = connection.execute(
+            delete(LEASES).where(_these(ending), LEASES.c.expires_ms > now)).rowcount
+        _lost_unless(deleted == len(ending), ending)
+        for held in ending:
+            held.releasing = True
+    for locker in {held.locker for held in holds if not held.ending}:
+        mine = [held for held in holds if held.locker is locker and not held.ending]
         renewed = connection.execute(
             update(LEASES).where(_these(mine), LEASES.c.expires_ms > now)
             .values(expires_ms=now + locker.lease_ms)).rowcount
-        if renewed != len(mine):
-            names = ", ".join(sorted({held.name for held in holds}))
-            log.warning("lease of %s lapsed: the transaction is not committed", names)
-            raise LeaseLost(names)
+        _lost_unless(renewed == len(mine), mine)
+
+
+def _lost_unless(kept: bool, holds: list[Hold]) -> None:
+    if not kept:
+        names = ", ".join(sorted({held.name for held in holds}))
+        log.warning("lease of %s lapsed: the transaction is not committed", names)
+        raise LeaseLost(names)
+
+
+def release_in_commit(name: str) -> None:
+    """Release this thread's innermost hold of `name` with the next commit that writes: the
+    fence deletes it instead of renewing it, so the work's last transaction ends the hold
+    too (until that commits, the hold stays, and is released as usual if it never does)."""
+    for held in reversed(_thread_holds()):
+        if held.name == name:
+            held.ending = True
+            return
+
+
+def _committed(session: Session) -> None:
+    for held in _thread_holds():
+        if held.releasing:
+            held.releasing, held.released = False, True
+            renewer.drop(held)
+
+
+def _rolled_back(session: Session) -> None:
+    for held in _thread_holds():
+        held.releasing = False
 
 
 def sweep() -> int:
     """Remove lapsed holds and the gates of names nobody holds that belong to no upload in
     progress (`flask cleanup`); how many rows went. A taker that finds its gate gone makes
     it again, so this is safe beside any hold."""
-    now = owners.now_ms()
+    now = now_ms(db.session.connection())
     lapsed = db.session.execute(delete(LEASES).where(
         LEASES.c.holder != GATE, LEASES.c.expires_ms < now)).rowcount
     held = select(LEASES.c.name).where(LEASES.c.holder != GATE).scalar_subquery()
@@ -230,10 +285,15 @@ def sweep() -> int:
 
 
 def init_app(app: Flask) -> None:
-    """Give the app's store the database's leases, and fence every commit."""
-    app.extensions["store"].locker = DatabaseLocker(app)
+    """Give a store that several hosts share the database's leases, and fence every
+    commit."""
+    store = app.extensions["store"]
+    if store.shared:  # on one host's disk, the store's own file locks are that host's
+        store.locker = DatabaseLocker(app)
     if not event.contains(Session, "before_commit", fence):
         event.listen(Session, "before_commit", fence)
+        event.listen(Session, "after_commit", _committed)
+        event.listen(Session, "after_rollback", _rolled_back)
 
 
 # -- holds of this thread and this process ------------------------------------------------
@@ -266,4 +326,5 @@ def _registered(held: Hold) -> Iterator[None]:
         finally:
             _local.holds = [other for other in _thread_holds() if other is not held]
             renewer.drop(held)
-            held.locker._release(held.token, held.name)
+            if not held.released:
+                held.locker._release(held.token, held.name)

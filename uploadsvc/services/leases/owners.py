@@ -2,13 +2,8 @@
 it still runs (services.leases)."""
 import hashlib
 import os
-import time
 
 from ...storage.boot import BOOT_ID
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def host_id(data_dir: str | None) -> str:

@@ -50,11 +50,10 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             return Outcome(upload)
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
-        # A PATCH that may finish the upload (the only one, as tus-js-client sends a file,
-        # or the last) is hashed beside its receive, from where the prefix hash stands;
-        # the others' bytes are hashed after their answers, beside the next PATCH.
+        # The bytes are hashed beside their receive, from where the prefix hash stands
+        # (a catch-up after the answer hashes them only where it stands further back).
         finishing = _may_finish(upload, content_length)
-        prefix = hashing.resume_at(upload, offset) if finishing else None
+        prefix = hashing.resume_at(upload, offset)
         whole = hashlib.md5() if prefix is None and finishing and offset == 0 else None
         written = store().write(key, offset, src, limit,
                                 [d for d in (digest, prefix, whole) if d is not None])
@@ -127,6 +126,8 @@ def _record_write(upload: Upload, size: int, seconds: float, state: bytes | None
     statements.record_write(upload, size, now, expires, state)
     statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
                          duration_ms=int(seconds * 1000))
+    if upload.upload_offset + size != upload.upload_length or upload.concat == PARTIAL:
+        store().locker.ending(upload.key)  # not finished by it: the PATCH's work ends here
     db.session.commit()
     changed = {"upload_offset": upload.upload_offset + size, "updated_at": now,
                "expires_at": expires}

@@ -42,6 +42,8 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
               Presigner):
     """Uploads' bytes and finished files in one bucket prefix."""
 
+    shared = True  # every host of the service reaches the bucket
+
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
         url = BucketURL.parse(url) if isinstance(url, str) else url
         super().__init__(client, url, data_dir, **options)
