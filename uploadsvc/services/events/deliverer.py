@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.orm import aliased
 
 from ...core.extensions import db
@@ -34,10 +34,19 @@ BATCH = 20
 MAX_BACKOFF = timedelta(hours=1)
 
 
+def database_now(plus: timedelta = timedelta(0)):
+    """The database server's UTC time plus a delay, as SQL on MySQL, so that the hosts'
+    clocks do not decide whose lease has lapsed; on SQLite (one host's) this host's."""
+    if db.engine.dialect.name == "mysql":
+        return func.timestampadd(text("MICROSECOND"), plus // timedelta(microseconds=1),
+                                 func.utc_timestamp(6))
+    return utcnow() + plus
+
+
 def claim(limit: int = BATCH) -> tuple[str, list[HookDelivery]]:
     """Take up to limit deliveries that are due, free and first in their upload's order:
     (the lease token, the rows now held with it)."""
-    now = utcnow()
+    now = database_now()
     free = or_(HookDelivery.claimed_until.is_(None), HookDelivery.claimed_until < now)
     earlier = aliased(HookDelivery)
     waiting_before = exists().where(
@@ -56,7 +65,7 @@ def claim(limit: int = BATCH) -> tuple[str, list[HookDelivery]]:
     db.session.execute(
         update(HookDelivery).where(HookDelivery.id.in_(due), HookDelivery.status == PENDING,
                                    free)
-        .values(lease=token, claimed_until=now + current_app.config["HOOK_LEASE"]))
+        .values(lease=token, claimed_until=database_now(current_app.config["HOOK_LEASE"])))
     db.session.commit()
     held = list(db.session.execute(
         select(HookDelivery).filter_by(lease=token).order_by(HookDelivery.id)
@@ -106,7 +115,8 @@ def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
     elif now - delivery.created_at >= current_app.config["HOOK_RETRY_FOR"]:
         values.update(status=FAILED, last_error=error)
     else:
-        values.update(next_attempt_at=now + backoff(attempts), last_error=error)
+        values.update(next_attempt_at=database_now(backoff(attempts)),
+                      last_error=error)
     held = db.session.execute(
         update(HookDelivery).filter_by(id=delivery.id, lease=token, status=PENDING)
         .values(**values)).rowcount
@@ -128,14 +138,15 @@ def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
 
 def deliver_once(session: requests.Session | None = None, limit: int = BATCH) -> int:
     """Claim what is due and send it; how many deliveries were attempted."""
+    lapses = time.monotonic() + current_app.config["HOOK_LEASE"].total_seconds()
     token, held = claim(limit)
     own = session or requests.Session()
     try:
         for delivery in held:
-            # Send only with time for a whole attempt left on the lease; a row skipped
-            # lapses, and the next claim takes it.
-            left = delivery.claimed_until - utcnow()
-            if left.total_seconds() > current_app.config["HOOK_TIMEOUT"]:
+            # Send only with time for a whole attempt left on the lease (timed from before
+            # the claim, on this host's monotonic clock); a row skipped lapses, and the next
+            # claim takes it.
+            if lapses - time.monotonic() > current_app.config["HOOK_TIMEOUT"]:
                 settle(delivery, token, send(delivery, own))
     finally:
         if session is None:
