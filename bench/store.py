@@ -64,6 +64,7 @@ class Counted:
     """The S3 requests a store received during a block, by method."""
 
     store: MeteredSeaweedFS
+    before: Counter = field(default_factory=Counter)
     requests: Counter = field(default_factory=Counter)
 
     def __enter__(self) -> "Counted":
