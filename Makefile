@@ -45,8 +45,9 @@ lint: install
 	$(BIN)/ruff check uploadsvc tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/lint-imports setup.cfg
 
-# Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server
-# (docs/performance.md). BENCH_SCALE=small finishes in well under a minute. The figures go
+# Throughput, latency and memory against dd, md5sum, a loopback sink and @tus/server, and on
+# an object store against @tus/s3-store and boto3, with the store's requests per chunk
+# (docs/performance.md). BENCH_SCALE=small takes a few minutes. The figures go
 # to BENCH_JSON, and the chart drawn from them to BENCH_CHART; `make bench-chart` draws it
 # again from a saved BENCH_JSON.
 BENCH_SCALE ?= full

@@ -32,6 +32,8 @@ class Row:
     target: str = ""
     ok: bool | None = None
     note: str = ""
+    # The S3 requests the object store received per chunk the client sent (object store rows).
+    store_requests: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -94,7 +96,72 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
         *_tus_js_rows(s, r, size),
         *(row for fsync, prefix in FSYNC_MODES
           for row in _fsync_rows(s, r, size, parts, ceiling, fsync, prefix)),
+        *_store_rows(s, r, size, parts),
+        *_one_host_rows(s, r, size, parts),
         *_hosts_rows(s, r, size, parts),
+    ]
+
+
+def requests_key(key: str) -> str:
+    """The figure of the store's requests per chunk of the workload whose MiB/s is key."""
+    return key.removesuffix("_mib_s") + "_requests_per_chunk"
+
+
+def _s3(r: dict, section: str, name: str, key: str, reference: str = "",
+        ref_key: str = "", note: str = "") -> Row:
+    """An object store row: key's MiB/s, against ref_key's, with its requests per chunk."""
+    return Row(section, name, r[key], "MiB/s", reference, r[ref_key] if ref_key else None,
+               note=note, store_requests=r[requests_key(key)])
+
+
+def _store_rows(s: Settings, r: dict, size: str, parts: str) -> list[Row]:
+    """The object store's own ceiling: boto3's multipart upload of the same files to the same
+    SeaweedFS, 16 MiB parts (its requests are per part)."""
+    section = "S3 store"
+    return [
+        _s3(r, section, f"boto3 multipart upload of {size}, 16 MiB parts",
+            "s3_ceiling_one_mib_s"),
+        _s3(r, section, f"boto3 multipart uploads of {parts}, 16 MiB parts",
+            "s3_ceiling_many_mib_s"),
+    ]
+
+
+def _one_host_rows(s: Settings, r: dict, size: str, parts: str) -> list[Row]:
+    """uploadsvc on one host (state in MariaDB) against @tus/server with @tus/s3-store, one
+    process, on the same store in the same run, and both against the store's ceiling."""
+    section, peer = "1 host, S3", "@tus/s3-store"
+    na = "n/a (no Node or @tus/s3-store)"
+    seed_one = f"seed API {size}, {s.in_flight} chunks in flight"
+    seed_many = f"seed API {parts}, {s.in_flight} chunks in flight each"
+    js = f"tus-js-client {size} × 1"
+    return [
+        _s3(r, section, f"@tus/server + @tus/s3-store, tus {size} × 1", "tusnodes3_one_mib_s",
+            "boto3", "s3_ceiling_one_mib_s", na),
+        _s3(r, section, f"@tus/server + @tus/s3-store, tus {parts}", "tusnodes3_many_mib_s",
+            "boto3", "s3_ceiling_many_mib_s", na),
+        _s3(r, section, f"@tus/server + @tus/s3-store, {js}", "tusnodes3_tusjs_one_mib_s",
+            "boto3", "s3_ceiling_one_mib_s", na),
+        Row(section, "@tus/server + @tus/s3-store peak RSS", r["tusnodes3_rss_mib"], "MiB",
+            note=na),
+        _s3(r, section, f"tus {size} × 1", "s3onetus_one_mib_s", peer, "tusnodes3_one_mib_s"),
+        _s3(r, section, f"tus {size} × 1", "s3onetus_one_mib_s", "boto3",
+            "s3_ceiling_one_mib_s"),
+        _s3(r, section, f"tus {parts}", "s3onetus_many_mib_s", peer, "tusnodes3_many_mib_s"),
+        _s3(r, section, f"tus {parts}", "s3onetus_many_mib_s", "boto3",
+            "s3_ceiling_many_mib_s"),
+        _s3(r, section, js, "s3onetusjs_one_mib_s", f"{peer}, tus-js-client",
+            "tusnodes3_tusjs_one_mib_s", na),
+        _s3(r, section, js, "s3onetusjs_one_mib_s", "boto3", "s3_ceiling_one_mib_s", na),
+        _s3(r, section, seed_one, "s3one_seed_inflight_mib_s", f"{peer}, tus",
+            "tusnodes3_one_mib_s"),
+        _s3(r, section, seed_one, "s3one_seed_inflight_mib_s", "boto3", "s3_ceiling_one_mib_s"),
+        _s3(r, section, seed_many, "s3one_seed_many_mib_s", f"{peer}, tus",
+            "tusnodes3_many_mib_s"),
+        _s3(r, section, seed_many, "s3one_seed_many_mib_s", "boto3", "s3_ceiling_many_mib_s"),
+        Row(section, f"peak RSS of a worker (max of {r['s3one_workers']}), seed API",
+            r["s3one_seed_rss_mib"], "MiB", peer, r["tusnodes3_rss_mib"]),
+        Row(section, "peak RSS of a worker, tus", r["s3onetus_rss_mib"], "MiB", peer,
+            r["tusnodes3_rss_mib"]),
     ]
 
 
@@ -103,26 +170,21 @@ def _hosts_rows(s: Settings, r: dict, size: str, parts: str) -> list[Row]:
     the state in MariaDB: against the same workload on the local disk (the rows above) and
     against the store's own ceiling, boto3's multipart upload of the same bytes."""
     section = "3 hosts, S3"
-    store_one, store_many = r["s3_ceiling_one_mib_s"], r["s3_ceiling_many_mib_s"]
+    store_one, store_many = "s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s"
     seed_one = f"seed API {size}, {s.in_flight} chunks in flight"
     seed_many = f"seed API {parts}, {s.in_flight} chunks in flight each"
     return [
-        Row(section, f"boto3 multipart upload of {size} to the store", store_one, "MiB/s"),
-        Row(section, f"boto3 multipart uploads of {parts} to the store", store_many, "MiB/s"),
-        Row(section, seed_one, r["s3_seed_inflight_mib_s"], "MiB/s", "local disk",
-            r["seed_inflight_mib_s"]),
-        Row(section, seed_one, r["s3_seed_inflight_mib_s"], "MiB/s", "boto3", store_one),
-        Row(section, seed_many, r["s3_seed_many_mib_s"], "MiB/s", "local disk, 1 in flight each",
-            r["seed_many_mib_s"]),
-        Row(section, seed_many, r["s3_seed_many_mib_s"], "MiB/s", "boto3", store_many),
+        _s3(r, section, seed_one, "s3_seed_inflight_mib_s", "local disk", "seed_inflight_mib_s"),
+        _s3(r, section, seed_one, "s3_seed_inflight_mib_s", "boto3", store_one),
+        _s3(r, section, seed_many, "s3_seed_many_mib_s", "local disk, 1 in flight each",
+            "seed_many_mib_s"),
+        _s3(r, section, seed_many, "s3_seed_many_mib_s", "boto3", store_many),
         Row(section, f"peak RSS of a worker (max of {r['s3_workers']}), seed API",
             r["s3_seed_rss_mib"], "MiB", "local disk", r["seed_rss_mib"]),
-        Row(section, f"tus {size} × 1", r["s3tus_one_mib_s"], "MiB/s", "local disk",
-            r["tus_one_mib_s"]),
-        Row(section, f"tus {size} × 1", r["s3tus_one_mib_s"], "MiB/s", "boto3", store_one),
-        Row(section, f"tus {parts}", r["s3tus_many_mib_s"], "MiB/s", "local disk",
-            r["tus_many_mib_s"]),
-        Row(section, f"tus {parts}", r["s3tus_many_mib_s"], "MiB/s", "boto3", store_many),
+        _s3(r, section, f"tus {size} × 1", "s3tus_one_mib_s", "local disk", "tus_one_mib_s"),
+        _s3(r, section, f"tus {size} × 1", "s3tus_one_mib_s", "boto3", store_one),
+        _s3(r, section, f"tus {parts}", "s3tus_many_mib_s", "local disk", "tus_many_mib_s"),
+        _s3(r, section, f"tus {parts}", "s3tus_many_mib_s", "boto3", store_many),
         Row(section, "peak RSS of a worker, tus", r["s3tus_rss_mib"], "MiB", "local disk",
             r["tus_rss_mib"]),
     ]
@@ -180,14 +242,16 @@ def size_label(n: int) -> str:
     return f"{n // GiB} GiB" if n % GiB == 0 else f"{n / MiB:g} MiB"
 
 
-def as_json(s: Settings, figures: dict, rows: list[Row]) -> dict:
-    """What `--json FILE` writes, and what bench/chart.py draws from."""
+def as_json(s: Settings, figures: dict, rows: list[Row], store: dict | None = None) -> dict:
+    """What `--json FILE` writes, and what bench/chart.py draws from; store_requests has the
+    object store's requests of each of its workloads by method, and the pieces sent."""
     return {"settings": {k: str(v) for k, v in asdict(s).items()}, "figures": figures,
-            "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}
+            "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+            "store_requests": store or {}}
 
 
 def render(rows: list[Row]) -> str:
-    header = ["", "workload", "figure", "reference", "ratio", "target"]
+    header = ["", "workload", "figure", "reference", "ratio", "target", "S3 req/chunk"]
     lines = []
     for row in rows:
         value = (f"{row.value:.3f} {row.unit}" if row.unit == "s" else
@@ -199,7 +263,8 @@ def render(rows: list[Row]) -> str:
         ratio = f"{row.ratio:.2f}×" if row.ratio is not None else ""
         target = f"{row.target} {'met' if row.ok else 'NOT met'}" if row.ok is not None else \
             row.target
-        lines.append([row.section, row.name, value, ref, ratio, target])
+        requests = f"{row.store_requests:.2f}" if row.store_requests is not None else ""
+        lines.append([row.section, row.name, value, ref, ratio, target, requests])
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=True)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

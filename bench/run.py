@@ -33,6 +33,8 @@ IN_FLIGHT = 3
 class Results:
     rows: list[Row] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
+    # The object store's requests during each of its workloads, by figure key (bench/hosts.py).
+    store: dict[str, dict] = field(default_factory=dict)
 
     def add(self, key: str, value: float | None) -> float | None:
         self.figures[key] = value
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             step(s, one, parts, results)
         print("measuring uploadsvc", flush=True)
         measure_uploadsvc(s, one, parts, big, results)
-        print(f"measuring uploadsvc on {hosts.HOSTS} hosts and the object store", flush=True)
+        print(f"measuring the object store: uploadsvc on 1 and {hosts.HOSTS} hosts, "
+              "@tus/server with @tus/s3-store", flush=True)
         hosts.measure_hosts(s, one, parts, results)
     finally:
         shutil.rmtree(s.workdir, ignore_errors=True)
@@ -223,5 +226,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(as_json(s, results.figures, rows), indent=2))
+        out.write_text(json.dumps(as_json(s, results.figures, rows, results.store), indent=2))
     return 0

@@ -145,6 +145,31 @@ class TusReference(Server):
         return shutil.which("node") is not None and (BENCH / "node" / "node_modules").is_dir()
 
 
+class TusS3Reference(Server):
+    """@tus/server with @tus/s3-store (bench/node/s3_server.js) on a bucket of the store whose
+    environment (AWS_* variables) it is given; the parts it spools in temp, under workdir."""
+
+    name = "tus-node-s3"
+
+    def __init__(self, workdir: Path, bucket: str, store_env: dict) -> None:
+        super().__init__(workdir)
+        self.bucket = bucket
+        self.store_env = store_env
+        self.temp = workdir / f"tus-node-s3-temp-{self.port}"
+
+    def env(self) -> dict:
+        return {**os.environ, **self.store_env, "TMPDIR": str(self.temp)}
+
+    def command(self) -> list[str]:
+        self.temp.mkdir(exist_ok=True)
+        return ["node", str(BENCH / "node" / "s3_server.js"), str(self.port), self.bucket]
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("node") is not None and \
+            (BENCH / "node" / "node_modules" / "@tus" / "s3-store").is_dir()
+
+
 class Sink(Server):
     """bench/sink.py: reads and discards bodies; the loopback ceiling."""
 

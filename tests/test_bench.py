@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 
 from bench import chart, connections, run
-from bench.report import Settings, as_json, build_rows
+from bench.report import Settings, as_json, build_rows, render, requests_key
 from bench.servers import PROJECT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+S3_SECTIONS = ("S3 store", "1 host, S3", "3 hosts, S3")
+# The object store's workloads, each with its store requests counted.
+S3_RATES = ("s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s", "s3_seed_inflight_mib_s",
+            "s3_seed_many_mib_s", "s3tus_one_mib_s", "s3tus_many_mib_s",
+            "s3one_seed_inflight_mib_s", "s3one_seed_many_mib_s", "s3onetus_one_mib_s",
+            "s3onetus_many_mib_s", "s3onetusjs_one_mib_s", "tusnodes3_one_mib_s",
+            "tusnodes3_many_mib_s", "tusnodes3_tusjs_one_mib_s")
 
 
 def assert_is_a_chart(png: Path) -> None:
@@ -60,7 +67,11 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
                 "seed_chunkmd5_mib_s", "tusjs_one_mib_s", "tusnode_tusjs_one_mib_s",
                 "s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s", "s3_seed_inflight_mib_s",
                 "s3_seed_many_mib_s", "s3_seed_rss_mib", "s3tus_one_mib_s", "s3tus_many_mib_s",
-                "s3tus_rss_mib",
+                "s3tus_rss_mib", "s3one_seed_inflight_mib_s", "s3one_seed_many_mib_s",
+                "s3one_seed_rss_mib", "s3onetus_one_mib_s", "s3onetus_many_mib_s",
+                "s3onetusjs_one_mib_s", "s3onetus_rss_mib", "tusnodes3_one_mib_s",
+                "tusnodes3_many_mib_s", "tusnodes3_tusjs_one_mib_s", "tusnodes3_rss_mib",
+                *(requests_key(key) for key in S3_RATES),
                 *(f"{prefix}{key}" for prefix in ("lazy", "nosync")
                   for key in ("_one_mib_s", "_inflight_mib_s", "_many_mib_s", "_rss_mib",
                               "tus_one_mib_s", "tus_many_mib_s"))):
@@ -70,6 +81,8 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     assert "| FSYNC=complete" in result.stdout and "| FSYNC=false" in result.stdout
     assert "| tus-js-client" in result.stdout
     assert "| 3 hosts, S3" in result.stdout and figures["s3_workers"] == 6
+    assert "| 1 host, S3" in result.stdout and figures["s3one_workers"] == 2
+    assert_store_rows(report)
     # tus-js-client sent every request of an upload on one kept-open connection
     assert figures["tusjs_connections"] == figures["tusnode_tusjs_connections"] == 1
     # the bench cleans up its files and data directory
@@ -82,7 +95,29 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     assert_is_a_chart(png)
     drawn = chart.bars(report)
     assert all(b.uploadsvc and b.tusnode for b in drawn), drawn
+    on_s3 = chart.bars(report, chart.S3_WORKLOADS)
+    assert all(b.ceiling and b.uploadsvc_requests and b.tusnode_requests for b in on_s3), on_s3
     assert all(rate for rate in chart.limits(report).values())
+
+
+def assert_store_rows(report: dict) -> None:
+    """Every object store row has its store requests per chunk, the ceiling's exactly one
+    request per file (boto3 sends a file under its multipart threshold in one PUT), and
+    uploadsvc's rows have their ratio to @tus/s3-store in the same run."""
+    rows = [row for row in report["rows"] if row["section"] in S3_SECTIONS and
+            row["unit"] == "MiB/s"]
+    assert len(rows) == 23
+    assert all(row["store_requests"] and row["store_requests"] > 0 for row in rows)
+    against_peer = [row for row in rows if row["reference"].startswith("@tus/s3-store")]
+    assert len(against_peer) == 5 and all(row["ratio"] > 0 for row in against_peer)
+    against_ceiling = [row for row in rows if row["reference"] == "boto3"]
+    assert len(against_ceiling) == 12 and all(row["ratio"] > 0 for row in against_ceiling)
+    store = report["store_requests"]
+    for key in ("s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s"):
+        assert store[key]["requests"] == {"PUT": store[key]["pieces"]}, store[key]
+    assert report["figures"]["s3_ceiling_many_requests_per_chunk"] == 1.0
+    for key in S3_RATES:
+        assert sum(store[key]["requests"].values()) >= store[key]["pieces"] > 0, key
 
 
 def test_in_flight_is_what_the_upload_page_sends(tmp_path):
@@ -124,6 +159,22 @@ def test_tus_js_client_rows_compare_with_tus_server_and_the_bench_client(tmp_pat
             assert row["ratio"] is not None
 
 
+def test_object_store_rows_compare_with_tus_s3_store_and_the_ceiling(tmp_path):
+    figures = defaultdict(lambda: 100.0, s3onetus_one_mib_s=30.0, tusnodes3_one_mib_s=20.0,
+                          s3_ceiling_one_mib_s=60.0, s3onetus_one_requests_per_chunk=9.25,
+                          tusnodes3_one_requests_per_chunk=5.5)
+    rows = build_rows(tiny_settings(tmp_path), figures)
+    (peer, ceiling) = [row for row in rows if row.section == "1 host, S3"
+                       and row.name == "tus 4 MiB × 1"]
+    assert (peer.reference, peer.ratio, peer.store_requests) == ("@tus/s3-store", 1.5, 9.25)
+    assert (ceiling.reference, ceiling.ratio) == ("boto3", 0.5)
+    (node,) = [row for row in rows if row.name == "@tus/server + @tus/s3-store, tus 4 MiB × 1"]
+    assert node.store_requests == 5.5 and node.ratio == pytest.approx(1 / 3)
+    table = render(rows)
+    assert "S3 req/chunk" in table.splitlines()[0]
+    assert re.search(r"\| 1 host, S3 +\| tus 4 MiB × 1 +\| 30 MiB/s .*\| 9\.25 +\|", table)
+
+
 def test_chart_is_drawn_from_the_bench_json_with_every_workload(tmp_path):
     figures = defaultdict(lambda: 100.0, md5sum_s=0.01)
     report = report_of(tiny_settings(tmp_path), figures)
@@ -133,6 +184,8 @@ def test_chart_is_drawn_from_the_bench_json_with_every_workload(tmp_path):
     drawn = chart.bars(report)
     assert len(drawn) == len(chart.WORKLOADS)
     assert all(b.uploadsvc == b.tusnode == 100.0 for b in drawn)
+    on_s3 = chart.bars(report, chart.S3_WORKLOADS)
+    assert all(b.ceiling == b.uploadsvc_requests == b.tusnode_requests == 100.0 for b in on_s3)
     assert [b.label.split("\n")[0] for b in drawn].count("tus-js-client") == 1
     assert chart.limits(report)["md5sum"] == 400.0  # 4 MiB in 0.01 s
 
