@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import S3Store, StorageUnavailable
+from uploadsvc.storage import S3Store, StorageUnavailable, UploadGone
 from uploadsvc.storage.s3.client import make_client
 from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
 
@@ -18,7 +18,7 @@ pytest.register_assert_rewrite("tests.storage_contract")
 
 from .helpers import assert_parts_are_the_pieces  # noqa: E402
 from .seaweedfs import BUCKET  # noqa: E402
-from .storage_contract import StoreContract  # noqa: E402 - after the rewrite is registered
+from .storage_contract import NEVER, StoreContract, spooled  # noqa: E402 - after the rewrite
 from .test_cli_errors import flask, one_line  # noqa: E402
 
 
@@ -41,6 +41,41 @@ class TestS3Store(StoreContract):
     @pytest.fixture
     def restarted_store(self, seaweedfs, tmp_path):
         return lambda: new_store(seaweedfs, tmp_path / "data", self.prefix)
+
+    # A chunk is claimed and written with no request asking whether its upload exists (its
+    # own PutObject is all it costs): the service finds the row gone when it records the
+    # chunk and removes the upload's bytes again, and cleanup lists what is left.
+
+    @pytest.mark.parametrize("offset", [0, None], ids=["in-place", "aside"])
+    @pytest.mark.parametrize("spool", [False, True], ids=["body", "spooled"])
+    def test_chunks_of_an_upload_never_created_are_gone(self, store, chunks, offset, spool):
+        with pytest.raises(UploadGone):
+            chunks.place_chunks(NEVER, 1)
+        with pytest.raises(UploadGone):
+            chunks.clear(NEVER)
+        assert chunks.stored_sizes(NEVER, {0: 1}, 1) == {}
+        assert chunks.chunks_aside(NEVER, [0]) == []
+        with chunks.claim(NEVER, 0) as claimed, \
+                spooled(store, b"x") if spool else io.BytesIO(b"x") as src:
+            assert claimed is True
+            assert chunks.write_chunk(NEVER, 0, src, offset) == 1
+        assert [key for key, _ in store.upload_keys()] == [NEVER]
+        store.delete(NEVER)
+        assert list(store.upload_keys()) == [] and objects(store) == []
+        assert list(store.temp_files()) == []
+
+    def test_chunks_of_a_deleted_upload_are_gone(self, store, chunks):
+        store.create(KEY)
+        chunks.write_chunk(KEY, 0, io.BytesIO(b"x"), None)
+        store.delete(KEY)
+        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), None)
+        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), 1, asides=False)
+        with pytest.raises(UploadGone):
+            store.seal(KEY, 1)
+        assert [key for key, _ in store.upload_keys()] == [KEY]
+        store.delete(KEY)
+        assert chunks.chunks_aside(KEY, [0, 1]) == []
+        assert list(store.upload_keys()) == [] and objects(store) == []
 
 
 # -- how the bytes are kept in the bucket, tested here only ---------------------------------
