@@ -48,10 +48,11 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
 
     def stored_sizes(self, key: str, chunks: dict[int, int],
                      chunk_size: int | None) -> dict[int, int]:
-        if not self._exists(key):
+        listed, exists = self._scan(key)
+        if not exists:
             return {}
         asides = self._asides(key)
-        segments = {segment.offset: segment.size for segment in self._segments(key)}
+        segments = {segment.offset: segment.size for segment in listed}
         found = {}
         for index, size in chunks.items():
             if index in asides:

@@ -142,13 +142,30 @@ class S3Layout:
     # -- segments -------------------------------------------------------------------------
 
     def _segments(self, key: str, since: int = 0) -> list[Segment]:
-        """The upload's segments, or (since > 0) those at offset `since` and after: the
-        names sort as their offsets (zero-padded)."""
-        prefix = f"{self._upload_prefix(key)}at/"
-        after = self._segment_name(key, since - 1) if since > 0 else None
-        found = [Segment(item["Key"], int(item["Key"][len(prefix):]), item["Size"])
-                 for item in self._list(prefix, start_after=after)]
-        return sorted(found, key=lambda segment: segment.offset)
+        """The upload's segments, or (since > 0) those at offset `since` and after."""
+        return self._scan(key, since)[0]
+
+    def _scan(self, key: str, since: int = 0) -> tuple[list[Segment], bool]:
+        """The upload's segments (at offset `since` and after), and whether it exists, in one
+        listing: segment names sort as their offsets (zero-padded; "-000...1" before them
+        all), after ``aside/`` and before the marker ``created``."""
+        prefix = self._upload_prefix(key)
+        after = self._segment_name(key, since - 1)
+        found, exists = [], False
+        for item in self._list(prefix, start_after=after):
+            name = item["Key"][len(prefix):]
+            if name.startswith("at/"):
+                found.append(Segment(item["Key"], int(name[len("at/"):]), item["Size"]))
+            elif item["Key"] == self._marker(key):
+                exists = True
+        return sorted(found, key=lambda segment: segment.offset), exists
+
+    def _scan_existing(self, key: str, since: int = 0) -> list[Segment]:
+        """_scan's segments; UploadGone if the upload does not exist."""
+        segments, exists = self._scan(key, since)
+        if not exists:
+            raise UploadGone(key)
+        return segments
 
     def _asides(self, key: str) -> dict[int, dict]:
         prefix = f"{self._upload_prefix(key)}aside/"
@@ -176,10 +193,10 @@ class S3Layout:
     def _stored(self, key: str) -> int:
         return sum(piece.size for piece in self._pieces(self._segments(key)))
 
-    def _cut(self, key: str, size: int) -> None:
+    def _cut(self, key: str, size: int, segments: list[Segment] | None = None) -> None:
         """Drop the upload's bytes from size on: later segments go, one that crosses size
-        is stored again, shorter."""
-        segments = self._segments(key)
+        is stored again, shorter (segments: all of them, if listed already)."""
+        segments = self._segments(key) if segments is None else segments
         self._delete_all([s.key for s in segments if s.offset >= size])
         for segment in segments:
             if segment.offset < size < segment.end:
