@@ -7,11 +7,12 @@ import os
 import random
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from uploadsvc.storage import S3Store, StorageUnavailable, UploadGone
-from uploadsvc.storage.s3.client import make_client
+from uploadsvc.storage.s3.client import ProcessClient, make_client
 from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
 
 pytest.register_assert_rewrite("tests.storage_contract")
@@ -363,7 +364,7 @@ def test_a_piece_beyond_5_gib_is_copied_in_several_parts():
     assert [part.size for part in parts] == [5 * GiB, 5 * GiB, 2 * GiB, 3]
 
 
-# -- addressing ------------------------------------------------------------------------------
+# -- the client: its addressing, one per process, its connections ----------------------------
 
 
 def addressing(client) -> str:
@@ -382,6 +383,33 @@ def test_aws_itself_keeps_boto3s_choice_unless_told(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert addressing(make_client()) == "auto"
     assert addressing(make_client("path")) == "path"
+
+
+def test_a_process_makes_one_client_for_its_threads_and_a_forked_one_its_own():
+    made = []
+    clients = ProcessClient(lambda: made.append(object()) or made[-1])
+    with ThreadPoolExecutor(8) as pool:
+        given = set(map(id, pool.map(lambda _: clients(), range(32))))
+    assert len(made) == 1 and given == {id(made[0])}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a gunicorn worker forked from a master that made one
+        os.write(write, b"own" if clients() is made[-1] and len(made) == 2 else b"shared")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"own"
+    os.close(read)
+    assert clients() is made[0] and len(made) == 1
+
+
+def test_the_client_keeps_a_connection_for_each_thread(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("GUNICORN_THREADS", "16")
+    assert make_client().meta.config.max_pool_connections == 20
+    monkeypatch.delenv("GUNICORN_THREADS")
+    assert make_client().meta.config.max_pool_connections == 12
 
 
 def test_an_unknown_addressing_style_fails_at_start_in_one_line(tmp_path, s3_env):

@@ -2,10 +2,13 @@
 
 The endpoint and credentials come from boto3's own sources (AWS_ENDPOINT_URL,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_PROFILE, ~/.aws), so the
-same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2.
+same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2. A process has one client, which
+all its threads share (boto3's clients are thread-safe), made in that process on first use.
 """
 import io
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -23,6 +26,10 @@ TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTi
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
                     "InvalidToken", "ExpiredToken"}
+# gunicorn's threads per worker when GUNICORN_THREADS is not set (gunicorn.conf.py sets it for
+# its workers), and the threads beside them that reach the store (follow-ups, hashing).
+DEFAULT_THREADS = 8
+BACKGROUND_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,15 @@ class BucketURL:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3):
+def pool_size() -> int:
+    """Connections a process keeps open to the store: one for each thread that may use
+    the client at once (more would be opened and dropped at every request)."""
+    threads = int(os.environ.get("GUNICORN_THREADS") or DEFAULT_THREADS)
+    return max(threads + BACKGROUND_THREADS, 10)  # botocore's own default is 10
+
+
+def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3,
+                connections: int | None = None):
     """An S3 client from boto3's standard configuration. Path-style addressing unless told
     otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph need it)."""
     if addressing_style not in ADDRESSING_STYLES:
@@ -57,6 +72,7 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
         return session.client("s3", config=Config(
             s3={"addressing_style": style or "auto"}, connect_timeout=timeout,
             read_timeout=timeout, retries={"mode": "standard", "max_attempts": attempts},
+            max_pool_connections=connections or pool_size(),
             # Presigned URLs too (botocore presigns with SigV2 in us-east-1, which AWS no
             # longer accepts and SeaweedFS refuses with response-* overrides).
             signature_version="s3v4",
@@ -68,6 +84,37 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
     if not addressing_style and not made.meta.endpoint_url.endswith(".amazonaws.com"):
         made = client("path")
     return made
+
+
+class ProcessClient:
+    """The client of whichever process calls: made there on its first call (in a gunicorn
+    worker, after the fork: a client made before would share its connections with every
+    worker), then shared by every thread of that process."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self._make = make
+        self._client: object = None
+        self._pid = 0
+
+    def __call__(self):
+        if self._pid != os.getpid():
+            with _making:
+                if self._pid != os.getpid():
+                    self._client, self._pid = self._make(), os.getpid()
+        return self._client
+
+
+# Held while a client is made; new in a child process, where a copy taken while another
+# thread held it would stay held.
+_making = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _making
+    _making = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
 
 
 def error_code(exc: ClientError) -> str:

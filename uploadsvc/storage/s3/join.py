@@ -17,7 +17,7 @@ for the one call that makes them: every multipart upload is created, filled and 
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -33,12 +33,13 @@ __all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan
 
 
 class Joiner:
-    """Joins pieces of objects of one bucket into one object, on one client."""
+    """Joins pieces of objects of one bucket into one object, on the calling process's
+    client (clients() gives it)."""
 
-    def __init__(self, client, bucket: str, scratch: str, temp_dir: str, part_size: int,
-                 buffer_size: int, max_parts: int = MAX_PARTS,
+    def __init__(self, clients: Callable[[], object], bucket: str, scratch: str,
+                 temp_dir: str, part_size: int, buffer_size: int, max_parts: int = MAX_PARTS,
                  min_part: int = MIN_PART, equal_parts: bool = False) -> None:
-        self.client, self.bucket = client, bucket
+        self.clients, self.bucket = clients, bucket
         self.scratch = scratch  # where intermediate objects are made
         self.temp_dir = temp_dir
         self.part_size = part_size
@@ -46,6 +47,10 @@ class Joiner:
         self.max_parts = max_parts
         self.min_part = min_part
         self.equal_parts = equal_parts
+
+    @property
+    def client(self):
+        return self.clients()
 
     def join(self, pieces: list[Piece], dest: str, exclusive: bool = False) -> None:
         """Store the pieces, in order, as the object dest; with exclusive, never over an

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..base import UPLOAD_KEY
 from ..errors import StorageError, UploadGone
-from .client import MISSING_CODES, BucketURL, is_missing, s3_errors
+from .client import MISSING_CODES, BucketURL, ProcessClient, is_missing, s3_errors
 from .join import Joiner, Piece
 
 BUFFER_SIZE = 1024 * 1024
@@ -52,7 +52,9 @@ class S3Layout:
     def __init__(self, client, url: BucketURL, data_dir: str, part_size: int = PART_SIZE,
                  buffer_size: int = BUFFER_SIZE, max_parts: int | None = None,
                  equal_parts: bool = False, orphan_age: float = ORPHAN_AGE) -> None:
-        self.client, self.url = client, url
+        # client: a client, or a ProcessClient that gives each process its own.
+        self.clients = client if isinstance(client, ProcessClient) else lambda: client
+        self.url = url
         self.bucket, self.prefix = url.bucket, url.prefix
         self.root = os.path.abspath(data_dir)
         self.temp_dir = os.path.join(self.root, "temp")
@@ -61,8 +63,13 @@ class S3Layout:
         self.buffer_size = buffer_size
         self.orphan_age = float(orphan_age)
         extra = {"max_parts": max_parts} if max_parts else {}
-        self.joiner = Joiner(client, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
+        self.joiner = Joiner(self.clients, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
                              part_size, buffer_size, equal_parts=equal_parts, **extra)
+
+    @property
+    def client(self):
+        """This process's client."""
+        return self.clients()
 
     # -- names ----------------------------------------------------------------------------
 
