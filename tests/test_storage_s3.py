@@ -14,6 +14,7 @@ import pytest
 from uploadsvc.storage import S3Store, StorageUnavailable, UploadGone
 from uploadsvc.storage.s3.client import ProcessClient, make_client
 from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
+from uploadsvc.storage.spool import SpoolFile
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
@@ -177,6 +178,28 @@ def test_a_resent_chunk_replaces_the_first_copy(store):
     store.drop_chunks(KEY, [1])
     sealed = store.seal(KEY, 18)
     assert sealed.md5 == hashlib.md5(b"a" * 10 + b"last one").hexdigest()
+
+
+class ReadSizes(SpoolFile):
+    """A spooled part that keeps the sizes it is read in."""
+
+    sizes: list[int]
+
+    def read(self, size=-1):
+        self.sizes.append(size)
+        return super().read(size)
+
+
+def test_a_chunk_is_sent_in_reads_of_the_buffer_size(store):
+    # botocore reads a body it signs 1 MiB at a time: every thread that sends one held that.
+    store.create(KEY)
+    data = secrets.token_bytes(300_000)
+    with ReadSizes(store.temp_dir, linkable=False) as part:
+        part.sizes = []
+        part.write(data)
+        assert store.write_chunk(KEY, 0, part, 0) == len(data)
+        assert 0 < max(part.sizes) <= store.buffer_size
+    assert store.seal(KEY, len(data)).md5 == hashlib.md5(data).hexdigest()
 
 
 def test_many_out_of_order_chunks(store):

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from ..base import Written
 from ..files import write_all
 from ..spool import anonymous_file
-from .client import s3_errors
+from .client import SmallReads, s3_errors
 from .join import Joiner
 from .plan import MAX_COPY
 
@@ -90,8 +90,9 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                 if upload_id is None and body.ended:
                     if body.size:
                         with s3_errors("storing bytes"):
-                            joiner.client.put_object(Bucket=joiner.bucket, Key=dest,
-                                                     Body=part, ContentLength=n)
+                            joiner.client.put_object(
+                                Bucket=joiner.bucket, Key=dest, ContentLength=n,
+                                Body=SmallReads(part, joiner.buffer_size))
                     return body.written()
                 if upload_id is None:
                     with s3_errors("starting a multipart upload"):
@@ -102,7 +103,8 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                     with s3_errors("uploading a part"):
                         etag = joiner.client.upload_part(
                             Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
-                            PartNumber=number, Body=part, ContentLength=n)["ETag"]
+                            PartNumber=number, ContentLength=n,
+                            Body=SmallReads(part, joiner.buffer_size))["ETag"]
                     parts.append({"PartNumber": number, "ETag": etag})
             if body.ended:
                 break
@@ -128,7 +130,8 @@ def put_file(joiner: Joiner, dest: str, src: BinaryIO, digests: Iterable = ()) -
     # read a body more than once (to sign it, to retry), which a digest must not see.
     _feed(list(digests), src.fileno(), size)
     with s3_errors("storing bytes"):
-        joiner.client.put_object(Bucket=joiner.bucket, Key=dest, Body=src, ContentLength=size)
+        joiner.client.put_object(Bucket=joiner.bucket, Key=dest, ContentLength=size,
+                                 Body=SmallReads(src, joiner.buffer_size))
     return size
 
 

@@ -1,11 +1,14 @@
-"""The object store's client: where the bucket is, how boto3 reaches it, what its errors mean.
+"""The object store's client: where the bucket is, how botocore reaches it, what its errors
+mean.
 
-The endpoint and credentials come from boto3's own sources (AWS_ENDPOINT_URL,
+The endpoint and credentials come from boto3's own sources, botocore's (AWS_ENDPOINT_URL,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_PROFILE, ~/.aws), so the
 same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2. A process has one client, which
 all its threads share (boto3's clients are thread-safe), made in that process on first use.
 """
+import gzip
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -13,9 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.loaders import JSONFileLoader
 
 from ..errors import StorageError, StorageUnavailable
 
@@ -62,14 +66,18 @@ def pool_size() -> int:
 
 def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3,
                 connections: int | None = None):
-    """An S3 client from boto3's standard configuration. Path-style addressing unless told
-    otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph need it)."""
+    """An S3 client from boto3's (botocore's) standard configuration. Path-style addressing
+    unless told otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph
+    need it)."""
     if addressing_style not in ADDRESSING_STYLES:
         raise ValueError(f"S3 addressing style must be path or virtual, not {addressing_style!r}")
-    session = boto3.session.Session()
+    # botocore's session, as boto3's would make it (boto3 itself would cost every worker a
+    # few MiB more, for nothing used here).
+    session = botocore.session.get_session()
+    session.get_component("data_loader").file_loader = PlainJSON()
 
     def client(style: str):
-        return session.client("s3", config=Config(
+        return session.create_client("s3", config=Config(
             s3={"addressing_style": style or "auto"}, connect_timeout=timeout,
             read_timeout=timeout, retries={"mode": "standard", "max_attempts": attempts},
             max_pool_connections=connections or pool_size(),
@@ -84,6 +92,19 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
     if not addressing_style and not made.meta.endpoint_url.endswith(".amazonaws.com"):
         made = client("path")
     return made
+
+
+class PlainJSON(JSONFileLoader):
+    """botocore's model files read into plain dicts, which keep their order as botocore's
+    OrderedDicts do in two thirds of the memory: the S3 model and the endpoint tables a
+    client keeps are some 12 MiB of OrderedDicts in every process, 8 as dicts."""
+
+    def load_file(self, file_path: str):
+        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
+            if os.path.isfile(file_path + extension):
+                with opener(file_path + extension, "rb") as f:
+                    return json.loads(f.read())
+        return None
 
 
 class ProcessClient:
@@ -164,6 +185,35 @@ def check_bucket(client, url: BucketURL) -> None:
     except BotoCoreError as exc:
         raise StorageError(f"cannot reach the object store for {where} ({exc}); check "
                            "AWS_ENDPOINT_URL and that the store is running") from None
+
+
+class SmallReads(io.RawIOBase):
+    """A local file sent as a request body, read in pieces of at most `most` bytes whatever
+    the client asks for: botocore hashes a body it signs in reads of 1 MiB, each held in
+    memory by every thread that sends one."""
+
+    def __init__(self, file: io.IOBase, most: int) -> None:
+        self.file, self.most = file, most
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.file.read()
+        return self.file.read(min(size, self.most))
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(memoryview(buffer)[:self.most])
 
 
 class ObjectReader(io.RawIOBase):

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import NameTaken, StorageError
 from ..spool import anonymous_file
-from .client import error_code, s3_errors
+from .client import SmallReads, error_code, s3_errors
 from .plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
 
 __all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan",
@@ -146,7 +146,7 @@ class Joiner:
         with self._streamed(part) as body, s3_errors("uploading a part"):
             return self.client.upload_part(
                 Bucket=self.bucket, Key=dest, UploadId=upload_id, PartNumber=number,
-                Body=body, ContentLength=part.size)["ETag"]
+                Body=SmallReads(body, self.buffer_size), ContentLength=part.size)["ETag"]
 
     def abort(self, dest: str, upload_id: str) -> None:
         """Abort a multipart upload, quietly (a part still arriving may outlive one abort:
@@ -165,7 +165,8 @@ class Joiner:
     def _put_file(self, body: BinaryIO, dest: str, exclusive: bool) -> None:
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         with s3_errors("storing an object"), _name_taken(dest):
-            self.client.put_object(Bucket=self.bucket, Key=dest, Body=body,
+            self.client.put_object(Bucket=self.bucket, Key=dest,
+                                   Body=SmallReads(body, self.buffer_size),
                                    ContentLength=os.fstat(body.fileno()).st_size, **extra)
 
     @contextmanager

@@ -25,7 +25,8 @@ from ..errors import StorageError, UploadGone
 from .client import MISSING_CODES, BucketURL, ProcessClient, is_missing, s3_errors
 from .join import Joiner, Piece
 
-BUFFER_SIZE = 1024 * 1024
+# Bytes read at once from a request body or a GET: held once per thread moving bytes.
+BUFFER_SIZE = 256 * 1024
 # Parts streamed (PATCH bodies, small chunks joined at completion): bigger parts, fewer
 # requests; each is held once in a local file while it is sent.
 PART_SIZE = 16 * 1024 * 1024
