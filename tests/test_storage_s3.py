@@ -7,18 +7,20 @@ import os
 import random
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from uploadsvc.storage import S3Store, StorageUnavailable
-from uploadsvc.storage.s3.client import make_client
+from uploadsvc.storage import S3Store, StorageUnavailable, UploadGone
+from uploadsvc.storage.s3.client import ProcessClient, make_client
 from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
+from uploadsvc.storage.spool import SpoolFile
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
 from .helpers import assert_parts_are_the_pieces  # noqa: E402
 from .seaweedfs import BUCKET  # noqa: E402
-from .storage_contract import StoreContract  # noqa: E402 - after the rewrite is registered
+from .storage_contract import NEVER, StoreContract, spooled  # noqa: E402 - after the rewrite
 from .test_cli_errors import flask, one_line  # noqa: E402
 
 
@@ -41,6 +43,41 @@ class TestS3Store(StoreContract):
     @pytest.fixture
     def restarted_store(self, seaweedfs, tmp_path):
         return lambda: new_store(seaweedfs, tmp_path / "data", self.prefix)
+
+    # A chunk is claimed and written with no request asking whether its upload exists (its
+    # own PutObject is all it costs): the service finds the row gone when it records the
+    # chunk and removes the upload's bytes again, and cleanup lists what is left.
+
+    @pytest.mark.parametrize("offset", [0, None], ids=["in-place", "aside"])
+    @pytest.mark.parametrize("spool", [False, True], ids=["body", "spooled"])
+    def test_chunks_of_an_upload_never_created_are_gone(self, store, chunks, offset, spool):
+        with pytest.raises(UploadGone):
+            chunks.place_chunks(NEVER, 1)
+        with pytest.raises(UploadGone):
+            chunks.clear(NEVER)
+        assert chunks.stored_sizes(NEVER, {0: 1}, 1) == {}
+        assert chunks.chunks_aside(NEVER, [0]) == []
+        with chunks.claim(NEVER, 0) as claimed, \
+                spooled(store, b"x") if spool else io.BytesIO(b"x") as src:
+            assert claimed is True
+            assert chunks.write_chunk(NEVER, 0, src, offset) == 1
+        assert [key for key, _ in store.upload_keys()] == [NEVER]
+        store.delete(NEVER)
+        assert list(store.upload_keys()) == [] and objects(store) == []
+        assert list(store.temp_files()) == []
+
+    def test_chunks_of_a_deleted_upload_are_gone(self, store, chunks):
+        store.create(KEY)
+        chunks.write_chunk(KEY, 0, io.BytesIO(b"x"), None)
+        store.delete(KEY)
+        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), None)
+        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), 1, asides=False)
+        with pytest.raises(UploadGone):
+            store.seal(KEY, 1)
+        assert [key for key, _ in store.upload_keys()] == [KEY]
+        store.delete(KEY)
+        assert chunks.chunks_aside(KEY, [0, 1]) == []
+        assert list(store.upload_keys()) == [] and objects(store) == []
 
 
 # -- how the bytes are kept in the bucket, tested here only ---------------------------------
@@ -141,6 +178,28 @@ def test_a_resent_chunk_replaces_the_first_copy(store):
     store.drop_chunks(KEY, [1])
     sealed = store.seal(KEY, 18)
     assert sealed.md5 == hashlib.md5(b"a" * 10 + b"last one").hexdigest()
+
+
+class ReadSizes(SpoolFile):
+    """A spooled part that keeps the sizes it is read in."""
+
+    sizes: list[int]
+
+    def read(self, size=-1):
+        self.sizes.append(size)
+        return super().read(size)
+
+
+def test_a_chunk_is_sent_in_reads_of_the_buffer_size(store):
+    # botocore reads a body it signs 1 MiB at a time: every thread that sends one held that.
+    store.create(KEY)
+    data = secrets.token_bytes(300_000)
+    with ReadSizes(store.temp_dir, linkable=False) as part:
+        part.sizes = []
+        part.write(data)
+        assert store.write_chunk(KEY, 0, part, 0) == len(data)
+        assert 0 < max(part.sizes) <= store.buffer_size
+    assert store.seal(KEY, len(data)).md5 == hashlib.md5(data).hexdigest()
 
 
 def test_many_out_of_order_chunks(store):
@@ -328,7 +387,7 @@ def test_a_piece_beyond_5_gib_is_copied_in_several_parts():
     assert [part.size for part in parts] == [5 * GiB, 5 * GiB, 2 * GiB, 3]
 
 
-# -- addressing ------------------------------------------------------------------------------
+# -- the client: its addressing, one per process, its connections ----------------------------
 
 
 def addressing(client) -> str:
@@ -347,6 +406,33 @@ def test_aws_itself_keeps_boto3s_choice_unless_told(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert addressing(make_client()) == "auto"
     assert addressing(make_client("path")) == "path"
+
+
+def test_a_process_makes_one_client_for_its_threads_and_a_forked_one_its_own():
+    made = []
+    clients = ProcessClient(lambda: made.append(object()) or made[-1])
+    with ThreadPoolExecutor(8) as pool:
+        given = set(map(id, pool.map(lambda _: clients(), range(32))))
+    assert len(made) == 1 and given == {id(made[0])}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a gunicorn worker forked from a master that made one
+        os.write(write, b"own" if clients() is made[-1] and len(made) == 2 else b"shared")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"own"
+    os.close(read)
+    assert clients() is made[0] and len(made) == 1
+
+
+def test_the_client_keeps_a_connection_for_each_thread(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("GUNICORN_THREADS", "16")
+    assert make_client().meta.config.max_pool_connections == 20
+    monkeypatch.delenv("GUNICORN_THREADS")
+    assert make_client().meta.config.max_pool_connections == 12
 
 
 def test_an_unknown_addressing_style_fails_at_start_in_one_line(tmp_path, s3_env):

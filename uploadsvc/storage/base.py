@@ -215,9 +215,12 @@ class ChunkFiles(ABC):
         """Claim chunk `index` for a write in place, without waiting; yields whether."""
 
     @abstractmethod
-    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None,
+                    digests: Iterable = (), asides: bool = True) -> int:
         """Store a chunk in place at offset (the caller claimed it), or aside with offset
-        None, replacing an earlier copy; durable unless told otherwise; its size."""
+        None, replacing an earlier copy, feeding its bytes in order to digests; durable
+        unless told otherwise; its size. asides=False: the caller knows that no copy aside
+        of this chunk exists, so a write in place removes none."""
 
     @abstractmethod
     def stored_sizes(self, key: str, chunks: dict[int, int],

@@ -40,13 +40,15 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
         with self.locker.claim(key, index) as held:
             yield held
 
-    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None,
+                    digests: Iterable = (), asides: bool = True) -> int:
         with disk_errors(), gone_if_missing():
             self._unsynced_bytes_follow(key)
+            src = self._feeding(src, list(digests))
             if offset is None:
                 return self._write_aside(key, index, src)
-            # The bytes in place are the chunk now: a copy aside from an earlier try goes.
-            unlink_quietly(self._chunk_path(key, index))
+            if asides:  # the bytes in place are the chunk now: a copy aside from a retry goes
+                unlink_quietly(self._chunk_path(key, index))
             with self._data_file(key) as fd:
                 return self._copy_in(src, fd, offset)
 
@@ -155,6 +157,21 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
         if created and self.sync_chunks:
             self._sync_dir(self._chunk_dir(key))
 
+    def _feeding(self, src: BinaryIO, digests: list) -> BinaryIO:
+        """src, its bytes fed to digests: a spooled part's now, where they lie in the page
+        cache (the kernel copies or links it), any other's as they are read."""
+        if not digests:
+            return src
+        if not self._is_spooled(src):
+            return _Feeding(src, digests)
+        size = os.fstat(src.fileno()).st_size
+        for start in range(0, size, HASH_WINDOW):
+            with mmap.mmap(src.fileno(), min(HASH_WINDOW, size - start),
+                           access=mmap.ACCESS_READ, offset=start) as window:
+                for digest in digests:
+                    digest.update(window)
+        return src
+
     def _write_aside(self, key: str, index: int, src: BinaryIO) -> int:
         """A chunk file of its own, durable and whole: a spooled part is given its name
         there (same filesystem: atomic and zero-copy), anything else written aside and
@@ -184,6 +201,19 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
             _pwrite_all(fd, memoryview(data), offset + size)
             size += len(data)
         return size
+
+
+class _Feeding:
+    """A source read to its end once, its bytes fed to digests as they are read."""
+
+    def __init__(self, src: BinaryIO, digests: list) -> None:
+        self.src, self.digests = src, digests
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.src.read(size)
+        for digest in self.digests:
+            digest.update(data)
+        return data
 
 
 def receive(src: BinaryIO, limit: int, ring: Ring, fd: int, offset: int) -> Written:

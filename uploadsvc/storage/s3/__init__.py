@@ -3,7 +3,7 @@ errors (client), its keys (layout), chunks as objects (chunks), request bodies s
 (body), the plan and the joining of parts into one object (plan, join), and the local
 spool files it keeps meanwhile (temps)."""
 from ..errors import StorageError
-from .client import BucketURL, check_bucket, make_client
+from .client import BucketURL, ProcessClient, check_bucket, make_client
 from .plan import MAX_COPY, MAX_PARTS, MIN_PART
 from .store import S3Store
 
@@ -15,13 +15,16 @@ def open_bucket(storage_url: str, data_dir: str, addressing_style: str = "",
                 orphan_age: float | None = None, max_parts: int | None = None) -> S3Store:
     """The store in the bucket an s3://BUCKET/PREFIX URL names, checked now (StorageError
     if it cannot be used)."""
+    # One client per process, made here for the check and again in any process forked
+    # after (a gunicorn worker of an app made before the fork).
+    client = ProcessClient(lambda: make_client(addressing_style, timeout))
     try:
         url = BucketURL.parse(storage_url)
-        client = make_client(addressing_style, timeout)
+        check = client()
     except ValueError as exc:
         raise StorageError(f"{exc} (UPLOADSVC_STORAGE_URL, UPLOADSVC_S3_ADDRESSING_STYLE)") \
             from None
-    check_bucket(client, url)
+    check_bucket(check, url)
     options: dict = {"equal_parts": bool(equal_parts)}
     if part_size:
         options["part_size"] = min(max(int(part_size), MIN_PART), MAX_COPY)

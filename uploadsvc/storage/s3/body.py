@@ -1,7 +1,9 @@
 """A request body streamed into one object: through a local file of at most one part (with
 no name, so none outlives its process), so neither memory nor the local disk holds more than
 a part whatever the body's length. A body that ends within its first part is one PutObject;
-a longer one a multipart upload whose parts are made as the body arrives."""
+a longer one a multipart upload whose parts are made as the body arrives. A local file
+(a spooled chunk) is one PutObject whatever its size, up to S3's 5 GiB."""
+import mmap
 import os
 from collections.abc import Iterable
 from typing import BinaryIO
@@ -9,8 +11,14 @@ from typing import BinaryIO
 from ..base import Written
 from ..files import write_all
 from ..spool import anonymous_file
-from .client import s3_errors
+from .client import SmallReads, s3_errors
 from .join import Joiner
+from .plan import MAX_COPY
+
+# The largest object one PutObject may store (S3's limit, as for a part).
+MAX_PUT = MAX_COPY
+# The most of a local file mapped at once while it is hashed.
+HASH_WINDOW = 1024 * 1024
 
 
 class Body:
@@ -82,8 +90,9 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                 if upload_id is None and body.ended:
                     if body.size:
                         with s3_errors("storing bytes"):
-                            joiner.client.put_object(Bucket=joiner.bucket, Key=dest,
-                                                     Body=part, ContentLength=n)
+                            joiner.client.put_object(
+                                Bucket=joiner.bucket, Key=dest, ContentLength=n,
+                                Body=SmallReads(part, joiner.buffer_size))
                     return body.written()
                 if upload_id is None:
                     with s3_errors("starting a multipart upload"):
@@ -94,7 +103,8 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                     with s3_errors("uploading a part"):
                         etag = joiner.client.upload_part(
                             Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
-                            PartNumber=number, Body=part, ContentLength=n)["ETag"]
+                            PartNumber=number, ContentLength=n,
+                            Body=SmallReads(part, joiner.buffer_size))["ETag"]
                     parts.append({"PartNumber": number, "ETag": etag})
             if body.ended:
                 break
@@ -109,14 +119,27 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
         raise
 
 
-def put_file(joiner: Joiner, dest: str, src: BinaryIO) -> int:
-    """Store all of a local file (from its start) as the object dest; its size."""
+def put_file(joiner: Joiner, dest: str, src: BinaryIO, digests: Iterable = ()) -> int:
+    """Store all of a local file (from its start) as the object dest, feeding its bytes to
+    digests; its size."""
     size = os.fstat(src.fileno()).st_size
-    if size <= joiner.part_size:
-        src.seek(0)
-        with s3_errors("storing bytes"):
-            joiner.client.put_object(Bucket=joiner.bucket, Key=dest, Body=src,
-                                     ContentLength=size)
-        return size
     src.seek(0)
-    return put_body(joiner, dest, src, size).size
+    if size > MAX_PUT:
+        return put_body(joiner, dest, src, size, digests).size
+    # Hashed where the bytes lie in the page cache, then sent in one request: botocore may
+    # read a body more than once (to sign it, to retry), which a digest must not see.
+    _feed(list(digests), src.fileno(), size)
+    with s3_errors("storing bytes"):
+        joiner.client.put_object(Bucket=joiner.bucket, Key=dest, ContentLength=size,
+                                 Body=SmallReads(src, joiner.buffer_size))
+    return size
+
+
+def _feed(digests: list, fd: int, size: int) -> None:
+    if not digests:
+        return
+    for offset in range(0, size, HASH_WINDOW):
+        with mmap.mmap(fd, min(HASH_WINDOW, size - offset), access=mmap.ACCESS_READ,
+                       offset=offset) as window:
+            for digest in digests:
+                digest.update(window)

@@ -5,6 +5,11 @@ aside is ``aside/<index>``, copied to its offset by the store (CopyObject) when 
 completes. Completion then joins the segments (join.py): chunks of 5 MiB or more become
 parts copied by the store, smaller ones are streamed into parts. Claims are the store's
 locker's (the database's leases in the app, so one request on any host claims a chunk).
+
+Neither a claim nor a write asks whether the upload still exists: the service finds its row
+gone when it records the chunk and removes the upload's bytes again (delete() lists them),
+and cleanup removes what no upload owns. A chunk in place is then one PutObject, and one
+DeleteObjects more unless the caller knows that no copy aside of it exists.
 """
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,33 +27,32 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        if not self._exists(key):
-            yield False
-            return
+        self._upload_prefix(key)  # (a key the server made, or ValueError)
         with self.locker.claim(key, index) as held:
             yield held
 
-    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None) -> int:
-        self._must_exist(key)
+    def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None,
+                    digests: Iterable = (), asides: bool = True) -> int:
         dest = self._aside_name(key, index) if offset is None else \
             self._segment_name(key, offset)
         if isinstance(src, SpoolFile) and not src.closed:
-            size = put_file(self.joiner, dest, src)
+            size = put_file(self.joiner, dest, src, digests)
         else:
-            size = put_body(self.joiner, dest, src, 2 ** 62).size
+            size = put_body(self.joiner, dest, src, 2 ** 62, digests).size
             if size == 0:  # an empty chunk is an object too
                 with s3_errors("storing a chunk"):
                     self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"")
-        if offset is not None:  # the bytes in place are the chunk now
+        if offset is not None and asides:  # the bytes in place are the chunk now
             self._delete_all([self._aside_name(key, index)])
         return size
 
     def stored_sizes(self, key: str, chunks: dict[int, int],
                      chunk_size: int | None) -> dict[int, int]:
-        if not self._exists(key):
+        listed, exists = self._scan(key)
+        if not exists:
             return {}
         asides = self._asides(key)
-        segments = {segment.offset: segment.size for segment in self._segments(key)}
+        segments = {segment.offset: segment.size for segment in listed}
         found = {}
         for index, size in chunks.items():
             if index in asides:

@@ -1,18 +1,25 @@
-"""The object store's client: where the bucket is, how boto3 reaches it, what its errors mean.
+"""The object store's client: where the bucket is, how botocore reaches it, what its errors
+mean.
 
-The endpoint and credentials come from boto3's own sources (AWS_ENDPOINT_URL,
+The endpoint and credentials come from boto3's own sources, botocore's (AWS_ENDPOINT_URL,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_PROFILE, ~/.aws), so the
-same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2.
+same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2. A process has one client, which
+all its threads share (boto3's clients are thread-safe), made in that process on first use.
 """
+import gzip
 import io
-from collections.abc import Iterator
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.loaders import JSONFileLoader
 
 from ..errors import StorageError, StorageUnavailable
 
@@ -23,6 +30,10 @@ TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTi
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
                     "InvalidToken", "ExpiredToken"}
+# gunicorn's threads per worker when GUNICORN_THREADS is not set (gunicorn.conf.py sets it for
+# its workers), and the threads beside them that reach the store (follow-ups, hashing).
+DEFAULT_THREADS = 8
+BACKGROUND_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -46,17 +57,30 @@ class BucketURL:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3):
-    """An S3 client from boto3's standard configuration. Path-style addressing unless told
-    otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph need it)."""
+def pool_size() -> int:
+    """Connections a process keeps open to the store: one for each thread that may use
+    the client at once (more would be opened and dropped at every request)."""
+    threads = int(os.environ.get("GUNICORN_THREADS") or DEFAULT_THREADS)
+    return max(threads + BACKGROUND_THREADS, 10)  # botocore's own default is 10
+
+
+def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3,
+                connections: int | None = None):
+    """An S3 client from boto3's (botocore's) standard configuration. Path-style addressing
+    unless told otherwise when an endpoint of its own is configured (SeaweedFS, MinIO, Ceph
+    need it)."""
     if addressing_style not in ADDRESSING_STYLES:
         raise ValueError(f"S3 addressing style must be path or virtual, not {addressing_style!r}")
-    session = boto3.session.Session()
+    # botocore's session, as boto3's would make it (boto3 itself would cost every worker a
+    # few MiB more, for nothing used here).
+    session = botocore.session.get_session()
+    session.get_component("data_loader").file_loader = PlainJSON()
 
     def client(style: str):
-        return session.client("s3", config=Config(
+        return session.create_client("s3", config=Config(
             s3={"addressing_style": style or "auto"}, connect_timeout=timeout,
             read_timeout=timeout, retries={"mode": "standard", "max_attempts": attempts},
+            max_pool_connections=connections or pool_size(),
             # Presigned URLs too (botocore presigns with SigV2 in us-east-1, which AWS no
             # longer accepts and SeaweedFS refuses with response-* overrides).
             signature_version="s3v4",
@@ -68,6 +92,50 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
     if not addressing_style and not made.meta.endpoint_url.endswith(".amazonaws.com"):
         made = client("path")
     return made
+
+
+class PlainJSON(JSONFileLoader):
+    """botocore's model files read into plain dicts, which keep their order as botocore's
+    OrderedDicts do in two thirds of the memory: the S3 model and the endpoint tables a
+    client keeps are some 12 MiB of OrderedDicts in every process, 8 as dicts."""
+
+    def load_file(self, file_path: str):
+        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
+            if os.path.isfile(file_path + extension):
+                with opener(file_path + extension, "rb") as f:
+                    return json.loads(f.read())
+        return None
+
+
+class ProcessClient:
+    """The client of whichever process calls: made there on its first call (in a gunicorn
+    worker, after the fork: a client made before would share its connections with every
+    worker), then shared by every thread of that process."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self._make = make
+        self._client: object = None
+        self._pid = 0
+
+    def __call__(self):
+        if self._pid != os.getpid():
+            with _making:
+                if self._pid != os.getpid():
+                    self._client, self._pid = self._make(), os.getpid()
+        return self._client
+
+
+# Held while a client is made; new in a child process, where a copy taken while another
+# thread held it would stay held.
+_making = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _making
+    _making = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
 
 
 def error_code(exc: ClientError) -> str:
@@ -117,6 +185,35 @@ def check_bucket(client, url: BucketURL) -> None:
     except BotoCoreError as exc:
         raise StorageError(f"cannot reach the object store for {where} ({exc}); check "
                            "AWS_ENDPOINT_URL and that the store is running") from None
+
+
+class SmallReads(io.RawIOBase):
+    """A local file sent as a request body, read in pieces of at most `most` bytes whatever
+    the client asks for: botocore hashes a body it signs in reads of 1 MiB, each held in
+    memory by every thread that sends one."""
+
+    def __init__(self, file: io.IOBase, most: int) -> None:
+        self.file, self.most = file, most
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.file.read()
+        return self.file.read(min(size, self.most))
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(memoryview(buffer)[:self.most])
 
 
 class ObjectReader(io.RawIOBase):

@@ -17,7 +17,7 @@ for the one call that makes them: every multipart upload is created, filled and 
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import NameTaken, StorageError
 from ..spool import anonymous_file
-from .client import error_code, s3_errors
+from .client import SmallReads, error_code, s3_errors
 from .plan import MAX_COPY, MAX_PARTS, MIN_PART, Part, Piece, plan, plan_equal
 
 __all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan",
@@ -33,12 +33,13 @@ __all__ = ["MAX_COPY", "MAX_PARTS", "MIN_PART", "Joiner", "Part", "Piece", "plan
 
 
 class Joiner:
-    """Joins pieces of objects of one bucket into one object, on one client."""
+    """Joins pieces of objects of one bucket into one object, on the calling process's
+    client (clients() gives it)."""
 
-    def __init__(self, client, bucket: str, scratch: str, temp_dir: str, part_size: int,
-                 buffer_size: int, max_parts: int = MAX_PARTS,
+    def __init__(self, clients: Callable[[], object], bucket: str, scratch: str,
+                 temp_dir: str, part_size: int, buffer_size: int, max_parts: int = MAX_PARTS,
                  min_part: int = MIN_PART, equal_parts: bool = False) -> None:
-        self.client, self.bucket = client, bucket
+        self.clients, self.bucket = clients, bucket
         self.scratch = scratch  # where intermediate objects are made
         self.temp_dir = temp_dir
         self.part_size = part_size
@@ -46,6 +47,10 @@ class Joiner:
         self.max_parts = max_parts
         self.min_part = min_part
         self.equal_parts = equal_parts
+
+    @property
+    def client(self):
+        return self.clients()
 
     def join(self, pieces: list[Piece], dest: str, exclusive: bool = False) -> None:
         """Store the pieces, in order, as the object dest; with exclusive, never over an
@@ -141,7 +146,7 @@ class Joiner:
         with self._streamed(part) as body, s3_errors("uploading a part"):
             return self.client.upload_part(
                 Bucket=self.bucket, Key=dest, UploadId=upload_id, PartNumber=number,
-                Body=body, ContentLength=part.size)["ETag"]
+                Body=SmallReads(body, self.buffer_size), ContentLength=part.size)["ETag"]
 
     def abort(self, dest: str, upload_id: str) -> None:
         """Abort a multipart upload, quietly (a part still arriving may outlive one abort:
@@ -160,7 +165,8 @@ class Joiner:
     def _put_file(self, body: BinaryIO, dest: str, exclusive: bool) -> None:
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         with s3_errors("storing an object"), _name_taken(dest):
-            self.client.put_object(Bucket=self.bucket, Key=dest, Body=body,
+            self.client.put_object(Bucket=self.bucket, Key=dest,
+                                   Body=SmallReads(body, self.buffer_size),
                                    ContentLength=os.fstat(body.fileno()).st_size, **extra)
 
     @contextmanager

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from ..base import UPLOAD_KEY
 from ..errors import StorageError, UploadGone
-from .client import MISSING_CODES, BucketURL, is_missing, s3_errors
+from .client import MISSING_CODES, BucketURL, ProcessClient, is_missing, s3_errors
 from .join import Joiner, Piece
 
-BUFFER_SIZE = 1024 * 1024
+# Bytes read at once from a request body or a GET: held once per thread moving bytes.
+BUFFER_SIZE = 256 * 1024
 # Parts streamed (PATCH bodies, small chunks joined at completion): bigger parts, fewer
 # requests; each is held once in a local file while it is sent.
 PART_SIZE = 16 * 1024 * 1024
@@ -52,7 +53,9 @@ class S3Layout:
     def __init__(self, client, url: BucketURL, data_dir: str, part_size: int = PART_SIZE,
                  buffer_size: int = BUFFER_SIZE, max_parts: int | None = None,
                  equal_parts: bool = False, orphan_age: float = ORPHAN_AGE) -> None:
-        self.client, self.url = client, url
+        # client: a client, or a ProcessClient that gives each process its own.
+        self.clients = client if isinstance(client, ProcessClient) else lambda: client
+        self.url = url
         self.bucket, self.prefix = url.bucket, url.prefix
         self.root = os.path.abspath(data_dir)
         self.temp_dir = os.path.join(self.root, "temp")
@@ -61,8 +64,13 @@ class S3Layout:
         self.buffer_size = buffer_size
         self.orphan_age = float(orphan_age)
         extra = {"max_parts": max_parts} if max_parts else {}
-        self.joiner = Joiner(client, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
+        self.joiner = Joiner(self.clients, self.bucket, f"{self.prefix}sealed/", self.temp_dir,
                              part_size, buffer_size, equal_parts=equal_parts, **extra)
+
+    @property
+    def client(self):
+        """This process's client."""
+        return self.clients()
 
     # -- names ----------------------------------------------------------------------------
 
@@ -142,13 +150,30 @@ class S3Layout:
     # -- segments -------------------------------------------------------------------------
 
     def _segments(self, key: str, since: int = 0) -> list[Segment]:
-        """The upload's segments, or (since > 0) those at offset `since` and after: the
-        names sort as their offsets (zero-padded)."""
-        prefix = f"{self._upload_prefix(key)}at/"
-        after = self._segment_name(key, since - 1) if since > 0 else None
-        found = [Segment(item["Key"], int(item["Key"][len(prefix):]), item["Size"])
-                 for item in self._list(prefix, start_after=after)]
-        return sorted(found, key=lambda segment: segment.offset)
+        """The upload's segments, or (since > 0) those at offset `since` and after."""
+        return self._scan(key, since)[0]
+
+    def _scan(self, key: str, since: int = 0) -> tuple[list[Segment], bool]:
+        """The upload's segments (at offset `since` and after), and whether it exists, in one
+        listing: segment names sort as their offsets (zero-padded; "-000...1" before them
+        all), after ``aside/`` and before the marker ``created``."""
+        prefix = self._upload_prefix(key)
+        after = self._segment_name(key, since - 1)
+        found, exists = [], False
+        for item in self._list(prefix, start_after=after):
+            name = item["Key"][len(prefix):]
+            if name.startswith("at/"):
+                found.append(Segment(item["Key"], int(name[len("at/"):]), item["Size"]))
+            elif item["Key"] == self._marker(key):
+                exists = True
+        return sorted(found, key=lambda segment: segment.offset), exists
+
+    def _scan_existing(self, key: str, since: int = 0) -> list[Segment]:
+        """_scan's segments; UploadGone if the upload does not exist."""
+        segments, exists = self._scan(key, since)
+        if not exists:
+            raise UploadGone(key)
+        return segments
 
     def _asides(self, key: str) -> dict[int, dict]:
         prefix = f"{self._upload_prefix(key)}aside/"
@@ -176,10 +201,10 @@ class S3Layout:
     def _stored(self, key: str) -> int:
         return sum(piece.size for piece in self._pieces(self._segments(key)))
 
-    def _cut(self, key: str, size: int) -> None:
+    def _cut(self, key: str, size: int, segments: list[Segment] | None = None) -> None:
         """Drop the upload's bytes from size on: later segments go, one that crosses size
-        is stored again, shorter."""
-        segments = self._segments(key)
+        is stored again, shorter (segments: all of them, if listed already)."""
+        segments = self._segments(key) if segments is None else segments
         self._delete_all([s.key for s in segments if s.offset >= size])
         for segment in segments:
             if segment.offset < size < segment.end:

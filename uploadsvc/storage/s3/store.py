@@ -52,9 +52,9 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
     # -- an upload's bytes ------------------------------------------------------------
 
     def create(self, key: str) -> None:
-        if not self._exists(key):
-            with s3_errors("creating an upload"):
-                self.client.put_object(Bucket=self.bucket, Key=self._marker(key), Body=b"")
+        # Made again if it is there: one request, never a HeadObject first.
+        with s3_errors("creating an upload"):
+            self.client.put_object(Bucket=self.bucket, Key=self._marker(key), Body=b"")
 
     def delete(self, key: str) -> None:
         # Multipart uploads first: one finishing meanwhile leaves an object listed below.
@@ -68,29 +68,34 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
 
     def write(self, key: str, offset: int, src: BinaryIO, limit: int,
               digests: Iterable = ()) -> Written:
-        self._must_exist(key)
-        self._cut(key, offset)  # bytes past the recorded offset were never recorded
-        return put_body(self.joiner, self._segment_name(key, offset), src, limit, digests)
+        # One listing from the offset on: whether the upload exists, and segments past the
+        # offset, whose bytes were never recorded. The new segment replaces the one at the
+        # offset and ends one that crosses it (a later offset wins); if it holds nothing,
+        # the bytes from the offset on are cut as truncate() cuts them.
+        later = self._scan_existing(key, since=offset)
+        self._delete_all([segment.key for segment in later if segment.offset > offset])
+        written = put_body(self.joiner, self._segment_name(key, offset), src, limit, digests)
+        if not written.size:
+            self._cut(key, offset)
+        return written
 
     def size(self, key: str) -> int:
         return self._stored(key)
 
     def truncate(self, key: str, size: int) -> None:
-        self._must_exist(key)
-        self._cut(key, size)
+        self._cut(key, size, self._scan_existing(key))
 
     def lost_in_restart(self, key: str) -> bool:
         self._upload_prefix(key)  # (a key the server made, or ValueError)
         return False  # the object store keeps what it acknowledged
 
     def hash_prefix(self, key: str, saved: bytes | None, end: int) -> bytes:
-        self._must_exist(key)
         state = Md5State(saved)
         if state.length > end:
             raise ValueError("the saved MD5 state is past the end")
         # Only the segments from the hashed length on, when one starts there (an upload sent
         # in order): listing them all for every chunk would grow with the upload.
-        start, segments = state.length, self._segments(key, since=state.length)
+        start, segments = state.length, self._scan_existing(key, since=state.length)
         if not segments or segments[0].offset != start:
             start, segments = 0, self._segments(key)
         pieces = self._pieces(segments, start=start)
@@ -102,13 +107,12 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
 
     def seal(self, key: str, size: int, md5: str | None = None,
              saved: bytes | None = None) -> Sealed:
-        self._must_exist(key)
-        segments = self._segments(key)
+        segments = self._scan_existing(key)
         stored = sum(piece.size for piece in self._pieces(segments))
         if stored < size:
             raise StorageError(f"upload {key} holds fewer bytes than {size}")
         if stored > size:  # the bytes past the length are no part of the file
-            self._cut(key, size)
+            self._cut(key, size, segments)
             segments = self._segments(key)
         pieces = self._pieces(segments, size)
         if md5 is None and saved is not None:
@@ -125,8 +129,7 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
     def concatenate(self, keys: list[str]) -> Sealed:
         pieces: list[Piece] = []
         for key in keys:
-            self._must_exist(key)
-            pieces += self._pieces(self._segments(key))
+            pieces += self._pieces(self._scan_existing(key))
         md5 = self._md5(pieces)
         name = self._sealed_name(None)
         self.joiner.join(pieces, name)
