@@ -101,6 +101,9 @@ class Store(ABC):
     # Whether hosts other than this one reach its bytes: then the app gives it locks that
     # every host honours (the database's leases); a store on one host's disk keeps its own.
     shared: bool = False
+    # Whether bytes a write returned for survive any crash (an object store's): then an
+    # offset recorded after the write needs no check against what the store holds.
+    durable: bool = False
     # Seconds after which cleanup removes what no row owns (bytes of no upload, temporary
     # files); None: after the idle time cleanup is given, at least a minute. A store shared
     # by several hosts sets its own, so that no host takes what a request on another uses.

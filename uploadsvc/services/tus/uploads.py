@@ -198,7 +198,8 @@ def trust_offset(upload: Upload) -> Upload:
     Only a machine crash makes them fewer (with FSYNC "complete", offsets are committed
     before the bytes reach the disk); the client then resumes from what is really there.
     """
-    if upload.is_completed or upload.concat == FINAL or not upload.upload_offset:
+    if (upload.is_completed or upload.concat == FINAL or not upload.upload_offset
+            or store().durable):
         return upload
     held = store().size(upload.key)
     if held >= upload.upload_offset:

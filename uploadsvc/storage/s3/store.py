@@ -43,6 +43,7 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
     """Uploads' bytes and finished files in one bucket prefix."""
 
     shared = True  # every host of the service reaches the bucket
+    durable = True  # an object is stored whole once its PUT is answered, or not at all
 
     def __init__(self, client, url: BucketURL | str, data_dir: str, **options) -> None:
         url = BucketURL.parse(url) if isinstance(url, str) else url
