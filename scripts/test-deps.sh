@@ -20,6 +20,7 @@ PATH="$PATH:/usr/sbin" need mariadbd mariadb-server
 need systemd-analyze systemd   # checks the unit files in deploy/ (test_deploy)
 # nginx checks deploy/nginx.conf with `nginx -t` (test_deploy; nginx lives in /usr/sbin).
 PATH="$PATH:/usr/sbin" need nginx nginx
+need faketime faketime   # hosts whose clocks are wrong (libfaketime; tests/multihost/test_clocks.py)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

@@ -117,16 +117,21 @@ class Cluster:
     """`hosts` gunicorn instances on one database and one bucket prefix, behind nginx.
 
     url is nginx's; hosts[i].url each host's own. Every host has its own data directory, as
-    separate machines would: nothing about an upload may be shared through one."""
+    separate machines would: nothing about an upload may be shared through one.
+    host_env[i] is more environment for host i alone (its gunicorn and its `flask`
+    commands), as a machine of its own may differ (its clock, say)."""
 
     def __init__(self, base_dir: Path, database_url: str, storage_url: str, env: dict,
-                 hosts: int = 3, workers: int = 2, threads: int = 4) -> None:
+                 hosts: int = 3, workers: int = 2, threads: int = 4,
+                 host_env: dict[int, dict] | None = None) -> None:
         self.base_dir = Path(base_dir)
         self.database_url = database_url
         self.storage_url = storage_url
         self.env = {"UPLOADSVC_STORAGE_URL": storage_url, **env}
         self.hosts = [GunicornServer(self.base_dir / f"host{i}" / "data", workers=workers,
-                                     threads=threads, env=self.env, database_url=database_url)
+                                     threads=threads,
+                                     env={**self.env, **(host_env or {}).get(i, {})},
+                                     database_url=database_url)
                       for i in range(hosts)]
         self.nginx = Nginx(self.base_dir / "nginx", [host.port for host in self.hosts])
         self.url = self.nginx.url
