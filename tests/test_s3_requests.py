@@ -3,13 +3,14 @@ sends to the session's SeaweedFS is counted (botocore's before-send event, once 
 request, retries included), for the writes every upload makes many times."""
 import hashlib
 import io
+import threading
 import uuid
 
 import pytest
 
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
-from uploadsvc.storage import S3Store
+from uploadsvc.storage import LeaseLost, S3Store
 
 from . import conftest
 from .helpers import finished_bytes, leftovers, random_file, send_chunk
@@ -143,6 +144,59 @@ def test_a_patch_drops_the_bytes_past_its_offset_that_were_never_recorded(store)
         store.write(KEY, 8, io.BytesIO(b"!"), 10)
     assert sent.sent == ["ListObjectsV2", "DeleteObjects", "PutObject"]
     assert store.size(KEY) == 9
+
+
+class Paused(io.RawIOBase):
+    """A body whose first half arrives at once and the rest when let go: a client that
+    paused (or a host that stopped) mid-body."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.position, self.half = data, 0, len(data) // 2
+        self.started, self.go_on = threading.Event(), threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.position == self.half:
+            self.started.set()
+            assert self.go_on.wait(30)
+        end = self.half if self.position < self.half else len(self.data)
+        n = min(len(buffer), end - self.position)
+        buffer[:n] = self.data[self.position:self.position + n]
+        self.position += n
+        return n
+
+
+@pytest.mark.parametrize("size", [1000, 11 * MiB], ids=["one put", "multipart"])
+def test_a_late_write_never_replaces_the_bytes_another_wrote_at_its_offset_since(
+        seaweedfs, tmp_path, size):
+    """A PATCH whose lease lapsed while its body arrived, and whose offset another PATCH
+    (on another host, holding the lease now) has filled and recorded since, is refused when
+    its bytes are in: the object store keeps the other's."""
+    store = S3Store(seaweedfs.client(), f"s3://{BUCKET}/r-{uuid.uuid4().hex[:12]}",
+                    str(tmp_path / "data"), part_size=5 * MiB)
+    store.create(KEY)
+    late, outcome = Paused(b"L" * size), []
+
+    def write_late():
+        try:
+            outcome.append(store.write(KEY, 0, late, size))
+        except LeaseLost as exc:
+            outcome.append(exc)
+
+    writer = threading.Thread(target=write_late)
+    writer.start()
+    assert late.started.wait(30)
+    assert store.write(KEY, 0, io.BytesIO(b"T" * size), size).size == size  # the taker's
+    late.go_on.set()
+    writer.join(60)
+    assert isinstance(outcome[0], LeaseLost), outcome
+    assert read_back(store, size) == b"T" * size
+
+
+def read_back(store, size: int) -> bytes:
+    return b"".join(store.joiner.read(store._pieces(store._segments(KEY))))[:size]
 
 
 def test_an_empty_patch_leaves_the_bytes_at_its_offset(store):

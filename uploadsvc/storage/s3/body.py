@@ -12,7 +12,7 @@ from ..base import Written
 from ..files import write_all
 from ..spool import anonymous_file
 from .client import SmallReads, s3_errors
-from .join import Joiner
+from .join import Joiner, name_taken
 from .plan import MAX_COPY
 
 # The largest object one PutObject may store (S3's limit, as for a part).
@@ -74,8 +74,10 @@ def _read_into(src, view: memoryview) -> int:
 
 
 def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iterable = (),
-             part_size: int | None = None) -> Written:
-    """Store up to limit bytes of src as the object dest (nothing if none arrived)."""
+             part_size: int | None = None, exclusive: bool = False) -> Written:
+    """Store up to limit bytes of src as the object dest (nothing if none arrived); if
+    exclusive, only if no object holds that name by then (NameTaken)."""
+    extra = {"IfNoneMatch": "*"} if exclusive else {}
     part_size = max(part_size or joiner.part_size, joiner.min_part)
     body = Body(src, limit, digests, joiner.buffer_size)
     upload_id = None
@@ -89,10 +91,10 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                 part.seek(0)
                 if upload_id is None and body.ended:
                     if body.size:
-                        with s3_errors("storing bytes"):
+                        with s3_errors("storing bytes"), name_taken(dest):
                             joiner.client.put_object(
                                 Bucket=joiner.bucket, Key=dest, ContentLength=n,
-                                Body=SmallReads(part, joiner.buffer_size))
+                                Body=SmallReads(part, joiner.buffer_size), **extra)
                     return body.written()
                 if upload_id is None:
                     with s3_errors("starting a multipart upload"):
@@ -108,10 +110,10 @@ def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iter
                     parts.append({"PartNumber": number, "ETag": etag})
             if body.ended:
                 break
-        with s3_errors("completing a multipart upload"):
+        with s3_errors("completing a multipart upload"), name_taken(dest):
             joiner.client.complete_multipart_upload(
                 Bucket=joiner.bucket, Key=dest, UploadId=upload_id,
-                MultipartUpload={"Parts": parts})
+                MultipartUpload={"Parts": parts}, **extra)
         return body.written()
     except BaseException:
         if upload_id is not None:

@@ -126,7 +126,7 @@ class Joiner:
                 done.append({"PartNumber": number, "ETag": self._part(dest, upload_id,
                                                                       number, part)})
             extra = {"IfNoneMatch": "*"} if exclusive else {}
-            with s3_errors("completing a multipart upload"), _name_taken(dest):
+            with s3_errors("completing a multipart upload"), name_taken(dest):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=dest, UploadId=upload_id,
                     MultipartUpload={"Parts": done}, **extra)
@@ -159,12 +159,12 @@ class Joiner:
 
     def _put_empty(self, dest: str, exclusive: bool) -> None:
         extra = {"IfNoneMatch": "*"} if exclusive else {}
-        with s3_errors("storing an object"), _name_taken(dest):
+        with s3_errors("storing an object"), name_taken(dest):
             self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"", **extra)
 
     def _put_file(self, body: BinaryIO, dest: str, exclusive: bool) -> None:
         extra = {"IfNoneMatch": "*"} if exclusive else {}
-        with s3_errors("storing an object"), _name_taken(dest):
+        with s3_errors("storing an object"), name_taken(dest):
             self.client.put_object(Bucket=self.bucket, Key=dest,
                                    Body=SmallReads(body, self.buffer_size),
                                    ContentLength=os.fstat(body.fileno()).st_size, **extra)
@@ -181,7 +181,7 @@ class Joiner:
             yield out
 
 
-class _name_taken:
+class name_taken:
     """PreconditionFailed on an exclusive write: another object holds the name."""
 
     def __init__(self, dest: str) -> None:

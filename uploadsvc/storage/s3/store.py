@@ -27,7 +27,7 @@ from ..base import (
     Store,
     Written,
 )
-from ..errors import FileGone, StorageError
+from ..errors import FileGone, LeaseLost, NameTaken, StorageError
 from ..locking import FileLocker
 from ..md5state import Md5State
 from ..spool import SpoolFile
@@ -69,13 +69,19 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
 
     def write(self, key: str, offset: int, src: BinaryIO, limit: int,
               digests: Iterable = ()) -> Written:
-        # One listing from the offset on: whether the upload exists, and segments past the
-        # offset, whose bytes were never recorded. The new segment replaces the one at the
-        # offset and ends one that crosses it (a later offset wins); if it holds nothing,
-        # the bytes from the offset on are cut as truncate() cuts them.
+        # One listing from the offset on: whether the upload exists, and segments from the
+        # offset on, whose bytes were never recorded: they go. The new segment ends one that
+        # crosses the offset (a later offset wins); if it holds nothing, the bytes from the
+        # offset on are cut as truncate() cuts them. It is stored only if no object took
+        # its name meanwhile: a write whose lease lapsed while its body arrived, and whose
+        # offset another write has filled since, never replaces those bytes.
         later = self._scan_existing(key, since=offset)
-        self._delete_all([segment.key for segment in later if segment.offset > offset])
-        written = put_body(self.joiner, self._segment_name(key, offset), src, limit, digests)
+        self._delete_all([segment.key for segment in later if segment.offset >= offset])
+        try:
+            written = put_body(self.joiner, self._segment_name(key, offset), src, limit,
+                               digests, exclusive=True)
+        except NameTaken:
+            raise LeaseLost(f"bytes were stored at offset {offset} meanwhile") from None
         if not written.size:
             self._cut(key, offset)
         return written
