@@ -222,6 +222,22 @@ class TestClient(ClosingClient, CheckedClient):
 
 
 @pytest.fixture
+def s3_app(s3_env, data_dir, migrated_database, app_config):
+    """An app on the object store (the session's SeaweedFS, under a prefix of its own) with a
+    SQLite copy of the migrated database: what the store's own tests need of an app."""
+    database = data_dir / "uploadsvc.sqlite3"
+    database.write_bytes(migrated_database.read_bytes())
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
+                      "DATABASE_URL": f"sqlite:///{database}",
+                      "STORAGE_URL": f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}",
+                      **app_config})
+    app.test_client_class = TestClient
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 

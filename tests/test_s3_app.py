@@ -6,10 +6,6 @@ import uuid
 
 import pytest
 
-from uploadsvc import create_app
-from uploadsvc.core.extensions import db
-
-from . import conftest
 from .helpers import finished_bytes, leftovers, random_file, send_chunk, upload_all
 from .seaweedfs import BUCKET
 from .tus_helpers import create, head, patch, path_of
@@ -18,22 +14,13 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def s3_app(s3_env, data_dir, migrated_database):
-    database = data_dir / "uploadsvc.sqlite3"
-    database.write_bytes(migrated_database.read_bytes())
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
-                      "DATABASE_URL": f"sqlite:///{database}",
-                      "STORAGE_URL": f"s3://{BUCKET}/app-{uuid.uuid4().hex[:12]}",
-                      "S3_TIMEOUT": 2})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_config():
+    return {"S3_TIMEOUT": 2}  # a stopped store is noticed soon
 
 
 @pytest.fixture
 def client(s3_app):
     """Answers checked against the OpenAPI document, read and closed as a server does."""
-    s3_app.test_client_class = conftest.TestClient
     return s3_app.test_client()
 
 

@@ -8,11 +8,8 @@ import uuid
 
 import pytest
 
-from uploadsvc import create_app
-from uploadsvc.core.extensions import db
 from uploadsvc.storage import LeaseLost, S3Store
 
-from . import conftest
 from .helpers import finished_bytes, leftovers, random_file, send_chunk
 from .seaweedfs import BUCKET
 from .tus_helpers import create, head, patch, path_of
@@ -214,19 +211,6 @@ def test_creating_an_upload_is_one_put(seaweedfs, tmp_path):
 
 
 # -- through the app ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3_app(s3_env, data_dir, migrated_database):
-    database = data_dir / "uploadsvc.sqlite3"
-    database.write_bytes(migrated_database.read_bytes())
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
-                      "DATABASE_URL": f"sqlite:///{database}",
-                      "STORAGE_URL": f"s3://{BUCKET}/app-{uuid.uuid4().hex[:12]}"})
-    app.test_client_class = conftest.TestClient
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_an_in_order_chunk_through_the_app_writes_its_bytes_once(s3_app):
