@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, current_app
@@ -134,6 +135,8 @@ def _track_holds(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def on_execute(connection, _cursor, statement, *_args) -> None:
         if not _holds_nothing(statement):
+            if _reading_only.get():
+                raise RuntimeError("a statement that writes or locks, inside reads_only()")
             connection.info[HOLDS] = True
 
     @event.listens_for(engine, "commit")
@@ -146,13 +149,31 @@ def _holds_nothing(statement: str) -> bool:
     """A plain read: it takes no row lock (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and
     no named lock; or SQLite's BEGIN and PRAGMAs, which write nothing."""
     text = statement.lstrip()[:6].upper()
-    if text in ("BEGIN ", "PRAGMA"):
+    if text.startswith(("BEGIN", "PRAGMA")):
         return True
     if text != "SELECT":
         return False
     upper = statement.upper()
     return not any(word in upper for word in (" FOR UPDATE", " FOR SHARE", " LOCK IN SHARE",
                                                "GET_LOCK("))
+
+
+# Set inside reads_only(): SQLite's transaction then begins DEFERRED (see _tune_sqlite).
+_reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+
+
+@contextmanager
+def reads_only() -> Iterator[None]:
+    """Statements that only read: a transaction SQLite begins for them takes no write lock
+    (in WAL a reader never waits), instead of queueing behind other workers' writes as
+    every other transaction does (BEGIN IMMEDIATE); it is ended on the way out as
+    end_reads() ends one. A statement that writes or locks in it is refused."""
+    token = _reading_only.set(True)
+    try:
+        yield
+    finally:
+        _reading_only.reset(token)
+        end_reads()
 
 
 def end_reads() -> None:
@@ -237,7 +258,8 @@ def _tune_sqlite(engine: Engine, checkpoint_apart: bool = False) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Deferred for reads_only(): a transaction that only reads needs no write lock.
+        connection.exec_driver_sql("BEGIN" if _reading_only.get() else "BEGIN IMMEDIATE")
 
     _track_holds(engine)
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from flask import current_app
 
-from ...core.database import end_reads
+from ...core.database import reads_only
 from ...core.extensions import db
 from ...core.models import Upload
 from ...storage import LockBusy, Written
@@ -80,15 +80,16 @@ def place(md5: str, file_name: str, total: int, index: int,
     (nothing held, nothing recorded)."""
     if streamed_chunks() is None:  # this store takes chunks whole: the part is spooled
         return None
-    upload = find(md5, file_name)
-    end_reads()  # before the lock wait
+    with reads_only():  # ended before the lock wait
+        upload = find(md5, file_name)
     if not _may_place(upload, total):
         return None
     forget_if_lost_in_restart(upload)
     stack = ExitStack()
     try:
         stack.enter_context(holding(upload.key, exclusive=False, chunk=index))
-        upload, recorded = reload_with_chunk(upload, index)
+        with reads_only():
+            upload, recorded = reload_with_chunk(upload, index)
         if not _may_place(upload, total) or not stack.enter_context(
                 chunk_files().claim(upload.key, index)):
             stack.close()
