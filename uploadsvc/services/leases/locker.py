@@ -13,52 +13,44 @@ dead process's holds end at once: the host tells its processes by pid and start 
 Every expiry is a time of the database server's clock, computed and compared by the
 database (``now_ms``): the hosts' clocks may be anything.
 
-Fencing: a transaction that wrote, committed by a thread that holds leases, first renews
-them with ``... WHERE (name, holder) IN (its holds) AND expires_ms > now``; if one has
-lapsed (and may have been taken since), the commit fails with LeaseLost instead of writing
-over the newer holder's work. The commit that ends a hold's work (release_in_commit) deletes
-the hold in the same way instead: fence and release in one statement of a transaction that
-happens anyway.
+Fencing (holds.py): a transaction that wrote, committed by a thread that holds leases, first
+renews them on the condition that they have not lapsed, or deletes the one whose work it
+ends; if one has lapsed, the commit fails with LeaseLost.
 """
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from flask import Flask, current_app, has_app_context
-from sqlalchemy import delete, event, insert, literal_column, select, tuple_, update
+from flask import Flask
+from sqlalchemy import delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ...core.database import HOLDS, end_reads
+from ...core.database import end_reads
 from ...core.extensions import db
-from ...core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Lease, Upload
-from ...storage import LeaseLost, LockBusy, Locker
+from ...core.models import EXCLUSIVE, GATE, SHARED, UPLOADING, Upload
+from ...storage import LockBusy, Locker
 from ...storage.base import LOCK_NAME
-from . import owners, renewer
+from . import owners
+from .holds import (
+    LEASES,
+    Hold,
+    committed,
+    fence,
+    now_ms,
+    registered,
+    release_in_commit,
+    renew_on,
+    rolled_back,
+    thread_holds,
+)
 
 log = logging.getLogger(__name__)
 
-LEASES = Lease.__table__
 # Waits between tries of a busy lock: from the first to the longest.
 FIRST_POLL, LONGEST_POLL = 0.02, 0.25
-
-
-@dataclass
-class Hold:
-    locker: "DatabaseLocker"
-    name: str
-    token: str
-    chunk: int | None  # the chunk asked for with the hold
-    claimed: bool  # whether the hold got it
-    renewed: float = field(default_factory=time.monotonic)  # taken or last renewed
-    undecided: bool = False  # a hold naming a chunk, until claim() asks for it
-    ending: bool = False  # the next commit that writes releases it (release_in_commit)
-    releasing: bool = False  # a commit under way deletes it
-    released: bool = False  # a commit deleted it
 
 
 class DatabaseLocker(Locker):
@@ -82,12 +74,12 @@ class DatabaseLocker(Locker):
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, LONGEST_POLL)
         held = Hold(self, name, token, chunk, claimed, undecided=chunk is not None)
-        with _registered(held):
+        with registered(held):
             yield
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
-        for held in reversed(_thread_holds()):  # the innermost hold is the caller's
+        for held in reversed(thread_holds()):  # the innermost hold is the caller's
             if held.locker is self and held.name == key and held.chunk == index \
                     and held.undecided:
                 held.undecided = False
@@ -105,7 +97,7 @@ class DatabaseLocker(Locker):
             self._release(token, key)
             yield False
             return
-        with _registered(held):
+        with registered(held):
             yield True
 
     def ending(self, name: str) -> None:
@@ -171,10 +163,7 @@ class DatabaseLocker(Locker):
     def renew(self, holds: list[Hold]) -> int:
         """Extend these holds that have not lapsed; how many were."""
         with self.app.app_context(), db.engine.begin() as connection:
-            now = now_ms(connection)
-            return connection.execute(
-                update(LEASES).where(_these(holds), LEASES.c.expires_ms > now)
-                .values(expires_ms=now + self.lease_ms)).rowcount
+            return renew_on(connection, holds, now_ms(connection))
 
     def _alive(self, owner: str) -> bool:
         """Whether the process that took a hold may still run: one of this host's is
@@ -185,81 +174,9 @@ class DatabaseLocker(Locker):
         return owners.start_time(pid) == start
 
 
-def _these(holds: list[Hold]):
-    """The rows of these holds, by their primary key."""
-    return tuple_(LEASES.c.name, LEASES.c.holder).in_([(h.name, h.token) for h in holds])
-
-
-def now_ms(connection):
-    """The database server's time in Unix milliseconds, as an SQL expression: every host
-    computes and compares lease expiries with one clock, whatever its own says."""
-    if connection.dialect.name == "mysql":
-        return literal_column("CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)")
-    # SQLite's time is its host's, but SQLite is one host's database.
-    return literal_column("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
-
-
 def _check(name: str) -> None:
     if not LOCK_NAME.fullmatch(name):
         raise ValueError("invalid lock name")
-
-
-def fence(session: Session) -> None:
-    """Before a commit: renew the thread's holds if the transaction wrote, or fail."""
-    holds = _thread_holds()
-    if not holds or not session.in_transaction() or not has_app_context():
-        return
-    app = current_app._get_current_object()
-    holds = [held for held in holds  # this app's database, those not released yet
-             if held.locker.app is app and not held.released]
-    if not holds:
-        return
-    connection = session.connection()
-    if not connection.info.get(HOLDS):
-        return  # it only read: there is nothing to keep from a newer holder
-    now = now_ms(connection)
-    ending = [held for held in holds if held.ending]
-    if ending:
-        deleted = connection.execute(
-            delete(LEASES).where(_these(ending), LEASES.c.expires_ms > now)).rowcount
-        _lost_unless(deleted == len(ending), ending)
-        for held in ending:
-            held.releasing = True
-    for locker in {held.locker for held in holds if not held.ending}:
-        mine = [held for held in holds if held.locker is locker and not held.ending]
-        renewed = connection.execute(
-            update(LEASES).where(_these(mine), LEASES.c.expires_ms > now)
-            .values(expires_ms=now + locker.lease_ms)).rowcount
-        _lost_unless(renewed == len(mine), mine)
-
-
-def _lost_unless(kept: bool, holds: list[Hold]) -> None:
-    if not kept:
-        names = ", ".join(sorted({held.name for held in holds}))
-        log.warning("lease of %s lapsed: the transaction is not committed", names)
-        raise LeaseLost(names)
-
-
-def release_in_commit(name: str) -> None:
-    """Release this thread's innermost hold of `name` with the next commit that writes: the
-    fence deletes it instead of renewing it, so the work's last transaction ends the hold
-    too (until that commits, the hold stays, and is released as usual if it never does)."""
-    for held in reversed(_thread_holds()):
-        if held.name == name:
-            held.ending = True
-            return
-
-
-def _committed(session: Session) -> None:
-    for held in _thread_holds():
-        if held.releasing:
-            held.releasing, held.released = False, True
-            renewer.drop(held)
-
-
-def _rolled_back(session: Session) -> None:
-    for held in _thread_holds():
-        held.releasing = False
 
 
 def sweep() -> int:
@@ -292,39 +209,5 @@ def init_app(app: Flask) -> None:
         store.locker = DatabaseLocker(app)
     if not event.contains(Session, "before_commit", fence):
         event.listen(Session, "before_commit", fence)
-        event.listen(Session, "after_commit", _committed)
-        event.listen(Session, "after_rollback", _rolled_back)
-
-
-# -- holds of this thread and this process ------------------------------------------------
-
-_local = threading.local()
-
-
-def _thread_holds() -> list[Hold]:
-    return getattr(_local, "holds", [])
-
-
-@contextmanager
-def _registered(held: Hold) -> Iterator[None]:
-    """Keep the hold renewed and fenced while the caller runs; then end the session's
-    transaction (committed if the block ended well, rolled back if not) and release it."""
-    _local.holds = [*_thread_holds(), held]
-    renewer.keep(held)
-    failed = True
-    try:
-        yield
-        failed = False
-    finally:
-        try:
-            session = db.session()
-            if session.in_transaction():
-                if failed:
-                    session.rollback()  # what failed is not committed on the way out
-                else:
-                    end_reads()
-        finally:
-            _local.holds = [other for other in _thread_holds() if other is not held]
-            renewer.drop(held)
-            if not held.released:
-                held.locker._release(held.token, held.name)
+        event.listen(Session, "after_commit", committed)
+        event.listen(Session, "after_rollback", rolled_back)
