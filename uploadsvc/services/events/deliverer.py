@@ -65,7 +65,9 @@ def claim(limit: int = BATCH) -> tuple[str, list[HookDelivery]]:
     db.session.execute(
         update(HookDelivery).where(HookDelivery.id.in_(due), HookDelivery.status == PENDING,
                                    free)
-        .values(lease=token, claimed_until=database_now(current_app.config["HOOK_LEASE"])))
+        .values(lease=token, claimed_until=database_now(current_app.config["HOOK_LEASE"]))
+        # The rows held are read below: no SELECT first to keep objects in step.
+        .execution_options(synchronize_session=False))
     db.session.commit()
     held = list(db.session.execute(
         select(HookDelivery).filter_by(lease=token).order_by(HookDelivery.id)
@@ -107,7 +109,7 @@ def backoff(attempts: int) -> timedelta:
 def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
     """Record one attempt's outcome if this deliverer still holds the row; whether it did."""
     now = utcnow()
-    retried = delivery.attempts > 0  # read first: the UPDATE below refreshes the object
+    retried = delivery.attempts > 0  # read first: the commit below expires the object
     attempts = delivery.attempts + 1
     values = {"attempts": attempts, "lease": None, "claimed_until": None}
     if error is None:
@@ -119,7 +121,7 @@ def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
                       last_error=error)
     held = db.session.execute(
         update(HookDelivery).filter_by(id=delivery.id, lease=token, status=PENDING)
-        .values(**values)).rowcount
+        .values(**values).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if not held:  # the lease lapsed and another deliverer took the row: its outcome counts
         log.warning("hook delivery %d (event %s): lease lost while sending; left to the "
