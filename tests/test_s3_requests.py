@@ -60,22 +60,15 @@ def objects(store) -> list[str]:
 
 
 @pytest.mark.parametrize("spool", [True, False], ids=["spooled", "body"])
-def test_an_in_order_chunk_with_no_copy_aside_is_one_put(store, spool):
+def test_a_chunk_in_place_is_its_put_and_the_removal_of_a_copy_aside(store, spool):
     data = b"c" * 70_000
     digest = hashlib.md5()
     with spooled(store, data) if spool else io.BytesIO(data) as src, Requests(store.client) as sent:
         with store.claim(KEY, 1) as claimed:
             assert claimed
-            assert store.write_chunk(KEY, 1, src, 70_000, [digest], asides=False) == 70_000
-    assert sent.sent == ["PutObject"]
-    assert digest.hexdigest() == hashlib.md5(data).hexdigest()  # fed as the bytes passed
-
-
-def test_an_in_order_chunk_that_may_have_a_copy_aside_costs_two(store):
-    with spooled(store, b"x" * 1000) as src, Requests(store.client) as sent:
-        with store.claim(KEY, 0):
-            store.write_chunk(KEY, 0, src, 0)
+            assert store.write_chunk(KEY, 1, src, 70_000, [digest]) == 70_000
     assert sent.sent == ["PutObject", "DeleteObjects"]
+    assert digest.hexdigest() == hashlib.md5(data).hexdigest()  # fed as the bytes passed
 
 
 def test_a_chunk_aside_is_one_put(store):
@@ -91,8 +84,8 @@ def test_a_spooled_chunk_larger_than_a_part_is_still_one_put(seaweedfs, tmp_path
     data = b"p" * (6 * MiB)
     digest = hashlib.sha256()
     with spooled(store, data) as src, Requests(store.client) as sent:
-        assert store.write_chunk(KEY, 0, src, 0, [digest], asides=False) == len(data)
-    assert sent.sent == ["PutObject"]
+        assert store.write_chunk(KEY, 0, src, 0, [digest]) == len(data)
+    assert sent.sent == ["PutObject", "DeleteObjects"]
     assert digest.digest() == hashlib.sha256(data).digest()
 
 
@@ -102,7 +95,7 @@ def test_a_chunk_written_after_its_upload_was_removed_is_removed_with_it(store):
     store.delete(KEY)
     with store.claim(KEY, 0) as claimed:
         assert claimed
-        store.write_chunk(KEY, 0, io.BytesIO(b"late"), 0, asides=False)
+        store.write_chunk(KEY, 0, io.BytesIO(b"late"), 0)
     store.write_chunk(KEY, 1, io.BytesIO(b"later"), None)
     assert [key for key, _ in store.upload_keys()] == [KEY]
     store.delete(KEY)

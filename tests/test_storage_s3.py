@@ -71,7 +71,7 @@ class TestS3Store(StoreContract):
         chunks.write_chunk(KEY, 0, io.BytesIO(b"x"), None)
         store.delete(KEY)
         chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), None)
-        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), 1, asides=False)
+        chunks.write_chunk(KEY, 1, io.BytesIO(b"y"), 1)
         with pytest.raises(UploadGone):
             store.seal(KEY, 1)
         assert [key for key, _ in store.upload_keys()] == [KEY]

@@ -3,19 +3,14 @@
 Nothing outside this package knows whether bytes live in files or objects; the local-disk
 backend is LocalStore, the object store backend S3Store.
 """
-from .base import (
-    UPLOAD_KEY,
+from .base import UPLOAD_KEY, Download, Locker, Sealed, Store, Written
+from .capabilities import (
     ChunkFiles,
     Concatenation,
-    Download,
     FileListing,
     FileServer,
-    Locker,
     Presigner,
-    Sealed,
-    Store,
     StreamedChunks,
-    Written,
 )
 from .errors import (
     FileGone,

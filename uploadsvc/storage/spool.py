@@ -139,11 +139,7 @@ def stream_size(stream: BinaryIO) -> int:
 def md5_of(stream: BinaryIO) -> str:
     """The hex MD5 of a spooled stream's bytes, hashed where they lie in the page cache (a
     file is mapped, not read into buffers); the stream's position is kept."""
-    return feed(stream, hashlib.md5()).hexdigest()
-
-
-def feed(stream: BinaryIO, digest):
-    """Feed a spooled stream's bytes to digest as md5_of hashes them; the digest."""
+    digest = hashlib.md5()
     try:
         fd = stream.fileno()
         size = os.fstat(fd).st_size
@@ -153,9 +149,9 @@ def feed(stream: BinaryIO, digest):
         while block := stream.read(HASH_WINDOW):
             digest.update(block)
         stream.seek(position)
-        return digest
+        return digest.hexdigest()
     for offset in range(0, size, HASH_WINDOW):
         with mmap.mmap(fd, min(HASH_WINDOW, size - offset), access=mmap.ACCESS_READ,
                        offset=offset) as window:
             digest.update(window)
-    return digest
+    return digest.hexdigest()

@@ -12,7 +12,6 @@ from ...core.logs import event_fields
 from ...core.models import Upload, UploadEvent
 from ...storage import UploadGone, md5_of, stream_size
 from ...storage.md5state import Md5State
-from ...storage.spool import feed
 from .. import hashing, metrics, statements
 from ..errors import (
     ChunkMd5Mismatch,
@@ -111,9 +110,8 @@ def _put_chunk(upload: Upload, index: int, size: int, src: BinaryIO, started: fl
     with chunk_files().claim(upload.key, index) as claimed:
         offset, prefix = (_place_of(upload, index, chunk_size, recorded) if claimed
                           else (None, None))
-        if prefix is not None:  # hashed from the spool, where its bytes lie in the page cache
-            feed(src, prefix)
-        chunk_files().write_chunk(upload.key, index, src, offset)
+        chunk_files().write_chunk(upload.key, index, src, offset,
+                                  () if prefix is None else (prefix,))
         return _record_chunk(upload, index, size, time.monotonic() - started, prefix)
 
 

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from .. import writeback
-from ..base import ChunkFiles, StreamedChunks, Written
+from ..base import Written
 from ..beside import BESIDE_MIN, Ring
+from ..capabilities import ChunkFiles, StreamedChunks
 from ..files import copy_range, disk_errors, fill, gone_if_missing, unlink_quietly, write_all
 from .restarts import BootMarks
 
@@ -41,14 +42,14 @@ class LocalChunkFiles(BootMarks, ChunkFiles, StreamedChunks):
             yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None,
-                    digests: Iterable = (), asides: bool = True) -> int:
+                    digests: Iterable = ()) -> int:
         with disk_errors(), gone_if_missing():
             self._unsynced_bytes_follow(key)
             src = self._feeding(src, list(digests))
             if offset is None:
                 return self._write_aside(key, index, src)
-            if asides:  # the bytes in place are the chunk now: a copy aside from a retry goes
-                unlink_quietly(self._chunk_path(key, index))
+            # The bytes in place are the chunk now: a copy aside from an earlier try goes.
+            unlink_quietly(self._chunk_path(key, index))
             with self._data_file(key) as fd:
                 return self._copy_in(src, fd, offset)
 

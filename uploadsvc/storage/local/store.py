@@ -14,9 +14,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from ..base import UPLOAD_KEY, Concatenation, Download, FileServer, Sealed, Store, Written
+from ..base import UPLOAD_KEY, Download, Sealed, Store, Written
 from ..beside import BESIDE_MIN, Ring
 from ..boot import BOOT_ID
+from ..capabilities import Concatenation, FileServer
 from ..errors import FileGone, NameTaken
 from ..files import disk_errors, gone_if_missing, linked_or_copied, unlink_quietly
 from ..locking import FileLocker

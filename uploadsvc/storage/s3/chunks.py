@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from ..base import ChunkFiles
+from ..capabilities import ChunkFiles
 from ..spool import SpoolFile
 from .body import put_body, put_file
 from .client import s3_errors
@@ -32,7 +32,7 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
             yield held
 
     def write_chunk(self, key: str, index: int, src: BinaryIO, offset: int | None,
-                    digests: Iterable = (), asides: bool = True) -> int:
+                    digests: Iterable = ()) -> int:
         dest = self._aside_name(key, index) if offset is None else \
             self._segment_name(key, offset)
         if isinstance(src, SpoolFile) and not src.closed:
@@ -42,7 +42,7 @@ class S3ChunkFiles(S3Layout, ChunkFiles):
             if size == 0:  # an empty chunk is an object too
                 with s3_errors("storing a chunk"):
                     self.client.put_object(Bucket=self.bucket, Key=dest, Body=b"")
-        if offset is not None and asides:  # the bytes in place are the chunk now
+        if offset is not None:  # the bytes in place are the chunk now
             self._delete_all([self._aside_name(key, index)])
         return size
 

@@ -17,16 +17,8 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from ..base import (
-    Concatenation,
-    Download,
-    FileListing,
-    FileServer,
-    Presigner,
-    Sealed,
-    Store,
-    Written,
-)
+from ..base import Download, Sealed, Store, Written
+from ..capabilities import Concatenation, FileListing, FileServer, Presigner
 from ..errors import FileGone, LeaseLost, NameTaken, StorageError
 from ..locking import FileLocker
 from ..md5state import Md5State
