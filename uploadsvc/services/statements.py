@@ -26,7 +26,6 @@ _COUNTS = select(
     exists().where(chunks.c.upload_id == bindparam("b_id"),
                    chunks.c.chunk_index == bindparam("b_index")),
     uploads.c.hashed_chunks,
-    uploads.c.md5_state,
 ).where(_this_upload)
 
 _SET_HASH = update(uploads).where(_this_upload).values(
@@ -72,7 +71,6 @@ class Counts(NamedTuple):
     stored: int  # chunks recorded, before this one
     had_this: bool  # this chunk was recorded before
     hashed: int  # the upload's hashed_chunks
-    md5_state: bytes | None  # and the saved state of the bytes they are
 
 
 def _ids(upload) -> dict:

@@ -20,27 +20,26 @@ log = logging.getLogger(__name__)
 def reload(upload: Upload) -> Upload:
     """A fresh copy of the row (in a new transaction, where an old one could see an older
     one); 404 if it is gone."""
-    end_reads()
-    # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
-    # other bytes and another lock.
-    query = (select(Upload).filter_by(id=upload.id, key=upload.key)
-             .execution_options(populate_existing=True))
-    fresh = db.session.execute(query).scalar_one_or_none()
-    if fresh is None:
-        raise UploadNotFound()
-    return fresh
+    return _fresh(upload)[0]
 
 
 def reload_with_chunk(upload: Upload, index: int) -> tuple[Upload, bool]:
     """reload(), and whether chunk `index` is recorded, in one statement."""
-    end_reads()
     recorded = exists().where(Chunk.upload_id == Upload.id, Chunk.chunk_index == index)
+    fresh, found = _fresh(upload, recorded)
+    return fresh, bool(found)
+
+
+def _fresh(upload: Upload, *also):
+    end_reads()
+    # By key too: SQLite hands a deleted row's id to the next new row, and that upload has
+    # other bytes and another lock.
     found = db.session.execute(
-        select(Upload, recorded).filter_by(id=upload.id, key=upload.key)
+        select(Upload, *also).filter_by(id=upload.id, key=upload.key)
         .execution_options(populate_existing=True)).one_or_none()
     if found is None:
         raise UploadNotFound()
-    return found[0], bool(found[1])
+    return found
 
 
 def active_count() -> int:

@@ -137,7 +137,7 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float,
         store().delete(upload.key)
         raise UploadNotFound()
     # Under the row lock, so a racing store of the same chunk is seen here too.
-    stored, had_this, hashed, _ = statements.counts(upload, index)
+    stored, had_this, hashed = statements.counts(upload, index)
     if had_this:  # its bytes may have changed under the prefix hash
         hashing.stop(upload)
     statements.upsert_chunk(upload.id, index, size)

@@ -20,13 +20,12 @@ from ...core.extensions import db
 from ...core.models import Upload
 from ...storage import LockBusy, Written
 from ...storage.md5state import Md5State
-from .. import hashing
 from ..errors import ChunkMd5Mismatch, TotalChunksConflict, UploadNotFound
 from ..followups import Outcome
 from ..stores import chunk_files, holding, streamed_chunks
 from ..uploads import reload_with_chunk
 from . import chunks
-from .chunks import _fix_chunk_size, _record_chunk, check_declared_size
+from .chunks import _fix_chunk_size, _place_of, _record_chunk, check_declared_size
 from .uploads import Progress, check_file_size, find, forget_if_lost_in_restart, note_file_size
 
 log = logging.getLogger(__name__)
@@ -95,9 +94,7 @@ def place(md5: str, file_name: str, total: int, index: int,
             stack.close()
             return None
         # A chunk recorded before goes aside (its bytes in place may be hashed already).
-        offset = None if recorded else index * upload.chunk_size
-        prefix = None if recorded else hashing.passing(upload.hashed_chunks,
-                                                        upload.md5_state, index)
+        offset, prefix = _place_of(upload, index, upload.chunk_size, recorded)
     except (LockBusy, UploadNotFound):  # the spooled way answers these as it always has
         stack.close()
         return None
