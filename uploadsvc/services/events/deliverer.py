@@ -15,8 +15,8 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import requests
 from flask import Flask, current_app
 from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.orm import aliased
@@ -27,6 +27,9 @@ from ...version import __version__
 from .. import metrics
 from .settings import event_type
 from .signatures import SIGNATURE_HEADER, sign
+
+if TYPE_CHECKING:  # requests (5 MiB of memory) is loaded only by a process that sends hooks
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,10 @@ def claim(limit: int = BATCH) -> tuple[str, list[HookDelivery]]:
     return token, held
 
 
-def send(delivery: HookDelivery, session: requests.Session) -> str | None:
+def send(delivery: HookDelivery, session: "requests.Session") -> str | None:
     """POST the event to its endpoint; None on a 2xx answer, else what went wrong."""
+    import requests
+
     body = delivery.payload.encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"uploadsvc/{__version__}",
                "Uploadsvc-Event-Id": delivery.event_id,
@@ -138,8 +143,10 @@ def settle(delivery: HookDelivery, token: str, error: str | None) -> bool:
     return True
 
 
-def deliver_once(session: requests.Session | None = None, limit: int = BATCH) -> int:
+def deliver_once(session: "requests.Session | None" = None, limit: int = BATCH) -> int:
     """Claim what is due and send it; how many deliveries were attempted."""
+    import requests
+
     lapses = time.monotonic() + current_app.config["HOOK_LEASE"].total_seconds()
     token, held = claim(limit)
     own = session or requests.Session()
@@ -156,7 +163,7 @@ def deliver_once(session: requests.Session | None = None, limit: int = BATCH) ->
     return len(held)
 
 
-def deliver_until_idle(session: requests.Session | None = None) -> int:
+def deliver_until_idle(session: "requests.Session | None" = None) -> int:
     """Deliver until nothing is due; how many deliveries were attempted."""
     total = 0
     while attempted := deliver_once(session):
@@ -181,6 +188,8 @@ class DelivererThread:
         self.thread.join(timeout)
 
     def _run(self) -> None:
+        import requests
+
         interval = self.app.config["HOOK_POLL_INTERVAL"]
         with requests.Session() as session:
             while not self.stopped.is_set():

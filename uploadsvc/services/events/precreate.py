@@ -8,8 +8,8 @@ PRE_CREATE_HOOK_FAIL. Uploads that exist already are never asked about again.
 """
 import json
 import logging
+from typing import TYPE_CHECKING
 
-import requests
 from flask import current_app
 
 from ...core.extensions import db
@@ -18,6 +18,9 @@ from .. import access, metrics
 from ..errors import PreCreateUnavailable, UploadRefused
 from .outbox import decode_metadata
 from .signatures import SIGNATURE_HEADER, sign
+
+if TYPE_CHECKING:  # requests (5 MiB of memory) is loaded only by a process that asks a hook
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ def admit(protocol: str, file_name: str, **known) -> None:
     url = current_app.config["PRE_CREATE_HOOK_URL"]
     if not url:
         return
+    import requests
+
     db.session.commit()  # no transaction (on SQLite: no write lock) stays open while it runs
     upload = {"protocol": protocol, "fileName": file_name, **known}
     if "metadata" in upload:
@@ -63,7 +68,7 @@ def admit(protocol: str, file_name: str, **known) -> None:
     raise UploadRefused(message)
 
 
-def _message(answer: requests.Response) -> str | None:
+def _message(answer: "requests.Response") -> str | None:
     """The refusal's message for a person: the answer's JSON "message", or its text."""
     raw = answer.raw.read(MAX_ANSWER, decode_content=True) or b""
     text = raw.decode("utf-8", "replace").strip()
