@@ -67,20 +67,13 @@ def catch_up(upload: Job | Upload, wait: float = 0.0) -> None:
 
 def passing(hashed_chunks: int, saved: bytes | None, index: int) -> Md5State | None:
     """The prefix hash to carry through chunk `index` as its bytes pass, if it stands right
-    before that chunk (its save is then conditional on that: see save_passed)."""
+    before that chunk (it is saved only if it still does once the chunk is recorded)."""
     if not md5state.AVAILABLE or hashed_chunks != index:
         return None
     try:
         return Md5State(saved)
     except ValueError:
         return None
-
-
-def save_passed(upload: Upload, index: int, prefix: Md5State) -> bool:
-    """Save the prefix hash carried through chunk `index` if the upload's hash still stands
-    right before it (in the caller's transaction, which recorded the chunk for the first
-    time); whether it did."""
-    return statements.save_hash(upload, index, index + 1, prefix.save())
 
 
 def needs_next(hashed_chunks: int, index: int) -> bool:

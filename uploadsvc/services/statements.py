@@ -8,7 +8,7 @@ process. They run in the caller's transaction; the service commits.
 """
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,6 +20,16 @@ uploads, chunks, events = Upload.__table__, Chunk.__table__, UploadEvent.__table
 _this_upload = and_(uploads.c.id == bindparam("b_id"), uploads.c.key == bindparam("b_key"))
 
 _TOUCH = update(uploads).where(_this_upload).values(updated_at=bindparam("b_now"))
+# The same, and the hash state carried through chunk b_index saved if the hash stands right
+# before it. md5_state is set first: MySQL assigns left to right, each assignment seeing the
+# ones before it, and the condition must read hashed_chunks as it was.
+_ADVANCES = uploads.c.hashed_chunks == bindparam("b_index")
+_TOUCH_AND_HASH = update(uploads).where(_this_upload).ordered_values(
+    (uploads.c.updated_at, bindparam("b_now")),
+    (uploads.c.md5_state, case((_ADVANCES, bindparam("b_state")), else_=uploads.c.md5_state)),
+    (uploads.c.hashed_chunks, case((_ADVANCES, bindparam("b_index") + 1),
+                                   else_=uploads.c.hashed_chunks)),
+)
 
 _COUNTS = select(
     select(func.count()).where(chunks.c.upload_id == bindparam("b_id")).scalar_subquery(),
@@ -77,12 +87,21 @@ def _ids(upload) -> dict:
     return {"b_id": upload.id, "b_key": upload.key}
 
 
-def touch(upload) -> bool:
-    """Mark the upload updated (locking its row first); False if it is gone."""
-    return db.session.execute(_TOUCH, {**_ids(upload), "b_now": utcnow()}).rowcount > 0
+def touch(upload, index: int | None = None, state: bytes | None = None) -> bool:
+    """Mark the upload updated, locking its row; with `state`, the hash carried through
+    chunk `index` is saved too if the upload's hash still stands right before that chunk.
+    False if the upload is gone."""
+    if state is None:
+        done = db.session.execute(_TOUCH, {**_ids(upload), "b_now": utcnow()})
+    else:
+        done = db.session.execute(_TOUCH_AND_HASH, {**_ids(upload), "b_now": utcnow(),
+                                                    "b_index": index, "b_state": state})
+    return done.rowcount > 0
 
 
 def counts(upload, index: int) -> Counts:
+    """Read in a statement of its own after touch(): under READ COMMITTED each statement
+    sees what was committed when it began, and this one begins once the row lock is held."""
     return Counts(*db.session.execute(_COUNTS, {**_ids(upload), "b_index": index}).one())
 
 

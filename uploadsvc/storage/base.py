@@ -60,6 +60,11 @@ class Locker(ABC):
     """Named locks that every worker of the service honours, shared or exclusive, and
     claims of single chunks of an upload."""
 
+    # Whether a hold can be taken in the caller's open database transaction, after what
+    # the lock guards was read in it under a row lock (the database's own leases): that
+    # read then still stands once the hold is, and needs no second read.
+    joins_transaction: bool = False
+
     @abstractmethod
     def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0,
              chunk: int | None = None) -> AbstractContextManager[None]:

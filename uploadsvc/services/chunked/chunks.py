@@ -22,11 +22,12 @@ from ..errors import (
     UploadNotFound,
 )
 from ..followups import Outcome
-from ..stores import chunk_files, holding, store
+from ..stores import chunk_files, holding, joins_transaction, store, transaction
 from ..uploads import reload, reload_with_chunk
 from .uploads import (
     Progress,
     check_file_size,
+    find_with_chunk,
     forget_chunks,
     forget_if_lost_in_restart,
     get_or_create,
@@ -48,24 +49,34 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
     check_file_size(file_size)
     size = stream_size(src)
     check_declared_size(total, index, size, None)
-    upload = get_or_create(md5, file_name, total, file_size)
+    upload, recorded, read_in = _find_or_create(md5, file_name, total, index, file_size)
     if upload.is_completed:
         return Outcome(Progress(total, total))
     if upload.total_chunks != total:
         raise TotalChunksConflict()
     upload = note_file_size(upload, file_size)
     started = time.monotonic()
-    end_reads()
+    if read_in is None:
+        end_reads()
     forget_if_lost_in_restart(upload)
+    return _put_under_lock(upload, index, size, src, started, recorded, read_in)
+
+
+def _put_under_lock(upload: Upload, index: int, size: int, src: BinaryIO, started: float,
+                    recorded: bool, read_in) -> Outcome[Progress]:
+    """Hold the upload's shared lock (taken in `read_in` where it can: stores.holding) and
+    put the chunk; once more if the upload's bytes were removed under it."""
+    total = upload.total_chunks
     for attempt in range(2):
         try:
-            with holding(upload.key, exclusive=False, chunk=index):
-                # Under the lock: what a merge or a DELETE did before is seen.
-                upload, recorded = reload_with_chunk(upload, index)
-                if upload.is_completed:
-                    return Outcome(Progress(total, total))
+            with holding(upload.key, exclusive=False, chunk=index, read_in=read_in) as kept:
+                if not kept:  # under the lock: what a merge or a DELETE did before is seen
+                    upload, recorded = reload_with_chunk(upload, index)
+                    if upload.is_completed:
+                        return Outcome(Progress(total, total))
                 return _put_chunk(upload, index, size, src, started, recorded)
         except UploadGone:
+            read_in = None
             upload = reload(upload)  # 404 if deleted meanwhile
             if upload.is_completed:
                 return Outcome(Progress(total, total))
@@ -73,6 +84,18 @@ def store_chunk(md5: str, file_name: str, total: int, index: int, src: BinaryIO,
                 forget_chunks(upload)
                 store().create(upload.key)
     raise MergeInProgress("This upload changed meanwhile; retry.")
+
+
+def _find_or_create(md5: str, file_name: str, total: int, index: int,
+                    file_size: int | None) -> tuple[Upload, bool, object]:
+    """The upload, whether chunk `index` is recorded, and the transaction it was read in
+    under its row lock, if it was: where the upload's lock is taken in that transaction
+    (the database's leases), the row is not read again once held."""
+    joined = joins_transaction()
+    upload, recorded = find_with_chunk(md5, file_name, index, lock=joined)
+    if upload is None:
+        return get_or_create(md5, file_name, total, file_size), False, None
+    return upload, recorded, transaction() if joined else None
 
 
 def check_declared_size(total: int, index: int, size: int, chunk_size: int | None) -> None:
@@ -131,20 +154,20 @@ def _place_of(upload: Upload, index: int, chunk_size: int | None,
 def _record_chunk(upload: Upload, index: int, size: int, seconds: float,
                   prefix: Md5State | None = None) -> Outcome[Progress]:
     # The upload's row is locked first: writers of the same upload then queue on it, where
-    # the chunk insert's foreign-key check would otherwise let MySQL deadlock them.
-    if not statements.touch(upload):  # removed meanwhile by a DELETE
-        db.session.rollback()
+    # the chunk insert's foreign-key check would otherwise let MySQL deadlock them. The hash
+    # carried through the bytes as they passed is saved with it if it still stands where it
+    # stood then (a chunk recorded for the first time changes no byte hashed before it).
+    if not statements.touch(upload, index, None if prefix is None else prefix.save()):
+        db.session.rollback()  # removed meanwhile by a DELETE
         store().delete(upload.key)
         raise UploadNotFound()
     # Under the row lock, so a racing store of the same chunk is seen here too.
     stored, had_this, hashed = statements.counts(upload, index)
-    if had_this:  # its bytes may have changed under the prefix hash
+    if had_this:  # its bytes may have changed under the prefix hash (saved or not)
         hashing.stop(upload)
     statements.upsert_chunk(upload.id, index, size)
-    # The hash carried through the bytes as they passed counts if it still stands where it
-    # stood then (a chunk recorded for the first time changes no byte hashed before it).
-    passed = (not had_this and prefix is not None and hashed == index
-              and hashing.save_passed(upload, index, prefix))
+    # No chunk is hashed before it is recorded: past this one, the hash is this one's.
+    passed = not had_this and prefix is not None and hashed == index + 1
     statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
                          duration_ms=int(seconds * 1000))
     store().locker.ending(upload.key)  # the chunk's work under the upload's lock ends here

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...core.extensions import db
@@ -45,6 +45,17 @@ def find(md5: str, file_name: str) -> Upload | None:
     query = select(Upload).filter_by(owner_id=access.owner_id(), md5=md5,
                                      name_digest=name_digest(file_name))
     return db.session.execute(query).scalar_one_or_none()
+
+
+def find_with_chunk(md5: str, file_name: str, index: int,
+                    lock: bool) -> tuple[Upload | None, bool]:
+    """find(), and whether chunk `index` is recorded, in one statement; with `lock`, under
+    the upload's row lock (see stores.joins_transaction)."""
+    recorded = exists().where(Chunk.upload_id == Upload.id, Chunk.chunk_index == index)
+    query = select(Upload, recorded).filter_by(owner_id=access.owner_id(), md5=md5,
+                                               name_digest=name_digest(file_name))
+    found = db.session.execute(query.with_for_update() if lock else query).one_or_none()
+    return (None, False) if found is None else (found[0], bool(found[1]))
 
 
 def stored_indices(upload: Upload) -> list[int]:

@@ -61,21 +61,55 @@ class DatabaseLocker(Locker):
         self.lease_ms = int(float(app.config["LEASE_SECONDS"]) * 1000)
         self.host = owners.host_id(app.config["DATA_DIR"])
 
+    joins_transaction = True
+
     @contextmanager
     def hold(self, name: str, exclusive: bool = True, timeout: float = 0.0,
              chunk: int | None = None) -> Iterator[None]:
         _check(name)
         end_reads()  # never wait with the session's transaction open
+        token = uuid.uuid4().hex
+        claimed = self._wait_for(name, token, exclusive, chunk, timeout)
+        with registered(Hold(self, name, token, chunk, claimed, undecided=chunk is not None)):
+            yield
+
+    @contextmanager
+    def hold_joined(self, name: str, exclusive: bool = True, timeout: float = 0.0,
+                    chunk: int | None = None) -> Iterator[bool]:
+        """hold(), taken in the session's open transaction, in which the caller has just read
+        what the lock guards under a row lock, and committed with it: that read still stands
+        once the hold does (yields True), with no transaction of the hold's own. If the lock
+        is busy, or its gate is still to be made, the transaction is committed as it is (its
+        rows stay loaded) and the hold is waited for as hold() waits (yields False: the
+        caller reads again)."""
+        _check(name)
+        token = uuid.uuid4().hex
+        session = db.session()
+        connection = session.connection()
+        rows = connection.execute(_holds_of(name)).all()
+        claimed = None
+        if rows and rows[0].holder == GATE:
+            claimed = self._add(connection, rows[1:], rows[0].now, name, token,
+                                EXCLUSIVE if exclusive else SHARED, chunk)
+        session.commit()  # the hold, if added, and the caller's reads end together
+        kept = claimed is not None
+        if not kept:
+            claimed = self._wait_for(name, token, exclusive, chunk, timeout)
+        with registered(Hold(self, name, token, chunk, claimed, undecided=chunk is not None)):
+            yield kept
+
+    def _wait_for(self, name: str, token: str, exclusive: bool, chunk: int | None,
+                  timeout: float) -> bool:
+        """Take the hold, polling while it is busy (LockBusy after `timeout`); whether it
+        claimed the chunk."""
         kind = EXCLUSIVE if exclusive else SHARED
-        token, deadline, pause = uuid.uuid4().hex, time.monotonic() + timeout, FIRST_POLL
+        deadline, pause = time.monotonic() + timeout, FIRST_POLL
         while (claimed := self._take(name, token, kind, chunk)) is None:
             if time.monotonic() >= deadline:
                 raise LockBusy(name)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, LONGEST_POLL)
-        held = Hold(self, name, token, chunk, claimed, undecided=chunk is not None)
-        with registered(held):
-            yield
+        return claimed
 
     @contextmanager
     def claim(self, key: str, index: int) -> Iterator[bool]:
@@ -110,11 +144,7 @@ class DatabaseLocker(Locker):
         chunk. One transaction, on a connection of its own."""
         for _ in range(3):  # the gate made meanwhile by another taker, or swept
             with db.engine.connect() as connection, connection.begin() as transaction:
-                rows = connection.execute(
-                    select(LEASES.c.holder, LEASES.c.kind, LEASES.c.chunk, LEASES.c.owner,
-                           LEASES.c.expires_ms, now_ms(connection).label("now"))
-                    .where(LEASES.c.name == name).order_by(LEASES.c.holder)
-                    .with_for_update()).all()
+                rows = connection.execute(_holds_of(name)).all()
                 if rows and rows[0].holder == GATE:
                     claimed = self._add(connection, rows[1:], rows[0].now, name, token, kind,
                                         chunk)
@@ -172,6 +202,14 @@ class DatabaseLocker(Locker):
         if host != self.host:
             return True
         return owners.start_time(pid) == start
+
+
+def _holds_of(name: str):
+    """The name's gate (first: its holder sorts first) and holds, with the database's time,
+    its gate row locked: the takers of one name go one at a time."""
+    return (select(LEASES.c.holder, LEASES.c.kind, LEASES.c.chunk, LEASES.c.owner,
+                   LEASES.c.expires_ms, now_ms(db.engine).label("now"))
+            .where(LEASES.c.name == name).order_by(LEASES.c.holder).with_for_update())
 
 
 def _check(name: str) -> None:

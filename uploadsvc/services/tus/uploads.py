@@ -41,18 +41,20 @@ def head(key: str) -> Upload:
     return trust_offset(find(key))
 
 
-def find(key: str) -> Upload:
+def find(key: str, lock: bool = False) -> Upload:
     """The live tus upload with this key: 404 if unknown, 410 if expired (also once cleanup
-    has removed it: its expired event is kept)."""
+    has removed it: its expired event is kept). With `lock`, the row is read under its row
+    lock and the transaction left open, for locked(upload, transaction())."""
     if not UPLOAD_KEY.fullmatch(key):
         raise UploadNotFound()
+    query = select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
     upload = db.session.execute(
-        select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
-    ).scalar_one_or_none()
+        query.with_for_update() if lock else query).scalar_one_or_none()
     expired = upload is None and db.session.execute(
         select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
     ).first() is not None
-    end_reads()  # before the lock wait
+    if not lock:
+        end_reads()  # before the lock wait
     if upload is None:
         raise UploadExpired() if expired else UploadNotFound()
     if is_expired(upload):
@@ -131,15 +133,16 @@ def terminate(key: str) -> None:
 
 
 @contextmanager
-def locked(upload: Upload) -> Iterator[Upload]:
+def locked(upload: Upload, read_in=None) -> Iterator[Upload]:
     """Hold the upload's exclusive lock (bounded wait: LockBusy) and yield its row, fresh.
-    `upload` was just read (or created) by the caller. A finished upload's row never
-    changes, and its lock protects nothing any more."""
+    `upload` was just read (or created) by the caller, in `read_in` under its row lock if
+    given (stores.holding). A finished upload's row never changes, and its lock protects
+    nothing any more."""
     if upload.is_completed:
         yield upload
         return
-    with holding(upload.key, exclusive=True):
-        yield reload_live(upload)
+    with holding(upload.key, exclusive=True, read_in=read_in) as kept:
+        yield upload if kept else reload_live(upload)
 
 
 def finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:

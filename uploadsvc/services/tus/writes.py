@@ -21,7 +21,7 @@ from ..errors import (
     OffsetConflict,
 )
 from ..followups import FollowUp, Outcome
-from ..stores import store
+from ..stores import joins_transaction, store, transaction
 from .uploads import FINAL, PARTIAL, check_size, find, finish, locked, trust_offset
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,13 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
     """Append a PATCH body at offset; a body that fails its checksum or runs past the
     upload's length is discarded and leaves the offset where it was. Hashing what arrived,
     or removing a finished upload's bytes, is left for after the answer."""
-    upload = find(key)
+    # Where the upload's lock is taken in the transaction that reads its row (the
+    # database's leases), the row is read under a row lock, and not again once held.
+    joined = joins_transaction()
+    upload = find(key, lock=joined)
     if upload.concat == FINAL:
         raise FinalUploadReadOnly()
-    with locked(upload) as upload:
+    with locked(upload, transaction() if joined else None) as upload:
         upload = trust_offset(upload)
         limit = _check_write(upload, offset, content_length, length)
         if upload.is_completed:
