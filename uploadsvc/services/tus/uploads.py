@@ -41,13 +41,14 @@ def head(key: str) -> Upload:
     return trust_offset(find(key))
 
 
-def find(key: str) -> Upload:
-    """The live tus upload with this key: 404 if unknown, 410 if expired (also once cleanup
-    has removed it: its expired event is kept)."""
+def find(key: str, protocols: tuple[str, ...] = (TUS,)) -> Upload:
+    """The live upload of one of these protocols with this key: 404 if unknown, 410 if
+    expired (also once cleanup has removed it: its expired event is kept)."""
     if not UPLOAD_KEY.fullmatch(key):
         raise UploadNotFound()
     upload = db.session.execute(
-        select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
+        select(Upload).filter_by(key=key, owner_id=access.owner_id())
+        .where(Upload.protocol.in_(protocols))
     ).scalar_one_or_none()
     expired = upload is None and db.session.execute(
         select(UploadEvent.id).filter_by(upload_key=key, kind=UploadEvent.EXPIRED).limit(1)
@@ -61,17 +62,18 @@ def find(key: str) -> Upload:
 
 
 def create(length: int | None, file_name: str, metadata: str | None,
-           concat: str | None = None) -> Upload:
-    """A new, empty tus upload; a zero-length one is finished at once."""
+           concat: str | None = None, protocol: str = TUS) -> Upload:
+    """A new, empty tus upload; a zero-length one is finished at once (not one of the IETF
+    draft, which the client completes)."""
     check_size(length or 0)
     client = access.client_id()
     check_room(client)
     if concat != FINAL:  # a final upload is made of parts that were admitted
-        precreate.admit("tus", file_name, uploadLength=length, metadata=metadata,
+        precreate.admit(protocol, file_name, uploadLength=length, metadata=metadata,
                         concat=concat)
     key = uuid.uuid4().hex
     store().create(key)  # the bytes' place exists before the row, as for /api uploads
-    upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
+    upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=protocol,
                     owner_id=access.owner_id(), client=client,
                     # Never a valid /api file name (NUL), so never an /api upload's identity.
                     name_digest=name_digest(f"\0tus/{key}"),
@@ -84,10 +86,10 @@ def create(length: int | None, file_name: str, metadata: str | None,
     db.session.commit()
     if concat != PARTIAL:
         metrics.upload_created()
-    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single",
+    log.info("%s upload %s created (%s bytes, %s)", protocol, key, length, concat or "single",
              extra=event_fields(UploadEvent.CREATED, upload, upload_length=length,
                                 concat=concat))
-    if length == 0 and concat is None:
+    if length == 0 and concat is None and protocol == TUS:
         with locked(upload) as upload:
             finish(upload, 0.0)
         store().delete(key)
