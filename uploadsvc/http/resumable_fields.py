@@ -63,10 +63,11 @@ def limits(upload: Upload | None = None) -> str:
 
 def announce(environ: dict, headers: dict) -> bool:
     """Write a 104 Upload Resumption Supported on the client's connection, before the final
-    answer: only where gunicorn hands over its socket (environ["gunicorn.socket"]) and
-    only on HTTP/1.1; whether it was sent."""
+    answer: only where gunicorn hands over its socket (environ["gunicorn.socket"]), only on
+    HTTP/1.1, and unless RESUMABLE_INTERIM is off; whether it was sent."""
     sock = environ.get("gunicorn.socket")
-    if sock is None or environ.get("SERVER_PROTOCOL") != "HTTP/1.1":
+    if (sock is None or environ.get("SERVER_PROTOCOL") != "HTTP/1.1"
+            or not current_app.config["RESUMABLE_INTERIM"]):
         return False
     lines = ["HTTP/1.1 104 Upload Resumption Supported",
              *(f"{name}: {value}" for name, value in headers.items()), "", ""]
