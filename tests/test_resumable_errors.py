@@ -137,3 +137,16 @@ def test_creation_needs_upload_complete_and_no_offset(client):
     assert client.post("/files/", headers=draft(9)).status_code == 400
     assert create(client, 9, Upload_Offset="0").status_code == 400
     assert client.post("/files/", headers=draft(9, Upload_Complete="yes")).status_code == 400
+
+
+def test_cors_lets_browsers_send_and_read_the_draft_headers(client):
+    preflight = client.options("/files/", headers={
+        "Origin": "http://localhost:4174", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "upload-draft-interop-version,upload-complete"})
+    allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert "upload-draft-interop-version" in allowed and "upload-complete" in allowed
+    created = create(client, 6, Origin="http://localhost:4174")
+    exposed = set(created.headers["Access-Control-Expose-Headers"].lower().replace(" ", "")
+                  .split(","))
+    assert {"location", "upload-offset", "upload-complete", "upload-limit",
+            "upload-draft-interop-version"} <= exposed

@@ -32,14 +32,17 @@ EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "term
 OFFSET_STREAM = "application/offset+octet-stream"
 # Methods a client behind a restrictive proxy may tunnel through POST.
 OVERRIDABLE = ("PATCH", "DELETE", "HEAD")
+# With the IETF draft's (docs/resumable.md), which browsers' clients send and read too.
 REQUEST_HEADERS = ["Tus-Resumable", "Upload-Length", "Upload-Defer-Length", "Upload-Offset",
                    "Upload-Metadata", "Upload-Concat", "Upload-Checksum", "Content-Type",
-                   "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range"]
+                   "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range",
+                   "Upload-Draft-Interop-Version", "Upload-Complete", "Content-Disposition"]
 RESPONSE_HEADERS = ["Location", "Upload-Offset", "Upload-Length", "Upload-Defer-Length",
                     "Upload-Metadata", "Upload-Expires", "Upload-Concat", "Upload-MD5",
                     "Upload-Path", "Tus-Resumable", "Tus-Version", "Tus-Extension",
                     "Tus-Max-Size", "Tus-Checksum-Algorithm", "Content-Disposition",
-                    "Content-Range", "ETag"]
+                    "Content-Range", "ETag", "Upload-Draft-Interop-Version",
+                    "Upload-Complete", "Upload-Limit", "Content-Location"]
 
 UNSERVED_DRAFT = (f"Send Tus-Resumable: 1.0.0, or {resumable.VERSION_HEADER}: one of "
                   f"{', '.join(map(str, resumable.VERSIONS))}; this server speaks those.")
