@@ -94,3 +94,49 @@ def test_mismatching_offset_is_a_problem_with_the_right_offset(client):
     body = problem(refused, "mismatching-upload-offset")
     assert (body["expected-offset"], body["provided-offset"]) == (5, 3)
     assert append(client, 9, path, 5, b"abc").headers["Upload-Offset"] == "8"
+
+
+def b64(algorithm: str, data: bytes) -> str:
+    import base64
+
+    name = {"md5": "md5", "sha-256": "sha256"}[algorithm]
+    return f"{algorithm}=:{base64.b64encode(hashlib.new(name, data).digest()).decode()}:"
+
+
+@pytest.mark.parametrize("appends", [1, 3])
+def test_repr_digest_is_checked_at_completion(app, client, appends):
+    """md5 and sha-256, beside the receive (one request) or over the placed file (several);
+    a mismatch keeps nothing and says the upload is complete."""
+    data = os.urandom(200_001)
+    digest = f"{b64('md5', data)}, {b64('sha-256', data)}, unixsum=:AAA=:"
+    for body, status in ((data, 201), (data[:-1] + b"x", 422)):
+        path = path_of(create(client, 9, Repr_Digest=digest))
+        size = -(-len(body) // appends)
+        for n, start in enumerate(range(0, len(body), size)):
+            last = n == appends - 1
+            answer = append(client, 9, path, start, body[start:start + size], complete=last,
+                            Want_Repr_Digest="sha-256=10")
+        assert answer.status_code == status, answer.get_data(as_text=True)
+        assert answer.headers["Upload-Complete"] == "?1"
+        if status == 201:
+            assert answer.headers["Repr-Digest"] == f"{b64('md5', data)}, {b64('sha-256', data)}"
+            assert finished_bytes(app, stored_name(answer)) == data
+        else:
+            assert answer.get_json()["error"] == "repr_digest_mismatch"
+            assert offset_of(client, 9, path).status_code == 404
+    assert leftovers(app) == ([], [])
+    with app.app_context():
+        kinds = db.session.execute(select(UploadEvent.kind)).scalars().all()
+    assert kinds.count(UploadEvent.VERIFICATION_FAILED) == 1
+    assert kinds.count(UploadEvent.COMPLETED) == 1
+
+
+def test_content_digest_mismatch_stores_none_of_the_body(app, client):
+    path = path_of(create(client, 8, b"first", Content_Digest=b64("sha-256", b"first")))
+    wrong = append(client, 8, path, 5, b"second", Content_Digest=b64("md5", b"other"))
+    assert wrong.status_code == 400 and wrong.headers["Upload-Offset"] == "5"
+    assert wrong.get_json()["error"] == "content_digest_mismatch"
+    assert offset_of(client, 8, path).headers["Upload-Offset"] == "5"
+    right = append(client, 8, path, 5, b"second", complete=True,
+                   Content_Digest=b64("md5", b"second"), Want_Repr_Digest="md5=3")
+    assert right.headers["Repr-Digest"] == b64("md5", b"firstsecond")

@@ -1,4 +1,4 @@
-"""generation of resumable uploads: a newer request ends an older one
+"""generation of resumable uploads (a newer request ends an older one), their digests
 
 Revision ID: d4e8b1c7a920
 Revises: b7e2c94d1a30
@@ -23,8 +23,11 @@ def upgrade():
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.add_column(sa.Column('generation', sa.BigInteger(), server_default='0',
                                       nullable=False))
+        # The representation digests (RFC 9530) a creation gave, checked at completion.
+        batch_op.add_column(sa.Column('repr_digest', sa.Text(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('uploads', schema=None) as batch_op:
+        batch_op.drop_column('repr_digest')
         batch_op.drop_column('generation')

@@ -96,6 +96,9 @@ class Upload(db.Model):
     # append, cancellation); a request still reading a body under an older value stops,
     # as the draft recommends, so that the newer one need not wait for it.
     generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # ietf only: the representation's digests (RFC 9530 Repr-Digest) as JSON, algorithm:
+    # hex; the creation's are checked at completion, and a SHA-256 computed then is kept.
+    repr_digest: Mapped[str | None] = mapped_column(Text)
 
     chunks: Mapped[list["Chunk"]] = relationship(
         back_populates="upload", cascade="all, delete-orphan", passive_deletes=True

@@ -21,9 +21,12 @@ from .resumable_fields import (
     VERSIONS,
     announce,
     boolean,
+    digests,
     flag,
     interop_version,
     limits,
+    repr_digest,
+    wants_sha256,
 )
 
 __all__ = ["VERSIONS", "VERSION_HEADER", "dispatch", "interop_version"]
@@ -78,8 +81,8 @@ def create():
         announce(environ, {VERSION_HEADER: str(g.interop), "Location": location(upload),
                            "Upload-Limit": limits(upload)})
 
-    outcome = appends.start(length, name, metadata, complete, request.stream,
-                            request.content_length, interim, _cut(environ))
+    outcome = appends.start(length, name, metadata, _body(complete),
+                            digests("Repr-Digest"), interim, _cut(environ))
     headers = {"Location": location(outcome.value), **_state(outcome.value)}
     return after_response(make_response(("", 201, headers)), outcome.later)
 
@@ -111,8 +114,8 @@ def patch(key: str):
     # answer again (its first one may have been lost).
     replay = g.interop >= 9 and complete and not request.content_length
     try:
-        outcome = appends.append(key, at, request.stream, request.content_length, complete,
-                                 length, _cut(request.environ), replay)
+        outcome = appends.append(key, at, _body(complete), length, _cut(request.environ),
+                                 replay)
     except UploadCompleted as exc:
         _completed_again(exc)
         raise
@@ -138,14 +141,22 @@ def _completed_again(exc: UploadCompleted) -> None:
         exc.status = 410
 
 
+def _body(complete: bool) -> appends.Body:
+    return appends.Body(request.stream, request.content_length, complete,
+                        digests("Content-Digest"), wants_sha256())
+
+
 def _state(upload: Upload) -> dict:
-    """What every data answer says of the upload."""
+    """What every data answer says of the upload (and its digests once complete, to a
+    request with Want-Repr-Digest)."""
     headers = {"Upload-Offset": str(upload.upload_offset),
                "Upload-Complete": flag(upload.is_completed), "Upload-Limit": limits(upload)}
     if upload.upload_length is not None:
         headers["Upload-Length"] = str(upload.upload_length)
     if upload.is_completed:
         headers["Content-Location"] = upload.path
+        if "Want-Repr-Digest" in request.headers:
+            headers["Repr-Digest"] = repr_digest(upload)
     return headers
 
 

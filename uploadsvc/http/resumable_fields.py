@@ -1,5 +1,7 @@
 """The IETF draft's header fields (Structured Fields, RFC 8941), its interop versions, its
 104 interim response and its problem+json errors."""
+import base64
+import binascii
 import json
 import re
 import socket
@@ -24,6 +26,8 @@ PROBLEMS = {
                                    "inconsistent length values for upload", 7),
 }
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
+# Digest algorithms of RFC 9530 offered here, and their sizes in bytes.
+DIGEST_SIZES = {"md5": 16, "sha-256": 32}
 
 
 def interop_version() -> int | None:
@@ -45,6 +49,50 @@ def boolean(name: str) -> bool | None:
     if value not in ("?0", "?1"):
         raise InvalidInput(f"{name} must be ?0 or ?1.")
     return value == "?1"
+
+
+def digests(name: str) -> dict[str, bytes]:
+    """Repr-Digest or Content-Digest (RFC 9530): a Dictionary of algorithm = :base64:, the
+    algorithms offered here kept (md5, sha-256; others are ignored, as the RFC allows)."""
+    found: dict[str, bytes] = {}
+    for member in _members(name):
+        key, _, value = member.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not (value.startswith(":") and value.endswith(":") and len(value) >= 2):
+            raise InvalidInput(f"{name} must be algorithm=:base64:, ...")
+        try:
+            digest = base64.b64decode(value[1:-1], validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"{name}: {key} is not base64.") from None
+        if key in DIGEST_SIZES:
+            if len(digest) != DIGEST_SIZES[key]:
+                raise InvalidInput(f"{name}: {key} has the wrong length.")
+            found[key] = digest
+    return found
+
+
+def wants_sha256() -> bool:
+    """Whether Want-Repr-Digest asks for sha-256 (a preference above 0)."""
+    for member in _members("Want-Repr-Digest"):
+        key, _, weight = member.partition("=")
+        if key.strip().lower() == "sha-256" and weight.strip() not in ("0", ""):
+            return True
+    return False
+
+
+def repr_digest(upload: Upload) -> str | None:
+    """Repr-Digest of a completed upload: its MD5, and its SHA-256 if it was computed."""
+    if not upload.is_completed or not upload.md5:
+        return None
+    known = {"md5": bytes.fromhex(upload.md5)}
+    if upload.repr_digest and "sha-256" in json.loads(upload.repr_digest):
+        known["sha-256"] = bytes.fromhex(json.loads(upload.repr_digest)["sha-256"])
+    return ", ".join(f"{k}=:{base64.b64encode(v).decode()}:" for k, v in known.items())
+
+
+def _members(name: str) -> list[str]:
+    value = request.headers.get(name, "")
+    return [member for member in (part.strip() for part in value.split(",")) if member]
 
 
 def flag(value: bool) -> str:

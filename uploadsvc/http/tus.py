@@ -36,13 +36,14 @@ OVERRIDABLE = ("PATCH", "DELETE", "HEAD")
 REQUEST_HEADERS = ["Tus-Resumable", "Upload-Length", "Upload-Defer-Length", "Upload-Offset",
                    "Upload-Metadata", "Upload-Concat", "Upload-Checksum", "Content-Type",
                    "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range",
-                   "Upload-Draft-Interop-Version", "Upload-Complete", "Content-Disposition"]
+                   "Upload-Draft-Interop-Version", "Upload-Complete", "Content-Disposition",
+                   "Repr-Digest", "Content-Digest", "Want-Repr-Digest"]
 RESPONSE_HEADERS = ["Location", "Upload-Offset", "Upload-Length", "Upload-Defer-Length",
                     "Upload-Metadata", "Upload-Expires", "Upload-Concat", "Upload-MD5",
                     "Upload-Path", "Tus-Resumable", "Tus-Version", "Tus-Extension",
                     "Tus-Max-Size", "Tus-Checksum-Algorithm", "Content-Disposition",
                     "Content-Range", "ETag", "Upload-Draft-Interop-Version",
-                    "Upload-Complete", "Upload-Limit", "Content-Location"]
+                    "Upload-Complete", "Upload-Limit", "Content-Location", "Repr-Digest"]
 
 UNSERVED_DRAFT = (f"Send Tus-Resumable: 1.0.0, or {resumable.VERSION_HEADER}: one of "
                   f"{', '.join(map(str, resumable.VERSIONS))}; this server speaks those.")

@@ -12,7 +12,10 @@ TUS_ERRORS = {
     403: "A final (concatenated) upload cannot be written; or a new upload refused by the "
          "pre-create hook (`upload_refused`, `pre_create_unavailable`).",
     405: "The X-HTTP-Method-Override names no method this resource allows.",
-    410: "The upload has expired.",
+    410: "The upload has expired; or, IETF draft interop 8, an empty append to a completed "
+         "upload (`completed_upload`).",
+    422: "IETF draft: the completed upload does not match the creation's Repr-Digest "
+         "(`repr_digest_mismatch`, Upload-Complete: ?1); nothing was kept.",
     412: "Tus-Resumable is missing or names another version.",
     423: "Another request holds the upload; retry.",
     460: "Upload-Checksum does not match the body.",
@@ -102,7 +105,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
                  "security": [], "responses": {"204": {"description": "Capabilities."}}}
     write = with_draft(answers(
         {"204": {"description": "Stored; Upload-Offset is the new offset."}},
-        400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507),
+        400, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
         **{"201": "IETF draft: stored (interop 6), or the upload completed (Upload-Complete: "
                   "?1, Content-Location its file)."})
     spec.path(prefix + "/", operations={
@@ -116,7 +119,7 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
                            header("Upload-Concat", {"type": "string"})],
             "responses": with_draft(answers(
                 {"201": {"description": "Created; Location names it."}},
-                400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507))}})
+                400, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507))}})
     spec.path(prefix + "/{key}", operations={
         "options": {**discovery, "operationId": "tusDiscoveryOfUpload", "parameters": [KEY]},
         **download(config),

@@ -6,7 +6,8 @@ keeps what arrived, and the upload stays incomplete. A body that would pass the 
 length, or ends where the recorded length says it cannot, stores none of its bytes.
 """
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from flask import current_app
@@ -25,36 +26,53 @@ from ..followups import FollowUp, Outcome
 from ..stores import store
 from ..tus.uploads import check_size, create, finish, locked, trust_offset
 from ..tus.writes import receive, record
+from . import digests
 from .takeover import take_over, watching
 
 
-def start(length: int | None, file_name: str, metadata: str | None, complete: bool,
-          src: BinaryIO, content_length: int | None,
-          announce: Callable[[Upload], None], cut: Callable[[], None]) -> Outcome[Upload]:
+@dataclass(frozen=True)
+class Body:
+    """A request's body as the draft sends it: its stream, its Content-Length if any,
+    whether it ends the upload, its Content-Digest (algorithm: digest) and whether the
+    client wants the representation's SHA-256 (Want-Repr-Digest)."""
+
+    src: BinaryIO
+    length: int | None
+    complete: bool
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+    want_sha256: bool = False
+
+
+def start(length: int | None, file_name: str, metadata: str | None, body: Body,
+          repr_digest: Mapping[str, bytes] | None, announce: Callable[[Upload], None],
+          cut: Callable[[], None]) -> Outcome[Upload]:
     """Upload creation: a new upload (announced before its body is read), then the body
-    appended as by append()."""
-    if complete and content_length is not None:
-        if length is not None and length != content_length:
+    appended as by append(); `repr_digest` is checked when the upload completes."""
+    if body.complete and body.length is not None:
+        if length is not None and length != body.length:
             raise InconsistentLength("Upload-Length and Content-Length disagree.")
-        length = content_length
+        length = body.length
     check_size(length or 0)
     upload = create(length, file_name, metadata, protocol=IETF)
+    if repr_digest:
+        upload.repr_digest = digests.encode(repr_digest)
+        db.session.commit()
     announce(upload)
-    return _append(upload, 0, src, content_length, complete, None, cut)
+    return _append(upload, 0, body, None, cut)
 
 
-def append(key: str, offset: int, src: BinaryIO, content_length: int | None,
-           complete: bool, length: int | None, cut: Callable[[], None],
+def append(key: str, offset: int, body: Body, length: int | None, cut: Callable[[], None],
            replay: bool = False) -> Outcome[Upload]:
-    """Upload append: the body at offset, which must be the upload's; with `complete`, its
-    end is the upload's end, and the upload is finished once all of it arrived. A completed
-    upload refuses it (UploadCompleted), or with `replay` answers it as completed."""
-    return _append(take_over(key), offset, src, content_length, complete, length, cut,
-                   replay)
+    """Upload append: the body at offset, which must be the upload's; if it is `complete`,
+    its end is the upload's end, and the upload is finished once all of it arrived. A
+    completed upload refuses it (UploadCompleted), or with `replay` answers it as
+    completed. A body that fails its Content-Digest stores nothing."""
+    return _append(take_over(key), offset, body, length, cut, replay)
 
 
-def _append(upload: Upload, offset: int, src: BinaryIO, content_length: int | None,
-            complete: bool, length: int | None, cut, replay: bool = False) -> Outcome[Upload]:
+def _append(upload: Upload, offset: int, body: Body, length: int | None, cut,
+            replay: bool = False) -> Outcome[Upload]:
+    content_length, complete = body.length, body.complete
     generation = upload.generation
     with locked(upload) as upload:
         if upload.generation != generation:  # taken over while this one waited
@@ -64,12 +82,21 @@ def _append(upload: Upload, offset: int, src: BinaryIO, content_length: int | No
             return Outcome(upload)
         limit = _check(upload, offset, content_length, complete, length)
         started = time.monotonic()
+        content = digests.hashers(body.digests)
+        # The whole representation in this one body: its SHA-256 as it passes, if wanted.
+        whole = digests.hashers({"sha-256": b""} if complete and offset == 0 and (
+            body.want_sha256 or "sha-256" in digests.expected(upload)) else None)
         with watching(upload, cut) as watch:
-            received = receive(upload, offset, src, limit, complete, [])
+            received = receive(upload, offset, body.src, limit, complete,
+                               [*content.values(), *whole.values()])
         written = received.written
         if written.overflow:
             store().truncate(upload.key, offset)
             _refuse_past(upload)
+        if content and (written.interrupted or watch.ended
+                        or not digests.check_content(body.digests, content)):
+            store().truncate(upload.key, offset)
+            raise digests.ContentDigestMismatch(uploadOffset=offset)
         finishing = complete and not written.interrupted and not watch.ended and (
             content_length is None or written.size == content_length)
         if finishing:
@@ -80,7 +107,9 @@ def _append(upload: Upload, offset: int, src: BinaryIO, content_length: int | No
         if watch.ended:
             raise_superseded(upload)
         if finishing:
-            finish(upload, time.monotonic() - started, received.md5)
+            sha256 = whole["sha-256"].hexdigest() if whole else None
+            finish(upload, time.monotonic() - started, received.md5,
+                   digests.checker(sha256, body.want_sha256))
             return Outcome(upload, (FollowUp(store().delete, (upload.key,)),))
         if received.state is not None:
             return Outcome(upload)

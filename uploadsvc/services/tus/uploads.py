@@ -12,7 +12,7 @@ are hashed as PATCHes land (hashing); a finished upload is published exactly lik
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from flask import current_app
@@ -144,15 +144,17 @@ def locked(upload: Upload) -> Iterator[Upload]:
         yield reload_live(upload)
 
 
-def finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
+def finish(upload: Upload, seconds: float, md5: str | None = None,
+           check: Callable[[Upload], None] | None = None) -> Upload:
     """Hash the finished bytes (unless their md5 is known; from where the prefix hash
-    stands, if it does) and publish them; the caller holds the lock, and deletes the
-    upload's bytes once it can."""
+    stands, if it does) and publish them, once `check` passes the placed file (see
+    place_and_finish); the caller holds the lock, and deletes the upload's bytes once it
+    can."""
     saved = None if md5 else hashing.saved_prefix(upload, lock_wait())
     sealed = store().seal(upload.key, upload.upload_length, md5, saved)
     upload.md5 = sealed.md5
     upload.expires_at = None
-    return place_and_finish(upload, sealed, seconds)
+    return place_and_finish(upload, sealed, seconds, check)
 
 
 def is_expired(upload: Upload) -> bool:
