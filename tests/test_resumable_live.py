@@ -196,3 +196,11 @@ def test_tus_js_client_ietf_draft_05_uploads_aborts_and_resumes(server, tmp_path
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0 < answer["resumedFrom"] < len(data)
     assert stored(server, answer["url"]) == data
+
+
+def test_an_empty_creation_gets_its_final_answer_alone(server):
+    """No 104 before an answer that follows at once: Python's http.client (requests) would
+    take it for the final one."""
+    created = requests.post(server.url + "/files/", headers=draft(9, Upload_Complete="?0"),
+                            timeout=10)
+    assert created.status_code == 201 and created.headers["Location"]

@@ -78,6 +78,8 @@ def create():
     environ = request.environ
 
     def interim(upload: Upload) -> None:
+        if request.content_length == 0:  # the final answer follows at once: no 104 needed
+            return                       # (and clients such as Python's need none)
         announce(environ, {VERSION_HEADER: str(g.interop), "Location": location(upload),
                            "Upload-Limit": limits(upload)})
 
