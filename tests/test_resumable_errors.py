@@ -1,5 +1,6 @@
 """The IETF draft's errors and the answers that differ between interop versions, through
 Flask's test client on both databases."""
+import json
 import os
 
 import pytest
@@ -150,3 +151,16 @@ def test_cors_lets_browsers_send_and_read_the_draft_headers(client):
                   .split(","))
     assert {"location", "upload-offset", "upload-complete", "upload-limit",
             "upload-draft-interop-version"} <= exposed
+
+
+def test_flask_stats_counts_uploads_by_protocol(client, runner):
+    completed(client, 9)
+    create(client, 6)
+    client.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "3"})
+    figures = json.loads(runner.invoke(args=["stats", "--json"]).output)
+    assert figures["uploadsByProtocol"] == {
+        "api": {"uploading": 0, "completed": 0}, "tus": {"uploading": 1, "completed": 0},
+        "ietf": {"uploading": 1, "completed": 1}}
+    text = runner.invoke(args=["stats"]).output
+    assert [line.split() for line in text.splitlines() if line.startswith("  ietf")] == [
+        ["ietf", "1", "1"]]
