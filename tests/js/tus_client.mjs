@@ -1,13 +1,15 @@
 // Uploads a file to a tus endpoint with tus-js-client, the way Uppy and browsers do.
 //   node tus_client.mjs ENDPOINT FILE NAME parallel  -> parallelUploads (concatenation)
 //   node tus_client.mjs ENDPOINT FILE NAME resume    -> abort mid-upload, then resume
+//   node tus_client.mjs ENDPOINT FILE NAME resume ietf-draft-05  -> the same in the IETF
+//                                                                   draft (interop 6)
 // Prints one JSON line: the upload URL and, for resume, the offset the server resumed from.
 import { readFileSync } from 'node:fs'
 import { Upload } from 'tus-js-client'
 
-const [endpoint, path, filename, mode] = process.argv.slice(2)
+const [endpoint, path, filename, mode, protocol = 'tus-v1'] = process.argv.slice(2)
 const data = readFileSync(path)
-const common = { metadata: { filename }, retryDelays: [100, 300, 1000] }
+const common = { metadata: { filename }, retryDelays: [100, 300, 1000], protocol }
 
 function run (options) {
   return new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import requests
 from ..cluster import Cluster
 from ..helpers import TestFile
 from ..live import sql
+from ..resumable_helpers import PARTIAL, draft
 from ..seaweedfs import BUCKET
 from ..tus_helpers import TUS, metadata
 
@@ -24,8 +25,10 @@ LEASE_SECONDS = 2
 # The most parts of one multipart upload, S3's 10,000 lowered so that joins in rounds take
 # a few chunks of 5 MiB, not 10,001 of them.
 MAX_PARTS = 3
+# Behind nginx, as deploy/uploadsvc.service: no 104 (docs/resumable.md).
 ENV = {"UPLOADSVC_LEASE_SECONDS": str(LEASE_SECONDS), "UPLOADSVC_S3_TIMEOUT": "2",
-       "UPLOADSVC_LOCK_WAIT_SECONDS": "10", "UPLOADSVC_S3_MAX_PARTS": str(MAX_PARTS)}
+       "UPLOADSVC_LOCK_WAIT_SECONDS": "10", "UPLOADSVC_S3_MAX_PARTS": str(MAX_PARTS),
+       "UPLOADSVC_RESUMABLE_INTERIM": "false"}
 # How long a client carries on retrying what a host answered "try again" (409, 423, 502,
 # 503) or a dead host did not answer, before the test fails.
 RETRY_FOR = 30
@@ -192,6 +195,22 @@ def tus_finished(cluster: Cluster, path: str, data: bytes) -> None:
         assert answer.headers["Upload-MD5"] == hashlib.md5(data).hexdigest()
     assert_served_everywhere(cluster, answer.headers["Upload-Path"], data)
 
+
+
+# -- the IETF draft --
+
+
+def draft_append(base: str, path: str, offset: int, body: bytes,
+                 complete: bool = False) -> requests.Response:
+    return requests.patch(base + path, data=body, timeout=60, headers=draft(
+        9, Upload_Offset=str(offset), Upload_Complete="?1" if complete else "?0",
+        Content_Type=PARTIAL))
+
+
+def draft_offset(base: str, path: str) -> int:
+    answer = requests.head(base + path, headers=draft(9), timeout=30)
+    assert answer.status_code == 204, answer.headers
+    return int(answer.headers["Upload-Offset"])
 
 
 def quietly(call):

@@ -1,8 +1,10 @@
 """Uploads spread over the hosts, in random order, in many pieces, at once on several hosts,
-and tus PATCHes alternating between them; every test checks the bytes that end up
-published."""
+and tus and IETF draft PATCHes alternating between them; every test checks the bytes that
+end up published."""
 import os
 import random
+import socket
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -13,6 +15,7 @@ from tusclient import client as tus_client
 from ..helpers import TestFile
 from ..live import at_once, sql
 from .helpers import (
+    LEASE_SECONDS,
     MAX_PARTS,
     KiB,
     MiB,
@@ -20,6 +23,8 @@ from .helpers import (
     check_chunks,
     complete,
     completed_events,
+    draft_append,
+    draft_offset,
     fields,
     new_file,
     retrying,
@@ -244,3 +249,50 @@ def test_two_patches_at_one_offset_on_two_hosts(cluster):
         assert tus_offset(host.url, path) == half
     assert tus_patch(cluster.hosts[2].url, path, half, data[half:]).status_code == 204
     tus_finished(cluster, path, data)
+
+
+def test_draft_appends_alternate_between_hosts_behind_nginx(cluster):
+    """Created through nginx (one answer: nginx would take a 104 for the final one), then
+    appended on each host in turn."""
+    data = os.urandom(6 * MiB + 5)
+    a, b, c = (host.url for host in cluster.hosts)
+    with socket.create_connection(("127.0.0.1", urlsplit(cluster.url).port), 10) as sock:
+        sock.sendall(b"POST /files/ HTTP/1.1\r\nHost: uploads\r\nContent-Length: 0\r\n"
+                     b"Upload-Draft-Interop-Version: 9\r\nUpload-Complete: ?0\r\n"
+                     b"Content-Disposition: attachment; filename=alternate-draft.bin\r\n\r\n")
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 201 "), answer
+    location = next(line for line in answer.split("\r\n") if line.startswith("Location:"))
+    path = urlsplit(location.partition(":")[2].strip()).path
+    offset = 0
+    for n, size in enumerate((5 * MiB + 1, 17, 256 * KiB)):
+        assert draft_append((a, b)[n % 2], path, offset, data[offset:offset + size]
+                            ).status_code == 204
+        offset += size
+        assert draft_offset(c, path) == offset
+    done = draft_append(c, path, offset, data[offset:], complete=True)
+    assert done.status_code == 201 and done.headers["Upload-Complete"] == "?1"
+    assert_served_everywhere(cluster, done.headers["Content-Location"], data)
+
+
+def test_a_stalled_draft_append_on_one_host_is_ended_by_another(cluster):
+    """The HEAD on host b ends host a's stalled request within a moment: not the lock wait
+    (10 s), not the body timeout (30 s), and the lease is renewed all the while."""
+    data = os.urandom(2 * MiB)
+    a, b = (urlsplit(host.url) for host in cluster.hosts[:2])
+    created = requests.post(b.geturl() + "/files/", timeout=10, headers={
+        "Upload-Draft-Interop-Version": "9", "Upload-Complete": "?0"})
+    path = urlsplit(created.headers["Location"]).path
+    with socket.create_connection((a.hostname, a.port), 10) as stalled:
+        stalled.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: {a.netloc}\r\nContent-Length: {len(data)}\r\n"
+            "Upload-Draft-Interop-Version: 9\r\nUpload-Offset: 0\r\nUpload-Complete: ?1\r\n"
+            "Content-Type: application/partial-upload\r\n\r\n".encode() + data[:MiB])
+        time.sleep(2 * LEASE_SECONDS)  # renewed meanwhile: the lease alone would not end it
+        started = time.monotonic()
+        offset = draft_offset(b.geturl(), path)
+        assert time.monotonic() - started < 5
+        assert offset <= MiB
+        done = draft_append(b.geturl(), path, offset, data[offset:], complete=True)
+        assert done.status_code == 201, done.text
+    assert_served_everywhere(cluster, done.headers["Content-Location"], data)

@@ -92,6 +92,10 @@ def stats_command(as_json):
         click.echo(f"{label:24}{total!s:>14}{recent!s:>14}")
     click.echo(f"{'Success rate':24}{'-' if rate is None else f'{rate:.1%}':>14}")
     click.echo(f"{'Mean throughput':24}{'-' if speed is None else _size(speed) + '/s':>14}")
+    click.echo(f"{'By protocol':24}{'in progress':>14}{'completed':>14}")
+    for protocol, counts in figures["uploadsByProtocol"].items():
+        click.echo(f"{'  ' + protocol:24}{counts['uploading']:>14}{counts['completed']:>14}")
+
 
 
 @click.group("keys", cls=GuardedGroup)

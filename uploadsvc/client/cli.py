@@ -81,6 +81,9 @@ class Progress:
         tqdm.write(line, file=sys.stderr if err else sys.stdout)
 
 
+PROTOCOLS = ("api", "tus", "ietf")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--url", envvar="UPLOADSVC_URL", default="http://localhost:3000",
@@ -95,12 +98,15 @@ class Progress:
               help="Backoff factor in seconds: waits grow as backoff * 2^attempt, up to 30 s.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=120,
               show_default=True, help="Seconds to wait for the server to answer a request.")
-@click.option("--tus", "use_tus", is_flag=True,
-              help="Upload through the tus endpoint (/files/) instead of the chunk API.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="api", show_default=True,
+              help="The chunk API; tus 1.0 on /files/; or the IETF resumable upload draft "
+                   "(interop 9) on /files/.")
+@click.option("--tus", "use_tus", is_flag=True, help="The same as --protocol tus.")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress bars (default: when stderr is a terminal).")
 @click.version_option(__version__, prog_name="uploadsvc-upload")
-def main(files, url, parallel, chunk_size, retries, backoff, timeout, use_tus, progress):
+def main(files, url, parallel, chunk_size, retries, backoff, timeout, protocol, use_tus,
+         progress):
     """Upload FILES to uploadsvc, resuming uploads the server already has chunks of.
 
     Prints each file's path on the server and its MD5. Run the same command again after an
@@ -120,7 +126,7 @@ def main(files, url, parallel, chunk_size, retries, backoff, timeout, use_tus, p
     api = Api(url, session, timeout)
     bars = Progress(sum(source.size for source in sources), progress)
     try:
-        failed += _upload_all(api, sources, options, use_tus, bars)
+        failed += _upload_all(api, sources, options, "tus" if use_tus else protocol, bars)
     except KeyboardInterrupt:
         bars.done()
         bars.overall.close()
@@ -134,17 +140,21 @@ def main(files, url, parallel, chunk_size, retries, backoff, timeout, use_tus, p
     sys.exit(EXIT_FAILED if failed else 0)
 
 
-def _upload_all(api: Api, sources: list[Source], options: chunked.Options, use_tus: bool,
+def _upload_all(api: Api, sources: list[Source], options: chunked.Options, protocol: str,
                 bars: Progress) -> int:
     failed = 0
     for index, source in enumerate(sources):
         try:
             md5 = bars.hashing(source)
-            if use_tus:
+            if protocol == "tus":
                 from . import tus  # tuspy pulls in aiohttp: load it only when asked
 
                 result = tus.upload(api.base_url + "/files/", source, md5, options,
                                     *bars.sending(source))
+            elif protocol == "ietf":
+                from . import resumable
+
+                result = resumable.upload(api, source, md5, options, *bars.sending(source))
             else:
                 result = chunked.upload(api, source, md5, options, *bars.sending(source))
         except ServerUnreachable as exc:

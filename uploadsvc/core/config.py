@@ -85,6 +85,10 @@ class DefaultConfig:
     # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are trusted
     # (0: none). Set it to 1 behind one nginx so that Location names the public address.
     TRUSTED_PROXIES = 0
+    # IETF resumable upload draft (docs/resumable.md): send the 104 Upload Resumption
+    # Supported interim answer on creations. Off behind nginx, which takes a 104 from its
+    # upstream for the final answer.
+    RESUMABLE_INTERIM = True
 
     # -- hostile input, limits and access control (docs/security.md) --
     # Bearer API keys (`flask keys create NAME`); off so that existing front ends keep working.

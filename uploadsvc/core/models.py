@@ -20,9 +20,13 @@ from .extensions import db
 
 UPLOADING = "uploading"
 COMPLETED = "completed"
-# Upload.protocol: chunks through /api, or one data file through the tus endpoint.
+# Upload.protocol: chunks through /api, or one data file through the tus endpoint, in tus 1.0
+# or in the IETF resumable upload draft (chosen by the request's headers).
 API = "api"
 TUS = "tus"
+IETF = "ietf"
+# The protocols whose bytes are one stream appended at the recorded offset.
+STREAMED = (TUS, IETF)
 
 # MySQL's DATETIME drops fractions unless asked; the API reports milliseconds.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
@@ -88,6 +92,13 @@ class Upload(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     concat: Mapped[str | None] = mapped_column(String(8))
     concat_parts: Mapped[str | None] = mapped_column(Text)
+    # ietf only: raised by every request that takes the upload over (offset retrieval,
+    # append, cancellation); a request still reading a body under an older value stops,
+    # as the draft recommends, so that the newer one need not wait for it.
+    generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # ietf only: the representation's digests (RFC 9530 Repr-Digest) as JSON, algorithm:
+    # hex; the creation's are checked at completion, and a SHA-256 computed then is kept.
+    repr_digest: Mapped[str | None] = mapped_column(Text)
 
     chunks: Mapped[list["Chunk"]] = relationship(
         back_populates="upload", cascade="all, delete-orphan", passive_deletes=True

@@ -39,7 +39,7 @@ def _derive(app: Flask) -> None:
     config["UPLOAD_EXPIRY"] = parse_duration(config["UPLOAD_EXPIRY"])
     config["S3_ORPHAN_AGE"] = parse_duration(config["S3_ORPHAN_AGE"])
     # On/off switches as written in the environment ("off" is a string, and truthy).
-    for key in ("S3_EQUAL_PARTS", "DOWNLOADS", "UPLOAD_PAGE"):
+    for key in ("S3_EQUAL_PARTS", "DOWNLOADS", "UPLOAD_PAGE", "RESUMABLE_INTERIM"):
         config[key] = parse_bool(config[key])
     config["CORS_ORIGINS"] = parse_origins(config["CORS_ORIGINS"])
     # A chunk can never be larger than the file; leave room for the multipart envelope.

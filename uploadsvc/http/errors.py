@@ -3,7 +3,7 @@ and the store's, which are turned into answers here and nowhere else."""
 import errno
 import logging
 
-from flask import Flask, json, request
+from flask import Flask, g, has_request_context, json, request
 from sqlalchemy import exc as sql
 from werkzeug.exceptions import HTTPException
 
@@ -15,6 +15,7 @@ from ..services.errors import (
     InsufficientStorage,
     MergeInProgress,
     StorageUnavailable,
+    UploadBusy,
     UploadChanged,
     UploadError,
     UploadLocked,
@@ -28,6 +29,7 @@ from ..storage import (
     UploadGone,
 )
 from ..storage import StorageUnavailable as StoreUnreachable
+from .resumable_fields import error_answer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {
     StoreUnreachable: StorageUnavailable,
 }
 TUS_STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {LockBusy: UploadLocked}
+# A request of the IETF draft waits for an earlier one to end; one that did not is on a
+# host that stopped answering: 503, which draft clients retry (they give up on a 4xx).
+DRAFT_STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {LockBusy: UploadBusy}
 # The database's failures that pass (unreachable, gone away, a lock or a pooled connection
 # not had in time), as against a statement that is wrong: 503, not 500.
 DATABASE_UNAVAILABLE = (sql.OperationalError, sql.InterfaceError, sql.DisconnectionError,
@@ -49,13 +54,16 @@ DATABASE_UNAVAILABLE = (sql.OperationalError, sql.InterfaceError, sql.Disconnect
 
 
 def error_response(status: int, code: str, message: str, headers=None, **extra):
+    if has_request_context() and g.get("interop"):  # the IETF draft's own shape
+        return error_answer(status, code, message, dict(headers or {}), extra)
     body = {"success": False, "error": code, "message": message, **extra}
     return json.dumps(body), status, {"Content-Type": "application/json", **dict(headers or {})}
 
 
 def answer_for(exc: StorageError, blueprint: str | None) -> UploadError | None:
     """The answer to a storage error raised while serving this blueprint, if it has one."""
-    table = {**STORAGE_ERRORS, **(TUS_STORAGE_ERRORS if blueprint == "tus" else {})}
+    table = {**STORAGE_ERRORS, **(TUS_STORAGE_ERRORS if blueprint == "tus" else {}),
+             **(DRAFT_STORAGE_ERRORS if has_request_context() and g.get("interop") else {})}
     for kind in type(exc).__mro__:
         if kind in table:
             return table[kind]()

@@ -10,7 +10,7 @@ following a link sends none).
 import re
 from datetime import UTC
 
-from flask import Blueprint, Flask, current_app, make_response, request, url_for
+from flask import Blueprint, Flask, current_app, g, make_response, request
 from flask.views import MethodView
 from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 from werkzeug.http import http_date
@@ -21,9 +21,10 @@ from ..services import downloads
 from ..services.errors import InvalidInput, TusVersionUnsupported
 from ..services.tus import uploads as tus_uploads
 from ..services.tus import writes as tus_writes
-from . import tus_headers
+from . import resumable, tus_headers
 from .downloads import send
 from .followups import after_response
+from .locations import location
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
@@ -31,41 +32,60 @@ EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "term
 OFFSET_STREAM = "application/offset+octet-stream"
 # Methods a client behind a restrictive proxy may tunnel through POST.
 OVERRIDABLE = ("PATCH", "DELETE", "HEAD")
+# With the IETF draft's (docs/resumable.md), which browsers' clients send and read too.
 REQUEST_HEADERS = ["Tus-Resumable", "Upload-Length", "Upload-Defer-Length", "Upload-Offset",
                    "Upload-Metadata", "Upload-Concat", "Upload-Checksum", "Content-Type",
-                   "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range"]
+                   "X-HTTP-Method-Override", "X-Requested-With", "Range", "If-Range",
+                   "Upload-Draft-Interop-Version", "Upload-Complete", "Content-Disposition",
+                   "Repr-Digest", "Content-Digest", "Want-Repr-Digest"]
 RESPONSE_HEADERS = ["Location", "Upload-Offset", "Upload-Length", "Upload-Defer-Length",
                     "Upload-Metadata", "Upload-Expires", "Upload-Concat", "Upload-MD5",
                     "Upload-Path", "Tus-Resumable", "Tus-Version", "Tus-Extension",
                     "Tus-Max-Size", "Tus-Checksum-Algorithm", "Content-Disposition",
-                    "Content-Range", "ETag"]
+                    "Content-Range", "ETag", "Upload-Draft-Interop-Version",
+                    "Upload-Complete", "Upload-Limit", "Content-Location", "Repr-Digest"]
+
+UNSERVED_DRAFT = (f"Send Tus-Resumable: 1.0.0, or {resumable.VERSION_HEADER}: one of "
+                  f"{', '.join(map(str, resumable.VERSIONS))}; this server speaks those.")
 
 bp = Blueprint("tus", __name__)
 
 
 @bp.before_request
 def require_tus_version():
-    """Refuse any request but OPTIONS and GET that does not speak tus 1.0.0 (412)."""
+    """Hand a request of the IETF draft (a served Upload-Draft-Interop-Version, and no
+    Tus-Resumable) to its views; refuse any other request but OPTIONS and GET that does not
+    speak tus 1.0.0 (412)."""
+    version = resumable.interop_version()
+    if version is not None:
+        return resumable.dispatch(version)
     if request.method in ("OPTIONS", "GET"):
         return
     if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        if resumable.VERSION_HEADER in request.headers:
+            raise TusVersionUnsupported(UNSERVED_DRAFT)
         raise TusVersionUnsupported()
 
 
 @bp.after_app_request
 def add_tus_headers(response):
-    """Every answer under the prefix, errors included, says which tus it speaks."""
+    """Every answer under the prefix, errors included, says which tus it speaks (or, to a
+    request of the draft, which interop version)."""
     prefix = current_app.config["TUS_PREFIX"]
-    if request.blueprint == "tus" or f"{request.path}/".startswith(prefix + "/"):
+    if g.get("interop"):
+        response.headers[resumable.VERSION_HEADER] = str(g.interop)
+    elif request.blueprint == "tus" or f"{request.path}/".startswith(prefix + "/"):
         response.headers["Tus-Resumable"] = TUS_VERSION
         response.headers["Tus-Version"] = TUS_VERSION
     return response
 
 
 def discovery():
-    """OPTIONS: versions, extensions, limits and checksum algorithms."""
+    """OPTIONS: versions, extensions, limits and checksum algorithms (and the limits as the
+    IETF draft names them, for its clients' discovery)."""
     return "", 204, {"Tus-Extension": ",".join(EXTENSIONS),
                      "Tus-Max-Size": str(current_app.config["MAX_FILE_SIZE"]),
+                     "Upload-Limit": f"max-size={current_app.config['MAX_FILE_SIZE']}",
                      "Tus-Checksum-Algorithm": ",".join(tus_headers.CHECKSUM_ALGORITHMS)}
 
 
@@ -88,13 +108,6 @@ def upload_headers(upload: Upload) -> dict:
         headers["Upload-MD5"] = upload.md5
         headers["Upload-Path"] = upload.path
     return headers
-
-
-def location(upload: Upload) -> str:
-    base = current_app.config["TUS_BASE_URL"]
-    if base:
-        return f"{base.rstrip('/')}/{upload.key}"
-    return url_for("tus.upload", key=upload.key, _external=True)
 
 
 class UploadCollection(MethodView):

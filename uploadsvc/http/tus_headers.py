@@ -43,6 +43,11 @@ def metadata(raw: str | None) -> dict[str, bytes]:
     return pairs
 
 
+def encode(value: str) -> str:
+    """A metadata value as Upload-Metadata carries it (base64 of its UTF-8)."""
+    return base64.b64encode(value.encode("utf-8")).decode("ascii")
+
+
 def file_name(meta: dict[str, bytes]) -> str:
     """The display name from metadata (Uppy and tus-js-client send `filename`), made a plain
     name: the last path segment, no control characters, at most 255 bytes."""

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..core.extensions import db
-from ..core.models import COMPLETED, Upload
+from ..core.models import COMPLETED, STREAMED, Upload
 from ..core.naming import safe_name
 from ..storage import Download, FileGone, FileServer, Presigner
 from . import access
@@ -55,7 +55,7 @@ def find_tus(key: str) -> Served:
     unknown, 410 if expired, 409 while its bytes are still arriving."""
     if not current_app.config["DOWNLOADS"]:
         raise FileNotFound()
-    upload = tus_uploads.find(key)  # ends its read transaction
+    upload = tus_uploads.find(key, STREAMED)  # ends its read transaction
     if not upload.is_completed:
         raise UploadUnfinished()
     return _served(upload)

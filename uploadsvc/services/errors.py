@@ -179,3 +179,26 @@ class DatabaseUnavailable(UploadError):
     code = "database_unavailable"
     message = "The database cannot be reached now; try again shortly."
     headers = {"Retry-After": "5"}
+
+
+class InconsistentLength(UploadError):
+    code = "inconsistent_upload_length"
+    message = "The upload's length values disagree (Upload-Length, the body, the recorded one)."
+
+
+class UploadCompleted(UploadError):
+    code = "completed_upload"
+    message = "This upload is already complete; it takes no more bytes."
+
+
+class UploadSuperseded(UploadError):
+    status = 409
+    code = "upload_superseded"
+    message = "A newer request on this upload ended this one; ask its offset with HEAD."
+
+
+class UploadBusy(UploadError):
+    status = 503
+    code = "upload_busy"
+    message = "An earlier request on this upload has not ended yet; retry in a moment."
+    headers = {"Retry-After": "2"}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from ..core.database import end_reads
 from ..core.extensions import db
-from ..core.models import COMPLETED, TUS, Upload
+from ..core.models import COMPLETED, STREAMED, Upload
 from ..storage import Sealed, StorageError, md5state
 from ..storage.md5state import Md5State
 from . import statements
@@ -56,7 +56,7 @@ def catch_up(upload: Job | Upload, wait: float = 0.0) -> None:
     for another hasher (a busy lock is left to its holder, who looks again after)."""
     if not md5state.AVAILABLE:
         return
-    if upload.protocol == TUS:
+    if upload.protocol in STREAMED:
         _catch_up_stream(upload)
     else:
         _catch_up_chunks(upload, wait)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 
 from ..core.extensions import db
-from ..core.models import TUS, UPLOADING, Upload, UploadEvent, utcnow
+from ..core.models import STREAMED, UPLOADING, Upload, UploadEvent, utcnow
 from ..storage import FileListing
 from . import leases
 from .stores import store
@@ -83,8 +83,8 @@ def _remove_debris(report: CleanupReport, debris_cutoff: float, dry_run: bool) -
 def _stale(cutoff, now):
     """The unfinished uploads idle past cutoff (tus uploads: past their expiry), in SQL."""
     return and_(Upload.status == UPLOADING, or_(
-        and_(Upload.protocol != TUS, Upload.updated_at < cutoff),
-        and_(Upload.protocol == TUS, Upload.expires_at <= now)))
+        and_(Upload.protocol.not_in(STREAMED), Upload.updated_at < cutoff),
+        and_(Upload.protocol.in_(STREAMED), Upload.expires_at <= now)))
 
 
 def _expire(upload: Upload, cutoff, now) -> bool:

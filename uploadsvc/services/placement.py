@@ -4,6 +4,7 @@ Shared by the /api merge, instant upload and tus. Bytes first (the file is publi
 a name reserved in the database), then the row that says the upload is completed.
 """
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -20,10 +21,15 @@ from .stores import store
 log = logging.getLogger(__name__)
 
 
-def place_and_finish(upload: Upload, sealed: Sealed, seconds: float) -> Upload:
+def place_and_finish(upload: Upload, sealed: Sealed, seconds: float,
+                     check: Callable[[Upload], None] | None = None) -> Upload:
     """Publish a verified file and record its upload as completed; its bytes stay for the
-    caller to delete (after the answer, where it can)."""
+    caller to delete (after the answer, where it can). `check` may look at the placed file
+    before the upload is recorded as completed (until then nothing serves it), and raise
+    after removing it."""
     _place_or_discard(upload, sealed)
+    if check is not None:
+        check(upload)
     return _finish(upload, sealed.size, seconds)
 
 

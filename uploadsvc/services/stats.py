@@ -4,8 +4,20 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ..core.extensions import db
-from ..core.models import COMPLETED, UPLOADING, EventDay, Upload, UploadEvent, utcnow
+from ..core.models import (
+    API,
+    COMPLETED,
+    IETF,
+    TUS,
+    UPLOADING,
+    EventDay,
+    Upload,
+    UploadEvent,
+    utcnow,
+)
 
+# The protocols uploads arrive by (chunks of /api, tus 1.0, the IETF draft), always listed.
+PROTOCOLS = (API, TUS, IETF)
 # The event kinds counted, besides chunks stored (whose bytes are the bytes received).
 KINDS = [UploadEvent.CREATED, UploadEvent.COMPLETED, UploadEvent.VERIFICATION_FAILED,
          UploadEvent.DELETED, UploadEvent.EXPIRED]
@@ -24,9 +36,14 @@ def throughput(total_bytes: int | None, total_ms: int | None) -> int | None:
 def collect_stats(now=None) -> dict:
     """Counts by status, bytes received, success rate, throughput, and the last 24 hours."""
     now = now or utcnow()
-    by_status = dict(db.session.execute(
-        select(Upload.status, func.count()).group_by(Upload.status)
-    ).all())
+    counted = db.session.execute(
+        select(Upload.protocol, Upload.status, func.count())
+        .group_by(Upload.protocol, Upload.status)).all()
+    by_status: dict[str, int] = {}
+    by_protocol = {protocol: {UPLOADING: 0, COMPLETED: 0} for protocol in PROTOCOLS}
+    for protocol, status, count in counted:
+        by_status[status] = by_status.get(status, 0) + count
+        by_protocol.setdefault(protocol, {UPLOADING: 0, COMPLETED: 0})[status] = count
     events = _event_totals(None)
     recent = _event_totals(now - timedelta(hours=24))
     timed = db.session.execute(
@@ -37,6 +54,7 @@ def collect_stats(now=None) -> dict:
     created = events["created"]
     return {
         "uploads": {UPLOADING: by_status.get(UPLOADING, 0), COMPLETED: by_status.get(COMPLETED, 0)},
+        "uploadsByProtocol": by_protocol,
         "bytesReceived": events["bytes_received"],
         "successRate": success_rate(events["completed"], created),
         "meanThroughputBytesPerSecond": throughput(*timed),

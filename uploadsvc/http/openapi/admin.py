@@ -33,7 +33,7 @@ class HistoryItem(Answer):
     fileName = fields.String(required=True)
     md5 = fields.String(required=True, metadata=MD5_OR_EMPTY)
     status = fields.String(required=True, metadata={"enum": [UPLOADING, COMPLETED]})
-    protocol = fields.String(required=True, metadata={"enum": ["api", "tus"]})
+    protocol = fields.String(required=True, metadata={"enum": ["api", "tus", "ietf"]})
     startTime = fields.String(required=True, metadata=TIME_DOC)
     lastUpdate = fields.String(required=True, metadata=TIME_DOC)
     size = fields.Integer(metadata={"minimum": 0, "description": "completed uploads only"})

@@ -12,7 +12,10 @@ TUS_ERRORS = {
     403: "A final (concatenated) upload cannot be written; or a new upload refused by the "
          "pre-create hook (`upload_refused`, `pre_create_unavailable`).",
     405: "The X-HTTP-Method-Override names no method this resource allows.",
-    410: "The upload has expired.",
+    410: "The upload has expired; or, IETF draft interop 8, an empty append to a completed "
+         "upload (`completed_upload`).",
+    422: "IETF draft: the completed upload does not match the creation's Repr-Digest "
+         "(`repr_digest_mismatch`, Upload-Complete: ?1); nothing was kept.",
     412: "Tus-Resumable is missing or names another version.",
     423: "Another request holds the upload; retry.",
     460: "Upload-Checksum does not match the body.",
@@ -43,6 +46,36 @@ def answers(success: dict, *errors: int, body: bool = True) -> dict:
     return result
 
 
+# Errors of the IETF draft with a problem type of its own (docs/resumable.md): the problem's
+# members beside the API's own.
+PROBLEM = {"type": "object", "required": ["type", "title", "success", "error", "message"],
+           "properties": {"type": {"type": "string", "format": "uri"},
+                          "title": {"type": "string"},
+                          "success": {"type": "boolean", "enum": [False]},
+                          "error": {"type": "string"}, "message": {"type": "string"},
+                          "expected-offset": {"type": "integer"},
+                          "provided-offset": {"type": "integer"}}}
+DRAFT = header("Upload-Draft-Interop-Version", {"type": "integer", "enum": [6, 7, 8, 9]},
+               description="Speak the IETF resumable upload draft of this interop version "
+                           "instead of tus 1.0 (then without Tus-Resumable); see "
+                           "docs/resumable.md.")
+COMPLETE = header("Upload-Complete", {"type": "string", "enum": ["?0", "?1"]},
+                  description="IETF draft: whether this request's body ends the upload.")
+
+
+def with_draft(responses: dict, **draft: str) -> dict:
+    """tus answers plus the IETF draft's: its success statuses (status: description), and
+    problem+json on the errors that can carry a problem type."""
+    result = {**responses}
+    for status, description in draft.items():
+        result[status] = {"description": description}
+    for status in ("400", "409", "410"):
+        if status in result and "content" in result[status]:
+            result[status] = {**result[status], "content": {
+                **result[status]["content"], "application/problem+json": {"schema": PROBLEM}}}
+    return result
+
+
 def download(config: Mapping) -> dict:
     """GET on an upload's URL, which UPLOADSVC_DOWNLOADS turns off as it does /uploads/."""
     if not config["DOWNLOADS"]:
@@ -58,6 +91,7 @@ def download(config: Mapping) -> dict:
                        header("If-Range", {"type": "string"})],
         "responses": {
             **download_answers("No such upload (or it belongs to another key)."),
+            "204": {"description": "IETF draft, interop 9: offset retrieval, as HEAD."},
             "409": error(409, "The upload is not finished (`upload_unfinished`): HEAD gives "
                               "its offset, PATCH sends the rest."),
             "410": error(410, TUS_ERRORS[410])}}}
@@ -69,36 +103,44 @@ def add_paths(spec: APISpec, config: Mapping) -> None:
     prefix = str(config["TUS_PREFIX"]).rstrip("/")
     discovery = {"summary": "tus discovery: versions, extensions, Tus-Max-Size",
                  "security": [], "responses": {"204": {"description": "Capabilities."}}}
-    write = answers({"204": {"description": "Stored; Upload-Offset is the new offset."}},
-                    400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507)
+    write = with_draft(answers(
+        {"204": {"description": "Stored; Upload-Offset is the new offset."}},
+        400, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
+        **{"201": "IETF draft: stored (interop 6), or the upload completed (Upload-Complete: "
+                  "?1, Content-Location its file)."})
     spec.path(prefix + "/", operations={
         "options": {**discovery, "operationId": "tusDiscovery"},
         "post": {
             "summary": "tus creation (also -with-upload, -defer-length, concatenation)",
             "operationId": "tusCreate",
-            "parameters": [TUS_RESUMABLE, header("Upload-Length", LENGTH),
+            "parameters": [TUS_RESUMABLE, DRAFT, COMPLETE, header("Upload-Length", LENGTH),
                            header("Upload-Defer-Length", {"type": "string", "enum": ["1"]}),
                            header("Upload-Metadata", {"type": "string"}),
                            header("Upload-Concat", {"type": "string"})],
-            "responses": answers({"201": {"description": "Created; Location names it."}},
-                                 400, 403, 404, 409, 410, 412, 413, 415, 423, 460, 507)}})
+            "responses": with_draft(answers(
+                {"201": {"description": "Created; Location names it."}},
+                400, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507))}})
     spec.path(prefix + "/{key}", operations={
         "options": {**discovery, "operationId": "tusDiscoveryOfUpload", "parameters": [KEY]},
         **download(config),
         "head": {"summary": "tus: the upload's offset and length", "operationId": "tusHead",
-                 "parameters": [KEY, TUS_RESUMABLE],
-                 "responses": answers({"200": {"description": "Upload-Offset, -Length."}},
-                                      404, 410, 412, body=False)},
+                 "parameters": [KEY, TUS_RESUMABLE, DRAFT],
+                 "responses": with_draft(
+                     answers({"200": {"description": "Upload-Offset, -Length."}},
+                             400, 404, 410, 412, body=False),
+                     **{"204": "IETF draft: Upload-Offset, -Complete, -Length, -Limit."})},
         "patch": {"summary": "tus: append the body at Upload-Offset", "operationId": "tusPatch",
-                  "parameters": [KEY, TUS_RESUMABLE, header("Upload-Offset", LENGTH, True)],
+                  "parameters": [KEY, TUS_RESUMABLE, DRAFT, COMPLETE,
+                                 header("Upload-Offset", LENGTH, True)],
                   "requestBody": {"required": True, "content": {
-                      "application/offset+octet-stream": {
-                          "schema": {"type": "string", "format": "binary"}}}},
+                      media: {"schema": {"type": "string", "format": "binary"}}
+                      for media in ("application/offset+octet-stream",
+                                    "application/partial-upload")}},
                   "responses": write},
         "delete": {"summary": "tus termination", "operationId": "tusTerminate",
-                   "parameters": [KEY, TUS_RESUMABLE],
+                   "parameters": [KEY, TUS_RESUMABLE, DRAFT],
                    "responses": answers({"204": {"description": "Removed."}},
-                                        404, 410, 412, 423)},
+                                        400, 404, 410, 412, 423)},
         "post": {"summary": "tus: PATCH, DELETE or HEAD sent as POST (X-HTTP-Method-Override)",
                  "operationId": "tusOverride",
                  "parameters": [KEY, TUS_RESUMABLE, header(

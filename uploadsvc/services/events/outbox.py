@@ -21,7 +21,7 @@ from ...core.models import (
     DELIVERED,
     FAILED,
     PENDING,
-    TUS,
+    STREAMED,
     UPLOADING,
     HookDelivery,
     Upload,
@@ -65,7 +65,7 @@ def payload(event_id: str, kind: str, upload: Upload, now: datetime) -> dict:
              "path": upload.path, "size": upload.size,
              "startTime": iso(upload.started_at or now),
              "completedTime": iso(upload.completed_at)}
-    if protocol == TUS:
+    if protocol in STREAMED:
         about.update(uploadLength=upload.upload_length, uploadOffset=upload.upload_offset,
                      metadata=decode_metadata(upload.upload_metadata))
     else:

@@ -12,7 +12,7 @@ are hashed as PATCHes land (hashing); a finished upload is published exactly lik
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from flask import current_app
@@ -41,13 +41,15 @@ def head(key: str) -> Upload:
     return trust_offset(find(key))
 
 
-def find(key: str, lock: bool = False) -> Upload:
-    """The live tus upload with this key: 404 if unknown, 410 if expired (also once cleanup
-    has removed it: its expired event is kept). With `lock`, the row is read under its row
-    lock and the transaction left open, for locked(upload, transaction())."""
+def find(key: str, protocols: tuple[str, ...] = (TUS,), lock: bool = False) -> Upload:
+    """The live upload of one of these protocols with this key: 404 if unknown, 410 if
+    expired (also once cleanup has removed it: its expired event is kept). With `lock`, the
+    row is read under its row lock and the transaction left open, for
+    locked(upload, transaction())."""
     if not UPLOAD_KEY.fullmatch(key):
         raise UploadNotFound()
-    query = select(Upload).filter_by(key=key, protocol=TUS, owner_id=access.owner_id())
+    query = select(Upload).filter_by(key=key, owner_id=access.owner_id()).where(
+        Upload.protocol.in_(protocols))
     upload = db.session.execute(
         query.with_for_update() if lock else query).scalar_one_or_none()
     expired = upload is None and db.session.execute(
@@ -63,17 +65,18 @@ def find(key: str, lock: bool = False) -> Upload:
 
 
 def create(length: int | None, file_name: str, metadata: str | None,
-           concat: str | None = None) -> Upload:
-    """A new, empty tus upload; a zero-length one is finished at once."""
+           concat: str | None = None, protocol: str = TUS) -> Upload:
+    """A new, empty tus upload; a zero-length one is finished at once (not one of the IETF
+    draft, which the client completes)."""
     check_size(length or 0)
     client = access.client_id()
     check_room(client)
     if concat != FINAL:  # a final upload is made of parts that were admitted
-        precreate.admit("tus", file_name, uploadLength=length, metadata=metadata,
+        precreate.admit(protocol, file_name, uploadLength=length, metadata=metadata,
                         concat=concat)
     key = uuid.uuid4().hex
     store().create(key)  # the bytes' place exists before the row, as for /api uploads
-    upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=TUS,
+    upload = Upload(key=key, md5="", file_name=file_name, total_chunks=1, protocol=protocol,
                     owner_id=access.owner_id(), client=client,
                     # Never a valid /api file name (NUL), so never an /api upload's identity.
                     name_digest=name_digest(f"\0tus/{key}"),
@@ -86,10 +89,10 @@ def create(length: int | None, file_name: str, metadata: str | None,
     db.session.commit()
     if concat != PARTIAL:
         metrics.upload_created()
-    log.info("tus upload %s created (%s bytes, %s)", key, length, concat or "single",
+    log.info("%s upload %s created (%s bytes, %s)", protocol, key, length, concat or "single",
              extra=event_fields(UploadEvent.CREATED, upload, upload_length=length,
                                 concat=concat))
-    if length == 0 and concat is None:
+    if length == 0 and concat is None and protocol == TUS:
         with locked(upload) as upload:
             finish(upload, 0.0)
         store().delete(key)
@@ -145,15 +148,17 @@ def locked(upload: Upload, read_in=None) -> Iterator[Upload]:
         yield upload if kept else reload_live(upload)
 
 
-def finish(upload: Upload, seconds: float, md5: str | None = None) -> Upload:
+def finish(upload: Upload, seconds: float, md5: str | None = None,
+           check: Callable[[Upload], None] | None = None) -> Upload:
     """Hash the finished bytes (unless their md5 is known; from where the prefix hash
-    stands, if it does) and publish them; the caller holds the lock, and deletes the
-    upload's bytes once it can."""
+    stands, if it does) and publish them, once `check` passes the placed file (see
+    place_and_finish); the caller holds the lock, and deletes the upload's bytes once it
+    can."""
     saved = None if md5 else hashing.saved_prefix(upload, lock_wait())
     sealed = store().seal(upload.key, upload.upload_length, md5, saved)
     upload.md5 = sealed.md5
     upload.expires_at = None
-    return place_and_finish(upload, sealed, seconds)
+    return place_and_finish(upload, sealed, seconds, check)
 
 
 def is_expired(upload: Upload) -> bool:

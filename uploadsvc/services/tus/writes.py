@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ...core.extensions import db
 from ...core.logs import event_fields
 from ...core.models import Upload, UploadEvent, utcnow
+from ...storage import Written
 from ...storage.md5state import Md5State
 from .. import hashing, metrics, statements
 from ..errors import (
@@ -53,32 +54,55 @@ def write(key: str, offset: int, src: BinaryIO, content_length: int | None,
             return Outcome(upload)
         started = time.monotonic()
         digest = hashlib.new(checksum.algorithm) if checksum else None
-        # The bytes are hashed beside their receive, from where the prefix hash stands
-        # (a catch-up after the answer hashes them only where it stands further back).
-        finishing = _may_finish(upload, content_length)
-        prefix = hashing.resume_at(upload, offset)
-        whole = hashlib.md5() if prefix is None and finishing and offset == 0 else None
-        written = store().write(key, offset, src, limit,
-                                [d for d in (digest, prefix, whole) if d is not None])
+        received = receive(upload, offset, src, limit, _may_finish(upload, content_length),
+                           [digest] if digest else [])
+        written = received.written
         if written.overflow:
             store().truncate(key, offset)
             raise FileTooLarge("The body runs past the upload's length.")
         if digest is not None and (written.interrupted or digest.digest() != checksum.digest):
             store().truncate(key, offset)
             raise ChecksumMismatch()
-        end = offset + written.size
-        state = prefix.save() if prefix is not None and prefix.length == end else None
+        finishing = (offset + written.size == upload.upload_length
+                     and upload.concat != PARTIAL)
         if written.size:
-            _record_write(upload, written.size, time.monotonic() - started, state)
-        if upload.upload_offset == upload.upload_length and upload.concat != PARTIAL:
-            known = (Md5State(state).hexdigest() if state is not None
-                     else whole.hexdigest() if whole and end == upload.upload_length else None)
-            finish(upload, time.monotonic() - started, known)
+            record(upload, written.size, time.monotonic() - started, received.state,
+                   finishing)
+        if finishing:
+            finish(upload, time.monotonic() - started, received.md5)
             return Outcome(upload, (FollowUp(store().delete, (key,)),))
-        if state is not None:
+        if received.state is not None:
             return Outcome(upload)
     later = hashing.after_write(upload)
     return Outcome(upload, (later,) if later else ())
+
+
+@dataclass(frozen=True)
+class Received:
+    """A body stored at an offset: what write() said, the prefix hash's saved state if it
+    reached the body's end, and the MD5 of the upload's bytes up to there if known."""
+
+    written: Written
+    state: bytes | None
+    md5: str | None
+
+
+def receive(upload: Upload, offset: int, src: BinaryIO, limit: int, finishing: bool,
+            digests: list) -> Received:
+    """Store a body at offset (the caller holds the lock and has checked the offset),
+    feeding it to digests and to the prefix hash beside its receive (a catch-up after the
+    answer hashes it only where the prefix hash stands further back). `finishing`: whether
+    the body may end the upload (then a body from 0 is hashed whole, if there is no prefix
+    hash)."""
+    prefix = hashing.resume_at(upload, offset)
+    whole = hashlib.md5() if prefix is None and finishing and offset == 0 else None
+    written = store().write(upload.key, offset, src, limit,
+                            [d for d in (*digests, prefix, whole) if d is not None])
+    end = offset + written.size
+    state = prefix.save() if prefix is not None and prefix.length == end else None
+    md5 = (Md5State(state).hexdigest() if state is not None
+           else whole.hexdigest() if whole is not None else None)
+    return Received(written, state, md5)
 
 
 def _may_finish(upload: Upload, content_length: int | None) -> bool:
@@ -120,17 +144,18 @@ def _declare_length(upload: Upload, length: int) -> None:
     db.session.commit()
 
 
-def _record_write(upload: Upload, size: int, seconds: float, state: bytes | None) -> None:
+def record(upload: Upload, size: int, seconds: float, state: bytes | None,
+           finishing: bool) -> None:
     """Commit the new offset, and the prefix hash's state if it reached it (with prebuilt
     statements: this runs for every PATCH), and keep the caller's row in step without the
-    ORM writing it again."""
+    ORM writing it again. Unless the upload is `finishing`, the PATCH's work ends here."""
     now = utcnow()
     expires = now + current_app.config["TUS_EXPIRY"]
     statements.record_write(upload, size, now, expires, state)
     statements.add_event(UploadEvent.CHUNK_STORED, upload, bytes=size,
                          duration_ms=int(seconds * 1000))
-    if upload.upload_offset + size != upload.upload_length or upload.concat == PARTIAL:
-        store().locker.ending(upload.key)  # not finished by it: the PATCH's work ends here
+    if not finishing:
+        store().locker.ending(upload.key)
     db.session.commit()
     changed = {"upload_offset": upload.upload_offset + size, "updated_at": now,
                "expires_at": expires}
@@ -139,7 +164,7 @@ def _record_write(upload: Upload, size: int, seconds: float, state: bytes | None
     for name, value in changed.items():
         set_committed_value(upload, name, value)
     metrics.chunk_stored(size, seconds)
-    log.info("tus upload %s: %d bytes stored at %d (%.3f s)",
+    log.info("%s upload %s: %d bytes stored at %d (%.3f s)", upload.protocol,
              upload.key, size, upload.upload_offset - size, seconds,
              extra=event_fields(UploadEvent.CHUNK_STORED, upload,
                                 offset=upload.upload_offset - size, bytes=size,
