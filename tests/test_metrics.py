@@ -1,4 +1,5 @@
 """/metrics: counters that add up across gunicorn workers, and its configuration."""
+import base64
 import hashlib
 import os
 import signal
@@ -9,9 +10,15 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import resumable_helpers as draft
+from . import tus_helpers as tus
+from .helpers import random_file, send_chunk, upload_all
 from .servers import GunicornServer
 
 CHUNK = 64 * 1024
+# Upload metrics counted both in total and by protocol (as uploadsvc_protocol_<name>).
+PER_PROTOCOL = ("uploads_created_total", "uploads_completed_total", "uploads_failed_total",
+                "bytes_received_total", "chunk_write_seconds_count", "merge_seconds_count")
 
 
 def scrape(url: str, **kwargs) -> dict:
@@ -96,6 +103,12 @@ def test_counters_add_up_across_workers_and_restarts(metrics_server, tmp_path):
                      route="/api/complete-upload", status="422") == 1
         assert value(samples, "uploadsvc_chunk_write_seconds_count") == chunks + 2
         assert value(samples, "uploadsvc_merge_seconds_count") == 6
+        # The same, by protocol: every worker's series of each protocol are added up too.
+        assert [value(samples, f"uploadsvc_protocol_{name}", protocol="api")
+                for name in PER_PROTOCOL] == [
+            7, 6, 1, sum(len(data) for data, _ in files) + len(bad), chunks + 2, 6]
+        assert all(samples[(f"uploadsvc_protocol_{name}", (("protocol", protocol),))] == 0
+                   for name in PER_PROTOCOL[:2] for protocol in ("tus", "ietf"))
 
     # The next run of the server starts from zero, not from this run's files.
     metrics_server.stop()
@@ -105,6 +118,9 @@ def test_counters_add_up_across_workers_and_restarts(metrics_server, tmp_path):
         samples = scrape(restarted.url)
         assert value(samples, "uploadsvc_uploads_completed_total") == 0
         assert value(samples, "uploadsvc_bytes_received_total") == 0
+        # Each protocol's series is there before its first upload, so rate() sees it.
+        assert [samples[("uploadsvc_protocol_uploads_created_total", (("protocol", p),))]
+                for p in ("api", "tus", "ietf")] == [0, 0, 0]
     finally:
         restarted.stop()
 
@@ -144,22 +160,59 @@ def test_metrics_token_is_required_when_set(app):
     assert "uploadsvc_uploads_completed_total" in response.get_data(as_text=True)
 
 
-def test_tus_uploads_are_counted_too(client):
-    def sample(name):
-        return value(scrape_client(client), name)
+def test_each_protocol_is_counted_by_itself_and_in_the_totals(client):
+    """/api, tus and the IETF draft each move their own protocol's series, and the totals of
+    before still count them all."""
+    before = scrape_client(client)
+    api_file = random_file(3000, 2048, "api.bin")
+    assert upload_all(client, api_file).status_code == 200
+    assert client.delete(f"/api/upload/{api_file.md5}/api.bin").status_code == 200
+    wrong = hashlib.md5(b"other").hexdigest()
+    api_bad = random_file(100, 2048, "api-bad.bin")
+    assert send_chunk(client, api_bad, 0, md5=wrong).status_code == 200
+    assert client.post("/api/complete-upload", json=api_bad.ident(md5=wrong)).status_code == 422
 
-    names = ("uploadsvc_uploads_created_total", "uploadsvc_uploads_completed_total",
-             "uploadsvc_bytes_received_total")
-    before = {name: sample(name) for name in names}
-    response = client.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "5",
-                                               "Upload-Metadata": "filename dHVzLmJpbg=="})
-    assert response.status_code == 201
-    response = client.patch(response.headers["Location"], data=b"hello", headers={
-        "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
-        "Content-Type": "application/offset+octet-stream"})
-    assert response.status_code == 204
-    after = {name: sample(name) for name in names}
-    assert [after[name] - before[name] for name in names] == [1, 1, 5]
+    done = tus.patch(client, tus.path_of(tus.create(client, 5)), 0, b"hello")
+    assert done.status_code == 204
+    dropped = tus.path_of(tus.create(client, 10, name="dropped.bin"))
+    assert tus.patch(client, dropped, 0, b"half").status_code == 204
+    assert client.delete(dropped, headers=tus.TUS).status_code == 204
+
+    data = os.urandom(7000)
+    digest = "md5=:" + base64.b64encode(hashlib.md5(data).digest()).decode() + ":"
+    assert draft.create(client, 9, data, complete=True, Repr_Digest=digest).status_code == 201
+    refused = draft.create(client, 9, data[:-1] + b"x", complete=True, Repr_Digest=digest)
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+
+    after = scrape_client(client)
+
+    def moved(name: str, **labels) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    expected = {  # created, completed, failed, bytes, chunk writes, merges
+        "api": [2, 1, 1, 3100, 3, 1],
+        "tus": [2, 1, 0, 9, 2, 0],
+        "ietf": [2, 1, 1, 14000, 2, 0],
+    }
+    for protocol, counts in expected.items():
+        assert [moved(f"uploadsvc_protocol_{name}", protocol=protocol)
+                for name in PER_PROTOCOL] == counts, protocol
+    assert [moved(f"uploadsvc_{name}") for name in PER_PROTOCOL] == [
+        sum(counts[n] for counts in expected.values()) for n in range(len(PER_PROTOCOL))]
+    removed = {(protocol, reason): moved("uploadsvc_protocol_uploads_removed_total",
+                                         protocol=protocol, reason=reason)
+               for protocol in expected for reason in ("deleted", "verification_failed")}
+    assert {key: n for key, n in removed.items() if n} == {
+        ("api", "deleted"): 1, ("tus", "deleted"): 1, ("ietf", "verification_failed"): 1}
+    assert moved("uploadsvc_uploads_removed_total", reason="deleted") == 2
+    assert moved("uploadsvc_uploads_removed_total", reason="verification_failed") == 1
+    # A protocol's histogram has the total's buckets, so they add up bucket by bucket too.
+    bounds = [dict(labels)["le"] for name, labels in after
+              if name == "uploadsvc_chunk_write_seconds_bucket"]
+    assert len(bounds) == 14 and moved("uploadsvc_chunk_write_seconds_bucket", le="+Inf") == 7
+    assert [moved("uploadsvc_chunk_write_seconds_bucket", le=le) for le in bounds] == [
+        sum(moved("uploadsvc_protocol_chunk_write_seconds_bucket", protocol=p, le=le)
+            for p in expected) for le in bounds]
 
 
 def scrape_client(client) -> dict:

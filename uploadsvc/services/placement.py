@@ -73,7 +73,7 @@ def _finish(upload: Upload, size: int, seconds: float) -> Upload:
     upload.mark_completed(size)
     outbox.record(UploadEvent.COMPLETED, upload, bytes=size, duration_ms=upload.upload_time_ms)
     db.session.commit()
-    metrics.upload_completed()
+    metrics.upload_completed(upload.protocol)
     log.info("upload %s completed: %s (%d bytes, merged in %.3f s)",
              upload.key, upload.stored_name, size, seconds,
              extra=event_fields(UploadEvent.COMPLETED, upload, bytes=size,

@@ -84,7 +84,7 @@ def remove(upload: Upload, kind: str, *still) -> bool:
     store().delete(upload.key)
     if upload.stored_name:
         store().delete_file(upload.stored_name)
-    metrics.upload_removed(kind)
+    metrics.upload_removed(upload.protocol, kind)
     log.info("upload %s %s (%s, %s)", upload.key, kind, upload.md5, upload.file_name,
              extra=event_fields(kind, upload))
     return True

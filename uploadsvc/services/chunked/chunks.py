@@ -172,7 +172,7 @@ def _record_chunk(upload: Upload, index: int, size: int, seconds: float,
                          duration_ms=int(seconds * 1000))
     store().locker.ending(upload.key)  # the chunk's work under the upload's lock ends here
     db.session.commit()
-    metrics.chunk_stored(size, seconds)
+    metrics.chunk_stored(upload.protocol, size, seconds)
     log.info("upload %s chunk %d stored (%d bytes, %.3f s)", upload.key, index, size, seconds,
              extra=event_fields(UploadEvent.CHUNK_STORED, upload, chunk_index=index, bytes=size,
                                 duration_ms=round(seconds * 1000, 3)))

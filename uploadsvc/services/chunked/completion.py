@@ -117,7 +117,7 @@ def _merge(upload: Upload) -> Upload:
         _failed_verification(upload, size, f"md5 {sealed.md5}", actual_md5=sealed.md5)
         raise Md5Mismatch(expected=upload.md5, actual=sealed.md5)
     seconds = time.monotonic() - started
-    metrics.merged(seconds)
+    metrics.merged(upload.protocol, seconds)
     return place_and_finish(upload, sealed, seconds)
 
 
@@ -125,7 +125,7 @@ def _failed_verification(upload: Upload, size: int, what: str, **fields) -> None
     """Record that the merged file is not the one the client described."""
     outbox.record(UploadEvent.VERIFICATION_FAILED, upload, bytes=size)
     db.session.commit()
-    metrics.verification_failed()
+    metrics.verification_failed(upload.protocol)
     log.warning("upload %s failed verification: %s", upload.key, what,
                 extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload, bytes=size,
                                    **fields))

@@ -120,7 +120,7 @@ def get_or_create(md5: str, file_name: str, total: int, file_size: int | None = 
         outbox.record(UploadEvent.CREATED, upload)
         try:
             db.session.commit()
-            metrics.upload_created()
+            metrics.upload_created(upload.protocol)
             log.info("upload %s created (%s, %s, %d chunks)", key, md5, file_name, total,
                      extra=event_fields(UploadEvent.CREATED, upload, total_chunks=total))
             return upload

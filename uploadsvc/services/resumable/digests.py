@@ -87,7 +87,7 @@ def fail(upload: Upload) -> None:
     log.warning("upload %s does not match its Repr-Digest", upload.key,
                 extra=event_fields(UploadEvent.VERIFICATION_FAILED, upload,
                                    bytes=upload.upload_offset))
-    metrics.verification_failed()
+    metrics.verification_failed(upload.protocol)
     offset = upload.upload_offset
     remove(upload, UploadEvent.VERIFICATION_FAILED)
     raise ReprDigestMismatch(uploadOffset=offset, complete=True)

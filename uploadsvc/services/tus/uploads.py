@@ -88,7 +88,7 @@ def create(length: int | None, file_name: str, metadata: str | None,
         outbox.record(UploadEvent.CREATED, upload)
     db.session.commit()
     if concat != PARTIAL:
-        metrics.upload_created()
+        metrics.upload_created(upload.protocol)
     log.info("%s upload %s created (%s bytes, %s)", protocol, key, length, concat or "single",
              extra=event_fields(UploadEvent.CREATED, upload, upload_length=length,
                                 concat=concat))

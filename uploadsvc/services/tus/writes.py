@@ -163,7 +163,7 @@ def record(upload: Upload, size: int, seconds: float, state: bytes | None,
         changed["md5_state"] = state
     for name, value in changed.items():
         set_committed_value(upload, name, value)
-    metrics.chunk_stored(size, seconds)
+    metrics.chunk_stored(upload.protocol, size, seconds)
     log.info("%s upload %s: %d bytes stored at %d (%.3f s)", upload.protocol,
              upload.key, size, upload.upload_offset - size, seconds,
              extra=event_fields(UploadEvent.CHUNK_STORED, upload,
