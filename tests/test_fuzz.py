@@ -32,6 +32,8 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 40))
 
 # tus PATCH bodies are raw bytes.
 schemathesis.openapi.media_type("application/offset+octet-stream", st.binary(max_size=4096))
+# The IETF draft's appends (interop 7 and later).
+schemathesis.openapi.media_type("application/partial-upload", st.binary(max_size=4096))
 schema = schemathesis.openapi.from_dict(served_document())
 
 
