@@ -11,6 +11,7 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 
+from .azurite import Azurite
 from .contract import CheckedClient
 from .helpers import ClosingClient
 from .hookreceiver import HookReceiver
@@ -70,6 +71,24 @@ def s3_env(seaweedfs):
         for name, value in seaweedfs.environment().items():
             patch.setenv(name, value)
         yield seaweedfs
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A private Azurite (Azure Blob Storage on 127.0.0.1) for the whole session, its one
+    container made."""
+    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_env(azurite):
+    """The Azure SDK's standard connection string pointed at the session's Azurite."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in azurite.environment().items():
+            patch.setenv(name, value)
+        yield azurite
 
 
 @pytest.fixture(scope="session")
