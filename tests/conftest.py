@@ -157,7 +157,8 @@ def database_url(request, data_dir, migrated_database):
 
 # The object store's tests run on the database several hosts share: what SQLite would add
 # there is already checked on the local backend, which runs on both databases.
-STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"]}
+STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"], "azure": ["mariadb"],
+                   "gcs": ["mariadb"]}
 
 
 def pytest_generate_tests(metafunc):
@@ -197,8 +198,9 @@ def _marked(metafunc, argname: str) -> bool:
 
 @pytest.fixture
 def storage(request):
-    """Where the app keeps its bytes: "local" (the data directory) or "s3" (the session's
-    SeaweedFS, under a prefix of this test's own); "local" unless the module says."""
+    """Where the app keeps its bytes: "local" (the data directory), "s3" (the session's
+    SeaweedFS), "azure" (its Azurite) or "gcs" (its GCS emulator), each under a prefix of
+    this test's own; "local" unless the module says."""
     return getattr(request, "param", "local")
 
 
@@ -222,6 +224,10 @@ def app(request, data_dir, database_url, storage, app_config):
     if storage == "s3":
         request.getfixturevalue("s3_env")
         config["STORAGE_URL"] = f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}"
+    elif storage == "azure":
+        config["STORAGE_URL"] = request.getfixturevalue("azure_env").url()
+    elif storage == "gcs":
+        config["STORAGE_URL"] = request.getfixturevalue("gcs_env").url()
     app = create_app(config)
     yield app
     with app.app_context():
@@ -249,6 +255,25 @@ def s3_app(s3_env, data_dir, migrated_database, app_config):
     app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
                       "DATABASE_URL": f"sqlite:///{database}",
                       "STORAGE_URL": f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}",
+                      **app_config})
+    app.test_client_class = TestClient
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def azure_app(azure_env, data_dir, migrated_database, app_config):
+    """An app on Azure Blob Storage (the session's Azurite, under a prefix of its own) with
+    a SQLite copy of the migrated database: what the store's own tests need of an app."""
+    yield from _app_on(azure_env.url(), data_dir, migrated_database, app_config)
+
+
+def _app_on(storage_url: str, data_dir, migrated_database, app_config):
+    database = data_dir / "uploadsvc.sqlite3"
+    database.write_bytes(migrated_database.read_bytes())
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
+                      "DATABASE_URL": f"sqlite:///{database}", "STORAGE_URL": storage_url,
                       **app_config})
     app.test_client_class = TestClient
     yield app

@@ -7,7 +7,7 @@ import pytest
 from .test_access import bearer, create_key
 from .tus_helpers import TUS, create, head, metadata, patch, path_of
 
-STORAGES = ["local", "s3"]
+STORAGES = ["local", "s3", "azure"]
 SIZE = 70_000
 
 

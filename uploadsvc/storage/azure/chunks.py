@@ -44,7 +44,8 @@ class AzureChunkFiles(AzureLayout, ChunkFiles):
             # SDK may read a body more than once (to retry), which a digest must not see.
             feed(list(digests), src.fileno(), size)
             src.seek(0)
-            self._stage(name, block, src, size)
+            if size:  # an empty chunk needs no block (Azure takes none)
+                self._stage(name, block, src, size)
             return size
         body = Body(src, MAX_BLOCK, digests, self.buffer_size)
         with open(anonymous_file(self.temp_dir), "w+b", buffering=0) as local:
@@ -52,7 +53,8 @@ class AzureChunkFiles(AzureLayout, ChunkFiles):
             if body.overflow:
                 raise StorageError("object store: a chunk is larger than Azure's block")
             local.seek(0)
-            self._stage(name, block, local, size)
+            if size:
+                self._stage(name, block, local, size)
         return size
 
     def stored_sizes(self, key: str, chunks: dict[int, int],
@@ -63,7 +65,9 @@ class AzureChunkFiles(AzureLayout, ChunkFiles):
         found = {}
         for index, size in chunks.items():
             segment = layout.in_place.get(index * (chunk_size or 0))
-            if index in layout.aside:
+            if size == 0:  # (an empty chunk has no block)
+                found[index] = 0
+            elif index in layout.aside:
                 found[index] = layout.aside[index].size
             elif segment is not None and segment.size >= size:
                 found[index] = size
