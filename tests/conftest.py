@@ -13,6 +13,7 @@ from uploadsvc.core.extensions import db
 
 from .azurite import Azurite
 from .contract import CheckedClient
+from .gcsemulator import GCSEmulator
 from .helpers import ClosingClient
 from .hookreceiver import HookReceiver
 from .hooks_helpers import SECRET as HOOK_SECRET
@@ -89,6 +90,23 @@ def azure_env(azurite):
         for name, value in azurite.environment().items():
             patch.setenv(name, value)
         yield azurite
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """A private GCS emulator on 127.0.0.1 for the whole session, its one bucket made."""
+    server = GCSEmulator(tmp_path_factory.mktemp("gcs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_env(gcs_emulator):
+    """google-cloud-storage's standard variables pointed at the session's emulator."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in gcs_emulator.environment().items():
+            patch.setenv(name, value)
+        yield gcs_emulator
 
 
 @pytest.fixture(scope="session")
@@ -267,6 +285,13 @@ def azure_app(azure_env, data_dir, migrated_database, app_config):
     """An app on Azure Blob Storage (the session's Azurite, under a prefix of its own) with
     a SQLite copy of the migrated database: what the store's own tests need of an app."""
     yield from _app_on(azure_env.url(), data_dir, migrated_database, app_config)
+
+
+@pytest.fixture
+def gcs_app(gcs_env, data_dir, migrated_database, app_config):
+    """An app on Google Cloud Storage (the session's emulator, under a prefix of its own)
+    with a SQLite copy of the migrated database."""
+    yield from _app_on(gcs_env.url(), data_dir, migrated_database, app_config)
 
 
 def _app_on(storage_url: str, data_dir, migrated_database, app_config):

@@ -19,7 +19,7 @@ from .helpers import (
 )
 
 # Every test that uses the app runs on both backends (tests/conftest.py).
-STORAGES = ["local", "s3", "azure"]
+STORAGES = ["local", "s3", "azure", "gcs"]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 

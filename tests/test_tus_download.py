@@ -7,7 +7,7 @@ import pytest
 from .test_access import bearer, create_key
 from .tus_helpers import TUS, create, head, metadata, patch, path_of
 
-STORAGES = ["local", "s3", "azure"]
+STORAGES = ["local", "s3", "azure", "gcs"]
 SIZE = 70_000
 
 

@@ -16,7 +16,7 @@ from .helpers import finished_bytes, leftovers, store_of, upload_keys
 from .tus_helpers import TUS, checksum, create, head, metadata, patch, path_of
 
 # Every test that uses the app runs on both backends (tests/conftest.py).
-STORAGES = ["local", "s3", "azure"]
+STORAGES = ["local", "s3", "azure", "gcs"]
 
 
 def assert_error(response, status, code=None):
