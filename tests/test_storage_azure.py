@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import AzureStore, UploadGone
+from uploadsvc.storage import AzureStore, StorageError, StorageUnavailable, UploadGone, open_store
+from uploadsvc.storage.azure.client import make_client
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
@@ -153,3 +154,63 @@ class TestAzureStore(StoreContract):
         assert chunks.place_chunks(KEY, 5) == [0]
         assert chunks.chunks_aside(KEY, [0]) == []
         assert stored_bytes(store, KEY) == b"aside"
+
+
+# -- the store stopped, and at start --------------------------------------------------------
+
+
+def test_the_store_stopped_answers_unavailable_then_works(azurite, tmp_path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+        client = make_client(CONTAINER, timeout=1, attempts=1)
+    store = AzureStore(client, f"azure://{CONTAINER}/t-{uuid.uuid4().hex[:12]}",
+                       str(tmp_path / "data"))
+    store.create(KEY)
+    azurite.pause()
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.write(KEY, 0, io.BytesIO(b"bytes"), 5)
+    finally:
+        azurite.resume()
+    assert store.write(KEY, 0, io.BytesIO(b"bytes"), 5).size == 5
+
+
+def start(tmp_path, url, monkeypatch, **env) -> str:
+    """The one line open_store fails with at start (the CLI prints it as `error: ...`,
+    test_storage_s3.py runs that)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StorageError) as failed:
+        open_store(str(tmp_path / "data"), storage_url=url, timeout=1)
+    assert "\n" not in str(failed.value)
+    return str(failed.value)
+
+
+def test_a_missing_container_fails_at_start_in_one_line(tmp_path, azure_env, monkeypatch):
+    line = start(tmp_path, "azure://no-such-container/x", monkeypatch)
+    assert "azure://no-such-container/x/" in line and "does not exist" in line
+
+
+def test_wrong_credentials_fail_at_start_in_one_line(tmp_path, azure_env, monkeypatch):
+    wrong = azure_env.connection_string.replace("AccountKey=Eby8", "AccountKey=Xby8")
+    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+                 AZURE_STORAGE_CONNECTION_STRING=wrong)
+    assert "refused the credentials" in line and "Xby8" not in line
+
+
+def test_no_account_and_an_unreachable_store_fail_at_start_in_one_line(tmp_path, azure_env,
+                                                                       monkeypatch):
+    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+                 AZURE_STORAGE_CONNECTION_STRING="")
+    assert "AZURE_STORAGE_CONNECTION_STRING" in line
+    unreachable = azure_env.connection_string.replace(azure_env.endpoint,
+                                                      "http://127.0.0.1:1/devstoreaccount1")
+    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+                 AZURE_STORAGE_CONNECTION_STRING=unreachable)
+    assert "cannot reach Azure" in line
+    assert "is not an Azure container name" in start(tmp_path, "azure://UPPER/x", monkeypatch)
+
+
+def test_a_usable_container_opens(tmp_path, azure_env):
+    assert isinstance(open_store(str(tmp_path / "data"), storage_url=f"azure://{CONTAINER}/x"),
+                      AzureStore)

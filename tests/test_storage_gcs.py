@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import GCSStore, UploadGone
+from uploadsvc.storage import GCSStore, StorageError, StorageUnavailable, UploadGone, open_store
 from uploadsvc.storage.gcs.client import Client
 
 pytest.register_assert_rewrite("tests.storage_contract")
@@ -114,3 +114,47 @@ def test_a_segment_cut_short_is_composed_from_a_copy_of_its_part(store):
         assert f.read() == b"0123xyz"
     store.delete(KEY)
     assert objects(store) == ["uploads/cut"]
+
+
+# -- the store stopped, and at start --------------------------------------------------------
+
+
+def test_the_store_stopped_answers_unavailable_then_works(gcs_env, tmp_path):
+    store = GCSStore(Client(BUCKET, timeout=1), f"gs://{BUCKET}/t-{uuid.uuid4().hex[:12]}",
+                     str(tmp_path / "data"))
+    store.create(KEY)
+    gcs_env.pause()
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.write(KEY, 0, io.BytesIO(b"bytes"), 5)
+    finally:
+        gcs_env.resume()
+    assert store.write(KEY, 0, io.BytesIO(b"bytes"), 5).size == 5
+
+
+def start(tmp_path, url, monkeypatch, **env) -> str:
+    """The one line open_store fails with at start (the CLI prints it as `error: ...`,
+    test_storage_s3.py runs that)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StorageError) as failed:
+        open_store(str(tmp_path / "data"), storage_url=url, timeout=1)
+    assert "\n" not in str(failed.value)
+    return str(failed.value)
+
+
+def test_a_missing_bucket_fails_at_start_in_one_line(tmp_path, gcs_env, monkeypatch):
+    line = start(tmp_path, "gs://no-such-bucket/x", monkeypatch)
+    assert "gs://no-such-bucket/x/" in line and "does not exist" in line
+
+
+def test_an_unreachable_store_fails_at_start_in_one_line(tmp_path, gcs_env, monkeypatch):
+    line = start(tmp_path, f"gs://{BUCKET}/x", monkeypatch,
+                 STORAGE_EMULATOR_HOST="http://127.0.0.1:1")
+    assert "cannot reach GCS" in line and "STORAGE_EMULATOR_HOST" in line
+    assert "is not a GCS bucket name" in start(tmp_path, "gs://x/y", monkeypatch)
+
+
+def test_a_usable_bucket_opens(tmp_path, gcs_env):
+    assert isinstance(open_store(str(tmp_path / "data"), storage_url=f"gs://{BUCKET}/x"),
+                      GCSStore)

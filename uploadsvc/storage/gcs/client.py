@@ -17,6 +17,7 @@ import google.auth.exceptions
 import requests
 from google.api_core import exceptions as api
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 from google.resumable_media.common import InvalidResponse
 
 from ..errors import FileGone, StorageError, StorageUnavailable
@@ -75,6 +76,10 @@ class Client:
             cache.check_and_evict = lambda bucket_name: None
         self.bucket = self.client.bucket(bucket)
         self.timeout = timeout
+        # Every request waits at most timeout for an answer, and retries what may pass
+        # for at most three times that in all (the client's own default retries for two
+        # minutes): a store that stopped answering is a 503 soon.
+        self.options = {"timeout": timeout, "retry": DEFAULT_RETRY.with_timeout(3 * timeout)}
 
     def blob(self, name: str):
         return self.bucket.blob(name)
@@ -123,6 +128,8 @@ def gcs_errors(what: str) -> Iterator[None]:
         yield
     except TRANSIENT as exc:
         raise StorageUnavailable(f"object store unavailable ({what}: {exc.code})") from exc
+    except api.RetryError as exc:  # retried what may pass until the time ran out
+        raise StorageUnavailable(f"object store unreachable ({what})") from exc
     except api.GoogleAPICallError as exc:
         raise StorageError(f"object store refused {what}: {exc.code}") from exc
     except InvalidResponse as exc:
@@ -139,7 +146,7 @@ def check_bucket(client: Client, url: BucketURL) -> None:
     """Fail now, in one clear sentence, when the bucket cannot be used."""
     where = f"{url} at {client.client._connection.API_BASE_URL}"
     try:
-        client.bucket.reload(timeout=client.timeout)
+        client.bucket.reload(**client.options)
     except api.NotFound:
         raise StorageError(f"the bucket of {where} does not exist; create it or fix "
                            "UPLOADSVC_STORAGE_URL") from None
@@ -148,7 +155,7 @@ def check_bucket(client: Client, url: BucketURL) -> None:
                            f"{SETTINGS}") from None
     except api.GoogleAPICallError as exc:
         raise StorageError(f"cannot use {where}: {exc.code}") from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except (requests.ConnectionError, requests.Timeout, api.RetryError) as exc:
         raise StorageError(f"cannot reach GCS for {where} ({type(exc).__name__}); check "
                            "STORAGE_EMULATOR_HOST or the network, and that the store is "
                            "running") from None

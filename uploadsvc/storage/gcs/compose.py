@@ -49,7 +49,7 @@ class Composer(GCSLayout):
         with gcs_errors("composing objects"):
             try:
                 self.client.blob(dest).compose([self.client.blob(name) for name in sources],
-                                               timeout=self.client.timeout, **extra)
+                                               **self.client.options, **extra)
             except api.PreconditionFailed:
                 raise NameTaken(dest) from None
 

@@ -121,7 +121,7 @@ class GCSLayout:
         with gcs_errors("listing objects"):
             pages = self.client.client.list_blobs(
                 self.bucket, prefix=prefix, start_offset=start, delimiter=delimiter,
-                timeout=self.client.timeout)
+                **self.client.options)
             for blob in pages:
                 if start is None or blob.name >= start:  # (some emulators ignore it)
                     yield blob
@@ -129,7 +129,7 @@ class GCSLayout:
 
     def _head(self, name: str):
         with gcs_errors("looking up an object"):
-            return self.client.bucket.get_blob(name, timeout=self.client.timeout)
+            return self.client.bucket.get_blob(name, **self.client.options)
 
     def _exists(self, key: str) -> bool:
         return self._head(self._marker(key)) is not None
@@ -145,7 +145,7 @@ class GCSLayout:
         with gcs_errors("storing bytes"):
             try:
                 self.client.blob(name).upload_from_file(src, size=size, rewind=False,
-                                                        timeout=self.client.timeout, **extra)
+                                                        **self.client.options, **extra)
             except api.PreconditionFailed:
                 raise NameTaken(name) from None
 
@@ -156,7 +156,7 @@ class GCSLayout:
             with gcs_errors("removing objects"):
                 if len(batch) == 1:
                     try:
-                        self.client.blob(batch[0]).delete(timeout=self.client.timeout)
+                        self.client.blob(batch[0]).delete(**self.client.options)
                     except api.NotFound:
                         pass
                     continue
