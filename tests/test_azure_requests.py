@@ -229,3 +229,11 @@ def test_a_patch_through_the_app_is_three_requests(azure_app):
     # check, the copy and the removal.
     assert sent.sent == ["GetBlockList", "PutBlock", "PutBlockList", "GetBlobProperties",
                          "GetBlockList", "GetBlobProperties", "CopyBlob", "DeleteBlob"], sent.sent
+
+
+def test_more_chunks_than_a_blob_commits_are_refused_at_once(azure_app):
+    assert azure_app.config["MAX_TOTAL_CHUNKS"] == 50_000
+    f = random_file(10, 10)
+    answer = azure_app.test_client().post("/api/check-chunks",
+                                          json=f.ident(totalChunks=50_001))
+    assert answer.status_code == 400, answer.get_data(as_text=True)

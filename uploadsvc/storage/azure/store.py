@@ -42,6 +42,7 @@ class AzureStore(AzureChunkFiles, Store, Concatenation, FileServer, FileListing,
 
     shared = True  # every host of the service reaches the container
     durable = True  # a block is stored once its Put Block is answered, or not at all
+    max_chunks = MAX_BLOCKS  # one committed block each
 
     def __init__(self, client, url: ContainerURL | str, data_dir: str, **options) -> None:
         url = ContainerURL.parse(url) if isinstance(url, str) else url
