@@ -54,6 +54,8 @@ def pytest_configure(config):
     interrupt with SIGINT would not stop. Take Ctrl-C back, as an interactive run has it."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    config.addinivalue_line("markers", "stores(*names): the storage backends this test runs "
+                            "on, instead of its module's STORAGES")
 
 
 @pytest.fixture(scope="session")
@@ -182,9 +184,11 @@ STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"], "azure": ["mariadb"],
 def pytest_generate_tests(metafunc):
     """Every test using the database runs on each of DATABASES, unless it names its own; a
     module that sets STORAGES runs its app tests on each of those backends, each on the
-    databases STORE_DATABASES gives it."""
+    databases STORE_DATABASES gives it; a test marked stores(...) runs on those backends
+    instead (where another backend adds something the module's others do not)."""
     database = _ours(metafunc, "database_url") and not _marked(metafunc, "database_url")
-    storages = getattr(metafunc.module, "STORAGES", None)
+    marked = metafunc.definition.get_closest_marker("stores")
+    storages = marked.args if marked else getattr(metafunc.module, "STORAGES", None)
     if storages and "storage" in metafunc.fixturenames:
         if not database:
             metafunc.parametrize("storage", storages, indirect=True)

@@ -76,7 +76,10 @@ def cluster(store, mariadb, tmp_path_factory):
     kind, server = store
     url = mariadb.create_database(f"multihost_stores_{kind}")
     storage = server.url().replace("app-", f"multihost-{kind}-")
-    with Cluster(tmp_path_factory.mktemp("cluster"), url, storage, ENV) as running:
+    # One worker a host (what these tests ask of a host, one does), and a store that stops
+    # answering is a 503 within a few seconds.
+    with Cluster(tmp_path_factory.mktemp("cluster"), url, storage,
+                 {**ENV, "UPLOADSVC_S3_TIMEOUT": "1"}, workers=1) as running:
         yield running
 
 
