@@ -10,13 +10,20 @@ use (objects.ProcessClient).
 """
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
-from azure.core.exceptions import (
+
+# The SDK imports its aiohttp transport wherever aiohttp is installed (tuspy brings it), for
+# an isinstance check of async clients: some 8 MiB in every worker for a transport this
+# backend never uses (it sends with requests). Absent, the SDK does without it.
+sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)
+
+from azure.core.exceptions import (  # noqa: E402 - after the line above
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
@@ -24,11 +31,11 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import ContainerClient, ExponentialRetry
+from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
+from azure.storage.blob import ContainerClient, ExponentialRetry  # noqa: E402
 
-from ..errors import StorageError, StorageUnavailable
-from ..objects import pool_size
+from ..errors import StorageError, StorageUnavailable  # noqa: E402
+from ..objects import pool_size  # noqa: E402
 
 # Azure's rule for container names: 3-63 lowercase letters, digits and single hyphens.
 CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
