@@ -1,6 +1,7 @@
 """A private GCS emulator for tests: PyPI's gcp-storage-emulator (pure Python, pinned in
 requirements.txt) on loopback with a port of its own, in memory, with one bucket; clients
 reach it through STORAGE_EMULATOR_HOST with no credentials."""
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import uuid
 from pathlib import Path
 
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .seaweedfs import free_ports
 
@@ -71,8 +74,24 @@ class GCSEmulator:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def environment(self) -> dict[str, str]:
-        """The standard variables google-cloud-storage reads, pointed at this emulator."""
-        return {"STORAGE_EMULATOR_HOST": self.endpoint, "GOOGLE_CLOUD_PROJECT": PROJECT}
+        """The standard variables google-cloud-storage reads, pointed at this emulator, and
+        a service account's key file (a key made here: the emulator checks no signature)
+        that signs download URLs."""
+        return {"STORAGE_EMULATOR_HOST": self.endpoint, "GOOGLE_CLOUD_PROJECT": PROJECT,
+                "GOOGLE_APPLICATION_CREDENTIALS": str(self.key_file())}
+
+    def key_file(self) -> Path:
+        path = self.base_dir / "service-account.json"
+        if not path.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+            path.write_text(json.dumps({
+                "type": "service_account", "project_id": PROJECT, "private_key_id": "tests",
+                "private_key": pem, "client_email": f"uploads@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
+        return path
 
     @staticmethod
     def url() -> str:

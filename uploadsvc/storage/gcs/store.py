@@ -13,7 +13,6 @@ the client itself at a V4 signed URL (Presigner, with a service account's key), 
 finished files can be listed (FileListing) for cleanup. Locks and chunk claims are the
 locker's: the app gives the store the database's leases, which hold across hosts.
 """
-import datetime
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -178,14 +177,11 @@ class GCSStore(GCSChunkFiles, Store, Concatenation, FileServer, FileListing, Pre
     def presigned_url(self, name: str, seconds: int, content_type: str,
                       disposition: str) -> str:
         # Signed here with the service account's key, with no request.
-        blob = self.client.blob(self._file_name(name))
+        blob = self._file_name(name)
         with gcs_errors("presigning a download"):
             try:
-                return blob.generate_signed_url(
-                    version="v4", expiration=datetime.timedelta(seconds=seconds),
-                    method="GET", response_type=content_type,
-                    response_disposition=disposition)
-            except (AttributeError, TypeError) as exc:
+                return self.client.signed_url(blob, seconds, content_type, disposition)
+            except (AttributeError, TypeError, ValueError, OSError) as exc:
                 raise StorageError("presigned downloads on GCS need a service account's "
                                    f"key (GOOGLE_APPLICATION_CREDENTIALS): {exc}") from None
 
