@@ -2,6 +2,7 @@
 chunks as staged blocks committed once, writes committed only over what they listed,
 nothing left behind."""
 import io
+import sys
 import uuid
 
 import pytest
@@ -214,3 +215,20 @@ def test_no_account_and_an_unreachable_store_fail_at_start_in_one_line(tmp_path,
 def test_a_usable_container_opens(tmp_path, azure_env):
     assert isinstance(open_store(str(tmp_path / "data"), storage_url=f"azure://{CONTAINER}/x"),
                       AzureStore)
+
+
+@pytest.mark.parametrize("url, package, extra", [
+    (f"azure://{CONTAINER}/x", "azure-storage-blob", "azure"),
+    ("gs://bucket/x", "google-cloud-storage", "gcs"),
+])
+def test_a_store_whose_sdk_is_not_installed_fails_at_start_in_one_line(
+        tmp_path, monkeypatch, url, package, extra):
+    # An SDK left out of the install (an optional extra), as Python sees a missing package.
+    prefixes = ("azure", "google", "uploadsvc.storage.azure", "uploadsvc.storage.gcs")
+    for name in [name for name in sys.modules if name.startswith(prefixes)]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "azure", None)
+    monkeypatch.setitem(sys.modules, "google", None)
+    line = start(tmp_path, url, monkeypatch)
+    assert line.startswith(f"{package} is not installed"), line
+    assert f"pip install 'uploadsvc[{extra}]'" in line

@@ -3,6 +3,9 @@
 Nothing outside this package knows whether bytes live in files or objects; the local-disk
 backend is LocalStore, the object store backends S3Store, AzureStore and GCSStore.
 """
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .base import UPLOAD_KEY, Download, Locker, Sealed, Store, Written
 from .capabilities import (
     ChunkFiles,
@@ -44,11 +47,13 @@ def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None 
         return LocalStore(data_dir, fsync=fsync)
     # Each SDK costs every worker memory: imported only when its store is used.
     if storage_url.startswith("azure://"):
-        from .azure import open_container
+        with _sdk("azure-storage-blob", "azure"):
+            from .azure import open_container
 
         return open_container(storage_url, data_dir, timeout=timeout, orphan_age=orphan_age)
     if storage_url.startswith("gs://"):
-        from .gcs import open_bucket as open_gcs_bucket
+        with _sdk("google-cloud-storage", "gcs"):
+            from .gcs import open_bucket as open_gcs_bucket
 
         return open_gcs_bucket(storage_url, data_dir, timeout=timeout, orphan_age=orphan_age)
     from .s3 import open_bucket
@@ -56,6 +61,16 @@ def open_store(data_dir: str, fsync: bool | str = True, storage_url: str | None 
     return open_bucket(storage_url, data_dir, addressing_style=addressing_style,
                        timeout=timeout, part_size=part_size, equal_parts=equal_parts,
                        orphan_age=orphan_age, max_parts=max_parts)
+
+
+@contextmanager
+def _sdk(package: str, extra: str) -> Iterator[None]:
+    """An SDK that is not installed is a StorageError of one line: how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise StorageError(f"{package} is not installed ({exc.name}); install it with "
+                           f"`pip install 'uploadsvc[{extra}]'`") from None
 
 
 def __getattr__(name: str):
