@@ -2,7 +2,9 @@
 three hosts behind nginx (round robin, kept-open connections, bodies streamed through), the
 state in MariaDB, as docs/scaleout.md deploys it; @tus/server with @tus/s3-store on one host;
 and the store's own ceiling, a plain boto3 multipart upload of the same bytes. The store's S3
-requests are counted around every workload (bench/store.py)."""
+requests are counted around every workload (bench/store.py). Then uploadsvc on one host and
+on three again, on Azurite and on the GCS emulator, their requests counted by a proxy
+(bench/emulators.py)."""
 import shutil
 import tempfile
 import time
@@ -17,6 +19,7 @@ from tests.servers import GunicornServer
 
 from . import client, tus_js
 from .client import Slice
+from .emulators import Emulated
 from .report import MiB, Settings, requests_key
 from .servers import PeakMemory, TusS3Reference
 from .store import (
@@ -31,6 +34,8 @@ from .store import (
 HOSTS = 3
 # Per host: 2 workers of 4 threads (6 workers in all on this 2-core machine).
 WORKERS, THREADS = 2, 4
+# The other object stores measured after S3, each on its emulator (bench/emulators.py).
+OTHER_STORES = ("azure", "gcs")
 # @tus/s3-store names its objects by upload id alone, so it has a bucket of its own.
 PEER_BUCKET = "tus-node"
 
@@ -52,7 +57,7 @@ class Workloads:
     """Runs workloads on the store, recording each one's MiB/s and the S3 requests the store
     received per chunk the client sent (in results.store, the requests by method)."""
 
-    def __init__(self, s: Settings, store: MeteredSeaweedFS, results) -> None:
+    def __init__(self, s: Settings, store: MeteredSeaweedFS | Emulated, results) -> None:
         self.s = s
         self.store = store
         self.results = results
@@ -104,9 +109,31 @@ def measure_hosts(s: Settings, one: Slice, parts: list[Slice], results) -> None:
             _measure_peer(work, one, parts)
             _measure_uploadsvc(work, cluster.nginx.port, "s3", one, parts,
                                Workers(cluster.hosts), with_tus_js=False)
+        for kind in OTHER_STORES:
+            _measure_other_store(s, kind, database, base, one, parts, results)
     finally:
         database.stop()
         shutil.rmtree(database.base_dir, ignore_errors=True)
+        store.stop()
+
+
+def _measure_other_store(s: Settings, kind: str, database: MariaDBServer, base: Path,
+                         one: Slice, parts: list[Slice], results) -> None:
+    """uploadsvc on one host and on three, every byte in an emulator of Azure Blob Storage or
+    GCS (its requests counted by a proxy in front of it), the state in MariaDB."""
+    store = Emulated(kind, base / kind).start()
+    try:
+        work = Workloads(s, store, results)
+        cluster = Cluster(base / f"cluster-{kind}", database.create_database(f"bench_{kind}"),
+                          store.server.url(), store.environment(), hosts=HOSTS,
+                          workers=WORKERS, threads=THREADS)
+        with cluster:
+            first = cluster.hosts[0]
+            _measure_uploadsvc(work, first.port, f"{kind}one", one, parts, Workers([first]),
+                               with_tus_js=False)
+            _measure_uploadsvc(work, cluster.nginx.port, kind, one, parts,
+                               Workers(cluster.hosts), with_tus_js=False)
+    finally:
         store.stop()
 
 

@@ -6,6 +6,8 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 # UPLOADSVC_FSYNC settings measured after the default one, and their keys' prefixes.
 FSYNC_MODES = (("complete", "lazy"), ("false", "nosync"))
+# The object stores measured beside S3 (on their emulators), by their keys' prefix.
+OTHER_STORES = (("azure", "Azure"), ("gcs", "GCS"))
 
 
 @dataclass
@@ -99,6 +101,8 @@ def build_rows(s: Settings, r: dict) -> list[Row]:
         *_store_rows(s, r, size, parts),
         *_one_host_rows(s, r, size, parts),
         *_hosts_rows(s, r, size, parts),
+        *(row for kind, name in OTHER_STORES for row in _other_store_rows(s, r, size, parts,
+                                                                         kind, name)),
     ]
 
 
@@ -188,6 +192,34 @@ def _hosts_rows(s: Settings, r: dict, size: str, parts: str) -> list[Row]:
         Row(section, "peak RSS of a worker, tus", r["s3tus_rss_mib"], "MiB", "local disk",
             r["tus_rss_mib"]),
     ]
+
+
+def _other_store_rows(s: Settings, r: dict, size: str, parts: str, kind: str,
+                      name: str) -> list[Row]:
+    """uploadsvc on one host and on three with every byte in Azure Blob Storage or GCS (on
+    their emulators, each request counted by a proxy), against the same workload on S3 in
+    the same run (a ratio above 1: faster than on SeaweedFS; emulators are not the
+    services, so the requests per chunk say more than the rates)."""
+    seed_one = f"seed API {size}, {s.in_flight} chunks in flight"
+    seed_many = f"seed API {parts}, {s.in_flight} chunks in flight each"
+    rows = []
+    for hosts, prefix, s3 in (("1 host", f"{kind}one", "s3one"), ("3 hosts", kind, "s3")):
+        section = f"{hosts}, {name}"
+        rows += [
+            _s3(r, section, seed_one, f"{prefix}_seed_inflight_mib_s", "S3",
+                f"{s3}_seed_inflight_mib_s"),
+            _s3(r, section, seed_many, f"{prefix}_seed_many_mib_s", "S3",
+                f"{s3}_seed_many_mib_s"),
+            Row(section, f"peak RSS of a worker (max of {r[f'{prefix}_workers']}), seed API",
+                r[f"{prefix}_seed_rss_mib"], "MiB", "S3", r[f"{s3}_seed_rss_mib"]),
+            _s3(r, section, f"tus {size} × 1", f"{prefix}tus_one_mib_s", "S3",
+                f"{s3}tus_one_mib_s"),
+            _s3(r, section, f"tus {parts}", f"{prefix}tus_many_mib_s", "S3",
+                f"{s3}tus_many_mib_s"),
+            Row(section, "peak RSS of a worker, tus", r[f"{prefix}tus_rss_mib"], "MiB", "S3",
+                r[f"{s3}tus_rss_mib"]),
+        ]
+    return rows
 
 
 def _tus_js_rows(s: Settings, r: dict, size: str) -> list[Row]:

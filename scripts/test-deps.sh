@@ -29,7 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages, one folder per JavaScript client, each with its own package.json and lock.
+# npm packages, one folder per JavaScript client or emulator (tests/azurite: Azurite), each
+# with its own package.json and lock.
 for dir in $(find . -name package.json -not -path "*/node_modules/*" -not -path "./.venv/*" \
              -exec dirname {} \; | sort); do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then

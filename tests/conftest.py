@@ -11,14 +11,22 @@ import pytest
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
 
-from .contract import CheckedClient
-from .helpers import ClosingClient
+from .contract import TestClient
 from .hookreceiver import HookReceiver
 from .hooks_helpers import SECRET as HOOK_SECRET
 from .mariadb import MariaDBServer
 from .seaweedfs import BUCKET as SEAWEEDFS_BUCKET
 from .seaweedfs import SeaweedFS
 from .servers import GunicornServer
+from .stores import (  # noqa: F401 - fixtures, found here by pytest
+    azure_app,
+    azure_env,
+    azurite,
+    gcs_app,
+    gcs_emulator,
+    gcs_env,
+    s3_app,
+)
 
 DATABASES = ["sqlite", "mariadb"]
 MARIADB_DATABASE = "uploadsvc"
@@ -52,6 +60,8 @@ def pytest_configure(config):
     interrupt with SIGINT would not stop. Take Ctrl-C back, as an interactive run has it."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    config.addinivalue_line("markers", "stores(*names): the storage backends this test runs "
+                            "on, instead of its module's STORAGES")
 
 
 @pytest.fixture(scope="session")
@@ -138,15 +148,18 @@ def database_url(request, data_dir, migrated_database):
 
 # The object store's tests run on the database several hosts share: what SQLite would add
 # there is already checked on the local backend, which runs on both databases.
-STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"]}
+STORE_DATABASES = {"local": DATABASES, "s3": ["mariadb"], "azure": ["mariadb"],
+                   "gcs": ["mariadb"]}
 
 
 def pytest_generate_tests(metafunc):
     """Every test using the database runs on each of DATABASES, unless it names its own; a
     module that sets STORAGES runs its app tests on each of those backends, each on the
-    databases STORE_DATABASES gives it."""
+    databases STORE_DATABASES gives it; a test marked stores(...) runs on those backends
+    instead (where another backend adds something the module's others do not)."""
     database = _ours(metafunc, "database_url") and not _marked(metafunc, "database_url")
-    storages = getattr(metafunc.module, "STORAGES", None)
+    marked = metafunc.definition.get_closest_marker("stores")
+    storages = marked.args if marked else getattr(metafunc.module, "STORAGES", None)
     if storages and "storage" in metafunc.fixturenames:
         if not database:
             metafunc.parametrize("storage", storages, indirect=True)
@@ -178,8 +191,9 @@ def _marked(metafunc, argname: str) -> bool:
 
 @pytest.fixture
 def storage(request):
-    """Where the app keeps its bytes: "local" (the data directory) or "s3" (the session's
-    SeaweedFS, under a prefix of this test's own); "local" unless the module says."""
+    """Where the app keeps its bytes: "local" (the data directory), "s3" (the session's
+    SeaweedFS), "azure" (its Azurite) or "gcs" (its GCS emulator), each under a prefix of
+    this test's own; "local" unless the module says."""
     return getattr(request, "param", "local")
 
 
@@ -203,6 +217,10 @@ def app(request, data_dir, database_url, storage, app_config):
     if storage == "s3":
         request.getfixturevalue("s3_env")
         config["STORAGE_URL"] = f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}"
+    elif storage == "azure":
+        config["STORAGE_URL"] = request.getfixturevalue("azure_env").url()
+    elif storage == "gcs":
+        config["STORAGE_URL"] = request.getfixturevalue("gcs_env").url()
     app = create_app(config)
     yield app
     with app.app_context():
@@ -215,26 +233,6 @@ def client(app):
     and closed as a server does (so call_on_close work has run when a request returns)."""
     app.test_client_class = TestClient
     return app.test_client()
-
-
-class TestClient(ClosingClient, CheckedClient):
-    """ClosingClient's reading, CheckedClient's checks."""
-
-
-@pytest.fixture
-def s3_app(s3_env, data_dir, migrated_database, app_config):
-    """An app on the object store (the session's SeaweedFS, under a prefix of its own) with a
-    SQLite copy of the migrated database: what the store's own tests need of an app."""
-    database = data_dir / "uploadsvc.sqlite3"
-    database.write_bytes(migrated_database.read_bytes())
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),
-                      "DATABASE_URL": f"sqlite:///{database}",
-                      "STORAGE_URL": f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}",
-                      **app_config})
-    app.test_client_class = TestClient
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture

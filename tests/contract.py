@@ -9,6 +9,8 @@ from uploadsvc import create_app
 from uploadsvc.http import openapi
 from uploadsvc.http.openapi.served import template as openapi_path
 
+from .helpers import ClosingClient
+
 
 def served_document(**config) -> dict:
     """The document that an app with this configuration (over the defaults and the
@@ -90,3 +92,7 @@ class CheckedClient(FlaskClient):
         contract.check(request.method, request.path, response.status_code, response.mimetype,
                        body, response.headers)
         return response
+
+
+class TestClient(ClosingClient, CheckedClient):
+    """ClosingClient's reading, CheckedClient's checks."""

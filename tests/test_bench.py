@@ -18,6 +18,11 @@ from bench.servers import PROJECT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 S3_SECTIONS = ("S3 store", "1 host, S3", "3 hosts, S3")
+# The other object stores, on their emulators, each on one host and on three.
+OTHER_STORES = ("azure", "gcs")
+OTHER_RATES = tuple(f"{kind}{hosts}{key}" for kind in OTHER_STORES for hosts in ("one", "")
+                    for key in ("_seed_inflight_mib_s", "_seed_many_mib_s", "tus_one_mib_s",
+                                "tus_many_mib_s"))
 # The object store's workloads, each with its store requests counted.
 S3_RATES = ("s3_ceiling_one_mib_s", "s3_ceiling_many_mib_s", "s3_seed_inflight_mib_s",
             "s3_seed_many_mib_s", "s3tus_one_mib_s", "s3tus_many_mib_s",
@@ -55,7 +60,7 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "bench", "--scale", "tiny", "--json", str(out),
                              "--tmp", str(tmp_path)], cwd=PROJECT, capture_output=True,
-                            text=True, timeout=240)
+                            text=True, timeout=480)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     figures = report["figures"]
@@ -83,6 +88,7 @@ def test_bench_runs_at_tiny_scale_and_reports_every_figure(tmp_path):
     assert "| 3 hosts, S3" in result.stdout and figures["s3_workers"] == 6
     assert "| 1 host, S3" in result.stdout and figures["s3one_workers"] == 2
     assert_store_rows(report)
+    assert_other_store_rows(report, result.stdout)
     # tus-js-client sent every request of an upload on one kept-open connection
     assert figures["tusjs_connections"] == figures["tusnode_tusjs_connections"] == 1
     # the bench cleans up its files and data directory
@@ -118,6 +124,25 @@ def assert_store_rows(report: dict) -> None:
     assert report["figures"]["s3_ceiling_many_requests_per_chunk"] == 1.0
     for key in S3_RATES:
         assert sum(store[key]["requests"].values()) >= store[key]["pieces"] > 0, key
+
+
+def assert_other_store_rows(report: dict, table: str) -> None:
+    """Azure's and GCS's rows, on one host and three: every rate and peak RSS measured, every
+    rate with its store requests per chunk (counted by the proxy in front of the emulator)
+    and its ratio to the same workload on S3."""
+    figures, store = report["figures"], report["store_requests"]
+    for kind in OTHER_STORES:
+        for prefix in (f"{kind}one", kind):
+            for key in (f"{prefix}_seed_rss_mib", f"{prefix}tus_rss_mib"):
+                assert figures[key] and figures[key] > 0, key
+        assert figures[f"{kind}_workers"] == 6 and figures[f"{kind}one_workers"] == 2
+    for key in OTHER_RATES:
+        assert figures[key] > 0 and figures[requests_key(key)] > 0, key
+        assert sum(store[key]["requests"].values()) >= store[key]["pieces"] > 0, key
+    for section in ("1 host, Azure", "3 hosts, Azure", "1 host, GCS", "3 hosts, GCS"):
+        assert f"| {section}" in table
+        rows = [row for row in report["rows"] if row["section"] == section]
+        assert len(rows) == 6 and all(row["ratio"] > 0 for row in rows), rows
 
 
 def test_in_flight_is_what_the_upload_page_sends(tmp_path):

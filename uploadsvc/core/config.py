@@ -9,7 +9,12 @@ class DefaultConfig:
     DATA_DIR = None
     # None keeps every byte in the data directory; s3://BUCKET/PREFIX keeps uploads' bytes
     # and finished files in that bucket (docs/scaleout.md), the endpoint and credentials
-    # from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    # from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...);
+    # azure://CONTAINER/PREFIX in that Azure container (AZURE_STORAGE_CONNECTION_STRING,
+    # or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN);
+    # gs://BUCKET/PREFIX in that GCS bucket (GOOGLE_APPLICATION_CREDENTIALS or application
+    # default credentials, GOOGLE_CLOUD_PROJECT, STORAGE_EMULATOR_HOST). The
+    # S3_TIMEOUT, S3_ORPHAN_AGE and S3_PRESIGNED_DOWNLOADS below apply to every object store.
     STORAGE_URL = None
     # "path" or "virtual"; empty: path-style with an endpoint of one's own, else boto3's.
     S3_ADDRESSING_STYLE = ""

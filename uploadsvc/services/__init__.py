@@ -15,5 +15,8 @@ def init_app(app: Flask) -> None:
         part_size=int(config["S3_PART_SIZE"]), equal_parts=config["S3_EQUAL_PARTS"],
         orphan_age=config["S3_ORPHAN_AGE"].total_seconds(),
         max_parts=int(config["S3_MAX_PARTS"]))
+    limit = app.extensions["store"].max_chunks
+    if limit and int(config["MAX_TOTAL_CHUNKS"]) > limit:  # refused with 400, not at completion
+        config["MAX_TOTAL_CHUNKS"] = limit
     leases.init_app(app)
     events.init_app(app)

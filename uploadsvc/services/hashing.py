@@ -45,10 +45,12 @@ class Job(NamedTuple):
     id: int
     key: str
     protocol: str
+    chunk_size: int | None = None  # an /api upload's, where the store places chunks by it
 
 
 def catch_up_later(upload: Upload) -> FollowUp:
-    return FollowUp(catch_up, (Job(upload.id, upload.key, upload.protocol),))
+    return FollowUp(catch_up, (Job(upload.id, upload.key, upload.protocol,
+                                   upload.chunk_size),))
 
 
 def catch_up(upload: Job | Upload, wait: float = 0.0) -> None:
@@ -155,8 +157,9 @@ def _hash_ready_chunks(upload: Job | Upload) -> bool:
     start, state, ready = _ready(upload)
     while ready:
         batch = len(ready)
-        aside = chunk_files().chunks_aside(upload.key, [index for index, _ in ready])
-        ready = [chunk for chunk in ready if not aside or chunk[0] < aside[0]]
+        unplaced = chunk_files().unplaced_chunks(upload.key, [index for index, _ in ready],
+                                                 upload.chunk_size)
+        ready = [chunk for chunk in ready if not unplaced or chunk[0] < unplaced[0]]
         if not ready:
             return False  # completion puts that chunk in place and hashes on from there
         end = Md5State(state).length + sum(size for _, size in ready)

@@ -114,6 +114,9 @@ class Store(ABC):
     # files); None: after the idle time cleanup is given, at least a minute. A store shared
     # by several hosts sets its own, so that no host takes what a request on another uses.
     orphan_age: float | None = None
+    # The most chunks one upload may have here (Azure commits at most 50,000 blocks per
+    # blob); None: no limit of the store's own. The app lowers MAX_TOTAL_CHUNKS to it.
+    max_chunks: int | None = None
 
     # -- an upload's bytes ------------------------------------------------------------
 

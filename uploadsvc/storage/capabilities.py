@@ -37,6 +37,13 @@ class ChunkFiles(ABC):
     def chunks_aside(self, key: str, indices: Iterable[int]) -> list[int]:
         """Which of these chunks are stored aside (not yet in place)."""
 
+    def unplaced_chunks(self, key: str, indices: Iterable[int],
+                        chunk_size: int | None) -> list[int]:
+        """Which of these chunks cannot be read back from where they stand until
+        place_chunks: those stored aside, and on a store that reads only what completion
+        committed (Azure's staged blocks), every chunk not committed yet."""
+        return self.chunks_aside(key, indices)
+
     @abstractmethod
     def place_chunks(self, key: str, chunk_size: int | None) -> list[int]:
         """Put every chunk stored aside in place, durably; their indices, in order.

@@ -3,13 +3,12 @@ no name, so none outlives its process), so neither memory nor the local disk hol
 a part whatever the body's length. A body that ends within its first part is one PutObject;
 a longer one a multipart upload whose parts are made as the body arrives. A local file
 (a spooled chunk) is one PutObject whatever its size, up to S3's 5 GiB."""
-import mmap
 import os
 from collections.abc import Iterable
 from typing import BinaryIO
 
 from ..base import Written
-from ..files import write_all
+from ..objects import Body, feed
 from ..spool import anonymous_file
 from .client import SmallReads, s3_errors
 from .join import Joiner, name_taken
@@ -17,60 +16,6 @@ from .plan import MAX_COPY
 
 # The largest object one PutObject may store (S3's limit, as for a part).
 MAX_PUT = MAX_COPY
-# The most of a local file mapped at once while it is hashed.
-HASH_WINDOW = 1024 * 1024
-
-
-class Body:
-    """Reads src up to limit in buffers, feeding digests; tells overflow and interruption."""
-
-    def __init__(self, src: BinaryIO, limit: int, digests: Iterable, buffer_size: int) -> None:
-        self.src, self.left, self.digests = src, limit, list(digests)
-        self.buffer = memoryview(bytearray(buffer_size))
-        self.size = 0
-        self.ended = self.overflow = self.interrupted = False
-
-    def fill(self, out, most: int) -> int:
-        """Copy at most `most` bytes of the body to out; how many."""
-        copied = 0
-        while copied < most and not self.ended:
-            if self.left == 0:
-                self._probe()
-                break
-            view = self.buffer[:min(len(self.buffer), self.left, most - copied)]
-            try:
-                n = self.src.readinto(view) if hasattr(self.src, "readinto") else \
-                    _read_into(self.src, view)
-            except Exception:  # noqa: BLE001 - any failure to read ends the body
-                self.ended = self.interrupted = True
-                break
-            if not n:
-                self.ended = True
-                break
-            for digest in self.digests:
-                digest.update(view[:n])
-            write_all(out, view[:n])
-            copied += n
-            self.left -= n
-            self.size += n
-        return copied
-
-    def _probe(self) -> None:
-        """At the limit: whether the body holds more (then it is refused)."""
-        try:
-            self.overflow = bool(self.src.read(1))
-        except Exception:  # noqa: BLE001
-            self.interrupted = True
-        self.ended = True
-
-    def written(self) -> Written:
-        return Written(self.size, self.overflow, self.interrupted)
-
-
-def _read_into(src, view: memoryview) -> int:
-    data = src.read(len(view))
-    view[:len(data)] = data
-    return len(data)
 
 
 def put_body(joiner: Joiner, dest: str, src: BinaryIO, limit: int, digests: Iterable = (),
@@ -130,18 +75,8 @@ def put_file(joiner: Joiner, dest: str, src: BinaryIO, digests: Iterable = ()) -
         return put_body(joiner, dest, src, size, digests).size
     # Hashed where the bytes lie in the page cache, then sent in one request: botocore may
     # read a body more than once (to sign it, to retry), which a digest must not see.
-    _feed(list(digests), src.fileno(), size)
+    feed(list(digests), src.fileno(), size)
     with s3_errors("storing bytes"):
         joiner.client.put_object(Bucket=joiner.bucket, Key=dest, ContentLength=size,
                                  Body=SmallReads(src, joiner.buffer_size))
     return size
-
-
-def _feed(digests: list, fd: int, size: int) -> None:
-    if not digests:
-        return
-    for offset in range(0, size, HASH_WINDOW):
-        with mmap.mmap(fd, min(HASH_WINDOW, size - offset), access=mmap.ACCESS_READ,
-                       offset=offset) as window:
-            for digest in digests:
-                digest.update(window)

@@ -10,8 +10,7 @@ import gzip
 import io
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,6 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.loaders import JSONFileLoader
 
 from ..errors import StorageError, StorageUnavailable
+from ..objects import ProcessClient, SmallReads, pool_size
+
+__all__ = ["ADDRESSING_STYLES", "BucketURL", "ObjectReader", "ProcessClient", "SmallReads",
+           "check_bucket", "make_client", "s3_errors"]
 
 ADDRESSING_STYLES = ("", "path", "virtual")
 # Answers that say "try again later", as against a request or a setting that is wrong.
@@ -30,10 +33,6 @@ TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTi
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
                     "InvalidToken", "ExpiredToken"}
-# gunicorn's threads per worker when GUNICORN_THREADS is not set (gunicorn.conf.py sets it for
-# its workers), and the threads beside them that reach the store (follow-ups, hashing).
-DEFAULT_THREADS = 8
-BACKGROUND_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -55,13 +54,6 @@ class BucketURL:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
-
-
-def pool_size() -> int:
-    """Connections a process keeps open to the store: one for each thread that may use
-    the client at once (more would be opened and dropped at every request)."""
-    threads = int(os.environ.get("GUNICORN_THREADS") or DEFAULT_THREADS)
-    return max(threads + BACKGROUND_THREADS, 10)  # botocore's own default is 10
 
 
 def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int = 3,
@@ -105,37 +97,6 @@ class PlainJSON(JSONFileLoader):
                 with opener(file_path + extension, "rb") as f:
                     return json.loads(f.read())
         return None
-
-
-class ProcessClient:
-    """The client of whichever process calls: made there on its first call (in a gunicorn
-    worker, after the fork: a client made before would share its connections with every
-    worker), then shared by every thread of that process."""
-
-    def __init__(self, make: Callable[[], object]) -> None:
-        self._make = make
-        self._client: object = None
-        self._pid = 0
-
-    def __call__(self):
-        if self._pid != os.getpid():
-            with _making:
-                if self._pid != os.getpid():
-                    self._client, self._pid = self._make(), os.getpid()
-        return self._client
-
-
-# Held while a client is made; new in a child process, where a copy taken while another
-# thread held it would stay held.
-_making = threading.Lock()
-
-
-def _new_lock() -> None:
-    global _making
-    _making = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock)
 
 
 def error_code(exc: ClientError) -> str:
@@ -185,35 +146,6 @@ def check_bucket(client, url: BucketURL) -> None:
     except BotoCoreError as exc:
         raise StorageError(f"cannot reach the object store for {where} ({exc}); check "
                            "AWS_ENDPOINT_URL and that the store is running") from None
-
-
-class SmallReads(io.RawIOBase):
-    """A local file sent as a request body, read in pieces of at most `most` bytes whatever
-    the client asks for: botocore hashes a body it signs in reads of 1 MiB, each held in
-    memory by every thread that sends one."""
-
-    def __init__(self, file: io.IOBase, most: int) -> None:
-        self.file, self.most = file, most
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self.file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.file.tell()
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            return self.file.read()
-        return self.file.read(min(size, self.most))
-
-    def readinto(self, buffer) -> int:
-        return self.file.readinto(memoryview(buffer)[:self.most])
 
 
 class ObjectReader(io.RawIOBase):
