@@ -135,6 +135,25 @@ def test_optimistic_creation_cut_after_its_104_is_resumed(server):
     assert stored(server, interim["location"]) == data
 
 
+def test_an_append_cut_mid_body_is_resumed_from_the_offset_head_reports(server):
+    data = os.urandom(SIZE)
+    location = requests.post(server.url + "/files/", timeout=10, headers=draft(
+        7, Upload_Complete="?0", Upload_Length=str(SIZE))).headers["Location"]
+    with open_request(location, "PATCH", draft(7, Upload_Offset="0", Upload_Complete="?1",
+                                               Content_Type=PARTIAL), SIZE) as sock:
+        sock.sendall(data[:SIZE // 2])  # then the connection is gone
+    # What arrived before the cut is kept, once the cut request has ended (a HEAD that
+    # comes before it has even begun reads the offset as it was: 0).
+    deadline, offset = time.monotonic() + 20, 0
+    while not offset and time.monotonic() < deadline:
+        offset = int(requests.head(location, headers=draft(7), timeout=10)
+                     .headers["Upload-Offset"])
+        time.sleep(0.05)
+    assert 0 < offset <= SIZE // 2
+    assert finish(location, data, 7).headers["Upload-Complete"] == "?1"
+    assert stored(server, location) == data
+
+
 def test_a_stalled_append_is_ended_by_head_and_a_new_patch(server):
     data = os.urandom(SIZE)
     created = requests.post(server.url + "/files/", timeout=10,
