@@ -23,7 +23,8 @@ SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/source
 # fresh image does not. Read at build time, never copied into the project.
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # This machine's kernel refuses crun's cgroup setup and podman's default ulimits; podman's
-# locks and the networks compose makes stay in the tests' directory, not /run and /etc.
+# locks and the networks compose makes stay in the tests' directory, not /run and /etc. CNI
+# (with its dnsname plugin, for the services' names) whichever network stack apt chose.
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -31,6 +32,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 tmp_dir = "{directory}/tmp"
 [network]
+network_backend = "cni"
 network_config_dir = "{directory}/networks"
 """
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
