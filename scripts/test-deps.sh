@@ -21,6 +21,17 @@ need systemd-analyze systemd   # checks the unit files in deploy/ (test_deploy)
 # nginx checks deploy/nginx.conf with `nginx -t` (test_deploy; nginx lives in /usr/sbin).
 PATH="$PATH:/usr/sbin" need nginx nginx
 need faketime faketime   # hosts whose clocks are wrong (libfaketime; tests/multihost/test_clocks.py)
+# The image and compose.yaml under real containers (tests/containers): podman with runc (this
+# kernel's cgroups refuse crun), the networks compose makes (bridge, and dnsname for the
+# services' names), a base image made with mmdebstrap (no registry of images is reachable),
+# and Debian's docker-compose against podman's Docker API (it knows compose profiles).
+need podman podman
+need runc runc
+need mmdebstrap mmdebstrap
+need docker-compose docker-compose
+PATH="$PATH:/usr/sbin" need iptables iptables
+[ -e /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+[ -e /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

@@ -1,0 +1,1 @@
+"""The container image and compose.yaml, with real containers (podman, docker-compose)."""
