@@ -32,9 +32,9 @@ RUN --mount=type=secret,id=ca \
 # setup.cfg asks for; the test tools it also pins stay out). Editable, as `make install`
 # does, so the migrations and web/node_modules are found beside the package in /app.
 FROM python AS build
-# The object stores beside S3 whose SDKs the image carries (setup.cfg's extras); empty for
-# an image of the local disk and S3 only.
-ARG EXTRAS=azure,gcs
+# The object stores beside the local disk and S3 whose SDKs the image carries (setup.cfg's
+# extras, e.g. azure,gcs); none by default, as the package installs none.
+ARG EXTRAS=
 WORKDIR /app
 COPY requirements.txt setup.cfg setup.py README.md ./
 # Dependencies first, on a placeholder package: a change to the code alone reuses this layer.
