@@ -24,7 +24,7 @@ from typing import BinaryIO
 from google.api_core import exceptions as api
 
 from ..base import UPLOAD_KEY
-from ..errors import NameTaken, UploadGone
+from ..errors import UploadGone
 from .client import BucketURL, Client, gcs_errors
 
 # Bytes read at once from a request body or a download: held once per thread moving bytes.
@@ -141,13 +141,7 @@ class GCSLayout:
     def _put(self, name: str, src: BinaryIO, size: int, exclusive: bool = False) -> None:
         """Store a local file's size bytes (from its position) as the object name; with
         exclusive only if no object has that name (ifGenerationMatch=0, else NameTaken)."""
-        extra = {"if_generation_match": 0} if exclusive else {}
-        with gcs_errors("storing bytes"):
-            try:
-                self.client.blob(name).upload_from_file(src, size=size, rewind=False,
-                                                        **self.client.options, **extra)
-            except api.PreconditionFailed:
-                raise NameTaken(name) from None
+        self.client.put(name, src, size, exclusive)
 
     def _delete_all(self, names: list[str]) -> None:
         """Remove these objects (gone already is what was asked), a batch at a time."""
