@@ -20,6 +20,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from ..base import UPLOAD_KEY
 from ..errors import LeaseLost, NameTaken, StorageError, UploadGone
+from ..object_names import ORPHAN_AGE
 from ..objects import SmallReads
 from .blocks import Layout
 from .client import ContainerURL, azure_errors, is_missing
@@ -29,8 +30,6 @@ BUFFER_SIZE = 256 * 1024
 # Blocks of bytes that write() stores (tus PATCH bodies, joined uploads): each is held once
 # in a local file while it is sent.
 BLOCK_SIZE = 16 * 1024 * 1024
-# What no row owns is taken by cleanup once this old (seconds), as on S3.
-ORPHAN_AGE = 24 * 3600.0
 # How long a server-side copy (publishing a file) may take before it is given up.
 COPY_WAIT = 600.0
 # Answers that say a name is taken, where a request said If-None-Match: *.

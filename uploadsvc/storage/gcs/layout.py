@@ -23,17 +23,14 @@ from typing import BinaryIO
 
 from google.api_core import exceptions as api
 
-from ..base import UPLOAD_KEY
 from ..errors import UploadGone
+from ..object_names import ORPHAN_AGE, ObjectNames
 from .client import BucketURL, Client, gcs_errors
 
 # Bytes read at once from a request body or a download: held once per thread moving bytes.
 BUFFER_SIZE = 256 * 1024
 # Segments a tus PATCH is cut into as it arrives: each is held once in a local file.
 BLOCK_SIZE = 16 * 1024 * 1024
-DIGITS = 20
-# What no row owns is taken by cleanup once this old (seconds), as on S3.
-ORPHAN_AGE = 24 * 3600.0
 # GCS deletes up to 100 objects in one batch request.
 BATCH = 100
 
@@ -67,7 +64,7 @@ class Piece:
         return self.start == 0 and self.end == self.object_size
 
 
-class GCSLayout:
+class GCSLayout(ObjectNames):
     """Names, listings and segments of one bucket prefix."""
 
     def __init__(self, client, url: BucketURL, data_dir: str, block_size: int = BLOCK_SIZE,
@@ -89,20 +86,6 @@ class GCSLayout:
         return self.clients()
 
     # -- names ----------------------------------------------------------------------------
-
-    def _upload_prefix(self, key: str) -> str:
-        if not UPLOAD_KEY.fullmatch(key):
-            raise ValueError("invalid upload key")
-        return f"{self.prefix}chunks/{key}/"
-
-    def _marker(self, key: str) -> str:
-        return f"{self._upload_prefix(key)}created"
-
-    def _segment_name(self, key: str, offset: int) -> str:
-        return f"{self._upload_prefix(key)}at/{int(offset):0{DIGITS}d}"
-
-    def _aside_name(self, key: str, index: int) -> str:
-        return f"{self._upload_prefix(key)}aside/{int(index):0{DIGITS}d}"
 
     def _scratch_name(self, key: str | None, kind: str = "") -> str:
         return f"{self.prefix}sealed/{key or 'copy'}.{uuid.uuid4().hex}{kind}"

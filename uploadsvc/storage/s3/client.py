@@ -7,7 +7,6 @@ same settings reach AWS, SeaweedFS, MinIO, Ceph, R2 or B2. A process has one cli
 all its threads share (boto3's clients are thread-safe), made in that process on first use.
 """
 import gzip
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -21,9 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.loaders import JSONFileLoader
 
 from ..errors import StorageError, StorageUnavailable
-from ..objects import ProcessClient, SmallReads, pool_size
+from ..objects import ProcessClient, RangeReader, SmallReads, pool_size
 
-__all__ = ["ADDRESSING_STYLES", "BucketURL", "ObjectReader", "ProcessClient", "SmallReads",
+__all__ = ["ADDRESSING_STYLES", "BucketURL", "ProcessClient", "SmallReads",
            "check_bucket", "make_client", "s3_errors"]
 
 ADDRESSING_STYLES = ("", "path", "virtual")
@@ -148,54 +147,26 @@ def check_bucket(client, url: BucketURL) -> None:
                            "AWS_ENDPOINT_URL and that the store is running") from None
 
 
-class ObjectReader(io.RawIOBase):
-    """An object read as a seekable file: one streamed GET from the position on, opened
-    again with a Range after a seek; never more than one buffer in memory."""
-
-    def __init__(self, client, bucket: str, key: str, size: int) -> None:
-        self.client, self.bucket, self.key, self.size = client, bucket, key, size
-        self.position = 0
-        self._body = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        target = max(0, base + offset)
-        if target != self.position:
-            self._drop()
-            self.position = target
-        return self.position
-
-    def readinto(self, buffer) -> int:
-        want = min(len(buffer), self.size - self.position)
-        if want <= 0:
-            return 0
-        if self._body is None:
-            with s3_errors("reading a file"):
-                self._body = self.client.get_object(
-                    Bucket=self.bucket, Key=self.key,
-                    Range=f"bytes={self.position}-{self.size - 1}")["Body"]
+def object_reader(client, bucket: str, key: str, size: int) -> RangeReader:
+    """An object read as a seekable file (objects.RangeReader): one streamed GET from the
+    position on, opened again with a Range after a seek."""
+    def open_range(start: int, end: int) -> "_Checked":
         with s3_errors("reading a file"):
-            data = self._body.read(want)
-        if not data:
-            raise StorageError("object store: a file ended before its size")
-        memoryview(buffer)[:len(data)] = data
-        self.position += len(data)
-        return len(data)
+            return _Checked(client.get_object(Bucket=bucket, Key=key,
+                                              Range=f"bytes={start}-{end - 1}")["Body"])
+
+    return RangeReader(open_range, size)
+
+
+class _Checked:
+    """A streamed body whose failures are the store's errors."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+
+    def read(self, size: int) -> bytes:
+        with s3_errors("reading a file"):
+            return self.body.read(size)
 
     def close(self) -> None:
-        self._drop()
-        super().close()
-
-    def _drop(self) -> None:
-        if self._body is not None:
-            self._body.close()
-            self._body = None
+        self.body.close()

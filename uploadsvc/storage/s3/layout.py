@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..base import UPLOAD_KEY
 from ..errors import StorageError, UploadGone
+from ..object_names import ORPHAN_AGE, ObjectNames
 from .client import MISSING_CODES, BucketURL, ProcessClient, is_missing, s3_errors
 from .join import Joiner, Piece
 
@@ -30,10 +30,6 @@ BUFFER_SIZE = 256 * 1024
 # Parts streamed (PATCH bodies, small chunks joined at completion): bigger parts, fewer
 # requests; each is held once in a local file while it is sent.
 PART_SIZE = 16 * 1024 * 1024
-DIGITS = 20
-# What no row owns is taken by cleanup once this old (seconds): a request in flight on
-# another host (a long body, a join) must never lose its objects.
-ORPHAN_AGE = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ class Segment:
         return self.offset + self.size
 
 
-class S3Layout:
+class S3Layout(ObjectNames):
     """Names, listings and segments of one bucket prefix."""
 
     def __init__(self, client, url: BucketURL, data_dir: str, part_size: int = PART_SIZE,
@@ -73,20 +69,6 @@ class S3Layout:
         return self.clients()
 
     # -- names ----------------------------------------------------------------------------
-
-    def _upload_prefix(self, key: str) -> str:
-        if not UPLOAD_KEY.fullmatch(key):
-            raise ValueError("invalid upload key")
-        return f"{self.prefix}chunks/{key}/"
-
-    def _marker(self, key: str) -> str:
-        return f"{self._upload_prefix(key)}created"
-
-    def _segment_name(self, key: str, offset: int) -> str:
-        return f"{self._upload_prefix(key)}at/{int(offset):0{DIGITS}d}"
-
-    def _aside_name(self, key: str, index: int) -> str:
-        return f"{self._upload_prefix(key)}aside/{int(index):0{DIGITS}d}"
 
     def _sealed_name(self, key: str | None) -> str:
         return f"{self.prefix}sealed/{key or 'copy'}.{uuid.uuid4().hex}"

@@ -25,7 +25,7 @@ from ..md5state import Md5State
 from ..spool import SpoolFile
 from .body import put_body
 from .chunks import S3ChunkFiles
-from .client import BucketURL, ObjectReader, s3_errors
+from .client import BucketURL, object_reader, s3_errors
 from .join import Piece
 from .temps import S3Temps
 
@@ -160,7 +160,7 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
         head = self._head(self._file_name(name))
         if head is None:
             raise FileGone(name)
-        return ObjectReader(self.client, self.bucket, self._file_name(name),
+        return object_reader(self.client, self.bucket, self._file_name(name),
                             head["ContentLength"])
 
     def serve(self, name: str) -> Download:
@@ -171,7 +171,7 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
         size = head["ContentLength"]
         return Download(size=size, etag=head["ETag"].strip('"'),
                         modified=head["LastModified"].timestamp(),
-                        open=lambda: ObjectReader(self.client, self.bucket, key, size))
+                        open=lambda: object_reader(self.client, self.bucket, key, size))
 
     def presigned_url(self, name: str, seconds: int, content_type: str,
                       disposition: str) -> str:
