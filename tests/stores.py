@@ -6,6 +6,7 @@ import pytest
 
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
+from uploadsvc.storage import StorageError, open_store
 
 from .azurite import Azurite
 from .contract import TestClient
@@ -80,3 +81,14 @@ def _app_on(storage_url: str, data_dir, migrated_database, app_config):
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+def start_failure(tmp_path, url, monkeypatch, **env) -> str:
+    """The one line open_store fails with at start (the CLI prints it as `error: ...`,
+    test_storage_s3.py runs that)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StorageError) as failed:
+        open_store(str(tmp_path / "data"), storage_url=url, timeout=1)
+    assert "\n" not in str(failed.value)
+    return str(failed.value)

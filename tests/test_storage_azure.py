@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import AzureStore, StorageError, StorageUnavailable, UploadGone, open_store
+from uploadsvc.storage import AzureStore, StorageUnavailable, UploadGone, open_store
 from uploadsvc.storage.azure.client import make_client
 
 pytest.register_assert_rewrite("tests.storage_contract")
@@ -22,6 +22,7 @@ from .storage_contract import (  # noqa: E402 - after the rewrite
     spooled,
     stored_bytes,
 )
+from .stores import start_failure  # noqa: E402
 
 KEY = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
@@ -176,40 +177,30 @@ def test_the_store_stopped_answers_unavailable_then_works(azurite, tmp_path):
     assert store.write(KEY, 0, io.BytesIO(b"bytes"), 5).size == 5
 
 
-def start(tmp_path, url, monkeypatch, **env) -> str:
-    """The one line open_store fails with at start (the CLI prints it as `error: ...`,
-    test_storage_s3.py runs that)."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(StorageError) as failed:
-        open_store(str(tmp_path / "data"), storage_url=url, timeout=1)
-    assert "\n" not in str(failed.value)
-    return str(failed.value)
-
-
 def test_a_missing_container_fails_at_start_in_one_line(tmp_path, azure_env, monkeypatch):
-    line = start(tmp_path, "azure://no-such-container/x", monkeypatch)
+    line = start_failure(tmp_path, "azure://no-such-container/x", monkeypatch)
     assert "azure://no-such-container/x/" in line and "does not exist" in line
 
 
 def test_wrong_credentials_fail_at_start_in_one_line(tmp_path, azure_env, monkeypatch):
     wrong = azure_env.connection_string.replace("AccountKey=Eby8", "AccountKey=Xby8")
-    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+    line = start_failure(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
                  AZURE_STORAGE_CONNECTION_STRING=wrong)
     assert "refused the credentials" in line and "Xby8" not in line
 
 
 def test_no_account_and_an_unreachable_store_fail_at_start_in_one_line(tmp_path, azure_env,
                                                                        monkeypatch):
-    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+    line = start_failure(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
                  AZURE_STORAGE_CONNECTION_STRING="")
     assert "AZURE_STORAGE_CONNECTION_STRING" in line
     unreachable = azure_env.connection_string.replace(azure_env.endpoint,
                                                       "http://127.0.0.1:1/devstoreaccount1")
-    line = start(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
+    line = start_failure(tmp_path, f"azure://{CONTAINER}/x", monkeypatch,
                  AZURE_STORAGE_CONNECTION_STRING=unreachable)
     assert "cannot reach Azure" in line
-    assert "is not an Azure container name" in start(tmp_path, "azure://UPPER/x", monkeypatch)
+    line = start_failure(tmp_path, "azure://UPPER/x", monkeypatch)
+    assert "is not an Azure container name" in line
 
 
 def test_a_usable_container_opens(tmp_path, azure_env):
@@ -229,6 +220,6 @@ def test_a_store_whose_sdk_is_not_installed_fails_at_start_in_one_line(
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "azure", None)
     monkeypatch.setitem(sys.modules, "google", None)
-    line = start(tmp_path, url, monkeypatch)
+    line = start_failure(tmp_path, url, monkeypatch)
     assert line.startswith(f"{package} is not installed"), line
     assert f"pip install 'uploadsvc[{extra}]'" in line

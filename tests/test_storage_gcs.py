@@ -7,13 +7,14 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import GCSStore, StorageError, StorageUnavailable, UploadGone, open_store
+from uploadsvc.storage import GCSStore, StorageUnavailable, UploadGone, open_store
 from uploadsvc.storage.gcs.client import Client
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
 from .gcsemulator import BUCKET  # noqa: E402
 from .storage_contract import NEVER, StoreContract, spooled  # noqa: E402 - after the rewrite
+from .stores import start_failure  # noqa: E402
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -132,27 +133,16 @@ def test_the_store_stopped_answers_unavailable_then_works(gcs_env, tmp_path):
     assert store.write(KEY, 0, io.BytesIO(b"bytes"), 5).size == 5
 
 
-def start(tmp_path, url, monkeypatch, **env) -> str:
-    """The one line open_store fails with at start (the CLI prints it as `error: ...`,
-    test_storage_s3.py runs that)."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(StorageError) as failed:
-        open_store(str(tmp_path / "data"), storage_url=url, timeout=1)
-    assert "\n" not in str(failed.value)
-    return str(failed.value)
-
-
 def test_a_missing_bucket_fails_at_start_in_one_line(tmp_path, gcs_env, monkeypatch):
-    line = start(tmp_path, "gs://no-such-bucket/x", monkeypatch)
+    line = start_failure(tmp_path, "gs://no-such-bucket/x", monkeypatch)
     assert "gs://no-such-bucket/x/" in line and "does not exist" in line
 
 
 def test_an_unreachable_store_fails_at_start_in_one_line(tmp_path, gcs_env, monkeypatch):
-    line = start(tmp_path, f"gs://{BUCKET}/x", monkeypatch,
+    line = start_failure(tmp_path, f"gs://{BUCKET}/x", monkeypatch,
                  STORAGE_EMULATOR_HOST="http://127.0.0.1:1")
     assert "cannot reach GCS" in line and "STORAGE_EMULATOR_HOST" in line
-    assert "is not a GCS bucket name" in start(tmp_path, "gs://x/y", monkeypatch)
+    assert "is not a GCS bucket name" in start_failure(tmp_path, "gs://x/y", monkeypatch)
 
 
 def test_a_usable_bucket_opens(tmp_path, gcs_env):
