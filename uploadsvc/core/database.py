@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .extensions import db
+from .mysql_driver import import_pymysql
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # How often gunicorn workers checkpoint SQLite's WAL (see _tune_sqlite).
@@ -35,6 +36,7 @@ def init_app(app: Flask) -> None:
             for name, value in pool_size_options(app.config).items():
                 options.setdefault(name, value)
     elif backend == "mysql":
+        import_pymysql()
         url = mysql_url(url)
         app.config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
         for name, value in mysql_pool_options(app.config).items():
