@@ -3,13 +3,16 @@ the session's Azurite is counted (at the transport, so retries count too), for t
 every upload makes many times and for completion."""
 import hashlib
 import io
+import os
 import threading
+import tracemalloc
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from uploadsvc.storage import AzureStore, LeaseLost
+from uploadsvc.storage.azure.client import make_client
 
 from .azurite import CONTAINER
 from .helpers import finished_bytes, leftovers, random_file, send_chunk
@@ -113,6 +116,49 @@ def test_completion_commits_the_chunks_once_and_copies_the_file_once(store):
                          "GetBlobProperties", "GetBlockList", "CopyBlob", "DeleteBlob"]
     with store.open_file("file") as f:
         assert f.read() == whole
+
+
+def test_bytes_read_back_stream_in_one_get_with_little_memory(azurite, tmp_path, monkeypatch):
+    """Hashing an upload whose MD5 was not carried, and serving its file, read the blob in
+    one streamed GET each, a buffer at a time, through the app's own client. (The SDK's
+    download_blob fetched 4 MiB at a time and held each fetch twice while it was read.)"""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    client = make_client(CONTAINER)
+    store = AzureStore(client, f"azure://{CONTAINER}/r-{uuid.uuid4().hex[:12]}",
+                       str(tmp_path / "data"))
+    store.create(KEY)
+    data = os.urandom(9 * MiB + 123)
+    store.write_chunk(KEY, 0, io.BytesIO(data), 0)
+    store.place_chunks(KEY, len(data))
+    with Requests(client) as sent, Allocated() as held:
+        sealed = store.seal(KEY, len(data))
+    assert sealed.md5 == hashlib.md5(data).hexdigest()
+    assert sent.sent.count("GetBlob") == 1, sent.sent
+    assert held.peak < 2 * MiB, held.peak
+    store.publish(sealed, "file")
+    with Requests(client) as sent, store.open_file("file") as f:
+        with Allocated() as held:
+            digest = hashlib.md5()
+            for piece in iter(lambda: f.read(256 * 1024), b""):
+                digest.update(piece)
+        assert digest.hexdigest() == sealed.md5
+        assert held.peak < 2 * MiB, held.peak
+        f.seek(5 * MiB)
+        assert f.read(10) == data[5 * MiB:5 * MiB + 10]
+    assert sent.sent.count("GetBlob") == 2, sent.sent  # the whole file, then from the seek
+
+
+class Allocated:
+    """The most Python allocated at once (tracemalloc) beyond what was held at the start."""
+
+    def __enter__(self) -> "Allocated":
+        tracemalloc.start()
+        self.peak = 0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
 
 
 def test_a_chunk_written_after_its_upload_was_removed_is_removed_with_it(store):

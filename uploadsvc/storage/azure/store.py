@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import BinaryIO
 
 from azure.core import MatchConditions
@@ -181,14 +182,9 @@ class AzureStore(AzureChunkFiles, Store, Concatenation, FileServer, FileListing,
         if found is None:
             raise FileGone(name)
 
-        def open_range(start: int, end: int):
-            with azure_errors("reading a file"):
-                return Guarded(self._blob(blob).download_blob(offset=start,
-                                                              length=end - start))
-
         return Download(size=found.size, etag=found.etag.strip('"'),
                         modified=found.last_modified.timestamp(),
-                        open=lambda: RangeReader(open_range, found.size))
+                        open=lambda: RangeReader(partial(self._open_range, blob), found.size))
 
     def presigned_url(self, name: str, seconds: int, content_type: str,
                       disposition: str) -> str:
@@ -284,14 +280,3 @@ class AzureStore(AzureChunkFiles, Store, Concatenation, FileServer, FileListing,
         if ids == layout.committed_ids():
             return layout.etag
         return self._commit(name, ids, etag=layout.etag)
-
-
-class Guarded:
-    """A download whose reads fail as the store's errors."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    def read(self, size: int) -> bytes:
-        with azure_errors("reading a file"):
-            return self.stream.read(size)
