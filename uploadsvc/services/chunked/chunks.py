@@ -6,7 +6,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import update
 
-from ...core.database import end_reads
+from ...core.database import end_reads, reads_only
 from ...core.extensions import db
 from ...core.logs import event_fields
 from ...core.models import Upload, UploadEvent
@@ -92,7 +92,11 @@ def _find_or_create(md5: str, file_name: str, total: int, index: int,
     under its row lock, if it was: where the upload's lock is taken in that transaction
     (the database's leases), the row is not read again once held."""
     joined = joins_transaction()
-    upload, recorded = find_with_chunk(md5, file_name, index, lock=joined)
+    if joined:
+        upload, recorded = find_with_chunk(md5, file_name, index, lock=True)
+    else:  # nothing held: on SQLite, no wait behind other workers' writes to read the row
+        with reads_only():
+            upload, recorded = find_with_chunk(md5, file_name, index, lock=False)
     if upload is None:
         return get_or_create(md5, file_name, total, file_size), False, None
     return upload, recorded, transaction() if joined else None
