@@ -22,13 +22,16 @@ from .live import age, complete, files_in, flask_cli, sql, status, upload
 from .servers import GunicornServer
 
 MiB = 1024 * 1024
+# One worker to kill and one that carries on meanwhile: every worker more only costs a
+# second of CPU at each start and restart of the server.
+WORKERS = 2
 
 
 @pytest.fixture(scope="module", params=DATABASES)
 def server(request, new_database, tmp_path_factory):
     url = new_database(request.param, "uploadsvc_crashes")
     data_dir = tmp_path_factory.mktemp("crashes") / "data"
-    server = GunicornServer(data_dir, workers=4, threads=2, database_url=url).start()
+    server = GunicornServer(data_dir, workers=WORKERS, threads=2, database_url=url).start()
     yield server
     server.stop()
 
@@ -88,7 +91,7 @@ def kill(server: GunicornServer, what: str, pid: int) -> None:
     if what == "worker":
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30  # the master replaces the worker
-        while pid in server.worker_pids() or len(server.worker_pids()) < 4:
+        while pid in server.worker_pids() or len(server.worker_pids()) < WORKERS:
             assert time.monotonic() < deadline, "worker not replaced"
             time.sleep(0.05)
     else:
