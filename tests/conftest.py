@@ -46,18 +46,53 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group("-".join([item.module.__name__, *ids])))
 
 
+# The longest runs of one worker, longest first (docs/testing.md, "How long it takes"): an
+# xdist group, or a module whose tests go wherever a worker is free. They start first, so
+# that the run does not end with one worker finishing one of them alone.
+LONGEST_FIRST = [
+    "containers",  # builds four images, then runs them: 3 to 4.5 minutes
+    "tests.test_bench",
+    "tests.multihost.test_uploads",
+    "tests.test_crashes-sqlite",
+    "tests.multihost.test_stores-azure",
+    "tests.multihost.test_faults",
+    "tests.multihost.test_clocks",
+    "tests.test_hooks_live-mariadb",
+    "tests.test_hooks_live-sqlite",
+    "tests.multihost.test_stores-gcs",
+    "tests.test_crashes-mariadb",
+    "tests.test_concurrency-mariadb",
+    "tests.test_client",
+    "tests.test_upload_page",
+    "tests.test_cli_errors",
+]
+
+
 def pytest_collection_modifyitems(items):
-    """The groups, the longest runs of the suite, are sent to the workers first; the many
-    short tests fill in after."""
-    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
-    first = set(grouped)
-    items[:] = grouped + [item for item in items if item not in first]
+    """The longest runs first (LONGEST_FIRST), then the other groups, then the many short
+    tests, which fill in after."""
+
+    def rank(item) -> int:
+        group = item.get_closest_marker("xdist_group")
+        name = group.args[0] if group else item.module.__name__
+        if name in LONGEST_FIRST:
+            return LONGEST_FIRST.index(name)
+        if item.module.__name__ in LONGEST_FIRST:
+            return LONGEST_FIRST.index(item.module.__name__)
+        return len(LONGEST_FIRST) + (0 if group else 1)
+
+    items.sort(key=rank)
 
 
 def pytest_configure(config):
-    """A shell that starts the tests in the background (`make test &`, nohup, cron) has them
+    """pytest-xdist sends the workers the largest groups (by number of tests) first, unless
+    told to keep the order pytest_collection_modifyitems gives: the longest first.
+
+    A shell that starts the tests in the background (`make test &`, nohup, cron) has them
     ignore Ctrl-C, and every process they start would inherit that: the clients that tests
     interrupt with SIGINT would not stop. Take Ctrl-C back, as an interactive run has it."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", "stores(*names): the storage backends this test runs "

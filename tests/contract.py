@@ -22,12 +22,32 @@ def served_document(**config) -> dict:
         return response.get_json()
 
 
+# Where a test's app lives (its data directory, database, bucket prefix) is not in the
+# document; everything else in its configuration may be.
+_PER_TEST = {"DATA_DIR", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "STORAGE_URL"}
+_documents: dict[str, dict] = {}
+
+
+def document_of(app) -> dict:
+    """openapi.build(app), built once per configuration and URL map (read it, never change
+    it): building takes longer than most tests, and almost every test's app has one of a
+    few configurations."""
+    config = sorted((name, repr(value)) for name, value in app.config.items()
+                    if name not in _PER_TEST)
+    rules = sorted((rule.rule, rule.endpoint, sorted(rule.methods or ()))
+                   for rule in app.url_map.iter_rules())
+    key = repr((config, rules))
+    if key not in _documents:
+        _documents[key] = openapi.build(app)
+    return _documents[key]
+
+
 class Contract:
     """The OpenAPI document of one app, and the check of one answer against it."""
 
     def __init__(self, app) -> None:
         self.app = app
-        self.document = openapi.build(app)
+        self.document = document_of(app)
         self.checked: list[tuple[str, str, int]] = []
 
     def operation(self, method: str, path: str) -> tuple[str | None, dict | None]:

@@ -156,7 +156,8 @@ def test_rides_out_a_server_restart_mid_upload(tmp_path):
     # The relay passes 1 MiB of the 4 and holds the rest: the client is still uploading when
     # the server stops, however fast or loaded the machine.
     proxy = ThrottledProxy(server.port, hold_after=MiB)
-    client = subprocess.Popen([CLIENT, str(path), "--url", proxy.url, "--chunk-size", "16KiB",
+    # 64 chunks, about 15 of them through before the relay holds (at least 10 are awaited).
+    client = subprocess.Popen([CLIENT, str(path), "--url", proxy.url, "--chunk-size", "64KiB",
                                "--parallel", "2", "--retries", "10", "--backoff", "0.2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

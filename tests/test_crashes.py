@@ -1,5 +1,6 @@
 """Crashes: a gunicorn worker, or the whole server, killed with SIGKILL while a chunk is being
-written and while a merge runs; and a restart between chunks. On SQLite and MariaDB.
+written and while a merge runs; and a restart between chunks. The merges on SQLite and
+MariaDB; the chunks and the restart on SQLite (ON_SQLITE says why).
 
 One server per database for the module (restarted by the tests that kill it); each test
 uses its own file and finishes its upload, so what it finds on disk is its own doing."""
@@ -21,15 +22,27 @@ from .live import age, complete, files_in, flask_cli, sql, status, upload
 from .servers import GunicornServer
 
 MiB = 1024 * 1024
+# One worker to kill and one that carries on meanwhile: every worker more only costs a
+# second of CPU at each start and restart of the server.
+WORKERS = 2
 
 
 @pytest.fixture(scope="module", params=DATABASES)
 def server(request, new_database, tmp_path_factory):
     url = new_database(request.param, "uploadsvc_crashes")
     data_dir = tmp_path_factory.mktemp("crashes") / "data"
-    server = GunicornServer(data_dir, workers=4, threads=2, database_url=url).start()
+    server = GunicornServer(data_dir, workers=WORKERS, threads=2, database_url=url).start()
     yield server
     server.stop()
+
+
+# A request killed while a chunk's bytes stream has written nothing to the database: the
+# bytes come before the row, and end_reads() commits whatever was written or locked before a
+# body is read (on MariaDB only a transaction that has read, and holds nothing, may stay
+# open). So MariaDB, a server of its own that no kill here touches, only sees connections
+# close. SQLite lives in the killed processes' files (its WAL, checkpointed by the workers):
+# that is where a kill or a restart could lose a recorded chunk, so these run there.
+ON_SQLITE = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 
 
 def key_of(server: GunicornServer, test_file: TestFile) -> str:
@@ -78,7 +91,7 @@ def kill(server: GunicornServer, what: str, pid: int) -> None:
     if what == "worker":
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30  # the master replaces the worker
-        while pid in server.worker_pids() or len(server.worker_pids()) < 4:
+        while pid in server.worker_pids() or len(server.worker_pids()) < WORKERS:
             assert time.monotonic() < deadline, "worker not replaced"
             time.sleep(0.05)
     else:
@@ -126,6 +139,7 @@ def nameless_holder(server: GunicornServer, min_size: int) -> int:
     raise AssertionError("no worker spooled a part into temp/")
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("what", ["worker", "server"])
 def test_killed_while_a_spooled_chunk_is_written(server, what):
     test_file = random_file(3 * 4 * MiB, 4 * MiB, f"chunk-crash-{what}.bin")
@@ -156,6 +170,7 @@ def test_killed_while_a_spooled_chunk_is_written(server, what):
     assert files_in(server.data_dir / "chunks") == []
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("what", ["worker", "server"])
 def test_killed_while_a_chunk_is_written_in_place(server, what):
     test_file = random_file(3 * 4 * MiB, 4 * MiB, f"in-place-crash-{what}.bin")
@@ -245,6 +260,7 @@ def _complete_or_error(server: GunicornServer, test_file: TestFile):
         return exc
 
 
+@ON_SQLITE
 def test_restart_between_chunks_keeps_progress(server):
     test_file = random_file(4 * 256 * 1024, 256 * 1024, "restart.bin")
     upload(server.url, test_file, [0, 2])

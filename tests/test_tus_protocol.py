@@ -20,6 +20,9 @@ STORAGES = ["local", "s3"]
 # Azure and GCS run the tests that store, join, publish or remove bytes; the rest (headers
 # checked before the store is reached) adds nothing on a third and fourth store.
 EVERY_STORE = pytest.mark.stores("local", "s3", "azure", "gcs")
+# Requests refused before the store is reached (the protocol's headers, an unknown upload,
+# routes, CORS) run the same code whatever the store: on the local disk only.
+BEFORE_THE_STORE = pytest.mark.stores("local")
 
 
 def assert_error(response, status, code=None):
@@ -44,6 +47,7 @@ def upload(client, data: bytes, name: str = "tus.bin", chunk: int = 4096) -> str
 # -- core protocol --------------------------------------------------------------------------
 
 
+@BEFORE_THE_STORE
 def test_options_advertises_version_extensions_and_limits(app, client):
     response = client.options("/files/")
     assert response.status_code == 204
@@ -56,6 +60,7 @@ def test_options_advertises_version_extensions_and_limits(app, client):
     assert {"md5", "sha1", "sha256"} <= set(response.headers["Tus-Checksum-Algorithm"].split(","))
 
 
+@BEFORE_THE_STORE
 @pytest.mark.parametrize("version", [None, "0.2.2", "2.0.0"])
 def test_missing_or_unsupported_tus_resumable_is_412(client, version):
     headers = {"Upload-Length": "10"} | ({"Tus-Resumable": version} if version else {})
@@ -164,6 +169,7 @@ def test_missing_or_bad_offset_is_400(client, offset):
     assert_error(response, 400)
 
 
+@BEFORE_THE_STORE
 def test_unknown_upload_is_404(client):
     assert_error(head(client, "/files/" + "0" * 32), 404)
     assert_error(patch(client, "/files/" + "0" * 32, 0, b"x"), 404, "upload_not_found")
@@ -193,6 +199,7 @@ def test_method_override(client):
     assert_error(client.post(path, headers=TUS), 405)
 
 
+@BEFORE_THE_STORE
 def test_every_answer_says_tus_resumable(client):
     for response in (client.get("/files/", headers=TUS), client.get("/files/x/y", headers=TUS),
                      client.put("/files/" + "0" * 32, headers=TUS)):
@@ -204,6 +211,7 @@ def test_every_answer_says_tus_resumable(client):
 # -- creation -------------------------------------------------------------------------------
 
 
+@BEFORE_THE_STORE
 @pytest.mark.parametrize("headers", [
     {}, {"Upload-Length": "10", "Upload-Defer-Length": "1"}, {"Upload-Length": "-1"},
     {"Upload-Length": "ten"}, {"Upload-Defer-Length": "2"},
@@ -215,6 +223,7 @@ def test_bad_creation_headers_are_400(client, headers):
     assert_error(client.post("/files/", headers={**TUS, **headers}), 400)
 
 
+@BEFORE_THE_STORE
 def test_creation_over_max_size_is_413(app, client):
     response = create(client, app.config["MAX_FILE_SIZE"] + 1)
     assert_error(response, 413, "file_too_large")
@@ -493,6 +502,7 @@ def test_final_over_max_size_is_413(data_dir, migrated_database):
 # -- CORS -----------------------------------------------------------------------------------
 
 
+@BEFORE_THE_STORE
 def test_cors_preflight_allows_tus_headers(client):
     response = client.options("/files/", headers={
         "Origin": "http://localhost:5173", "Access-Control-Request-Method": "PATCH",
