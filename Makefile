@@ -36,8 +36,10 @@ test-deps:
 # cores, 3 ran the suite in 6:44 where 4 took 6:58).
 # TEST_WORKERS=0 runs everything in one process (docs/testing.md: one file, one backend).
 TEST_WORKERS ?= 3
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): the
+# suite starts some hundred Python processes, and each would compile the package again.
 test: install test-deps bench-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # ruff for style; import-linter for the layers (setup.cfg [importlinter]): http and cli
 # import services, services import storage and core, never the other way.
