@@ -7,6 +7,9 @@ from pathlib import Path
 
 import requests
 
+from uploadsvc import create_app
+from uploadsvc.core.extensions import db
+
 from .servers import GunicornServer
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -55,3 +58,23 @@ def test_workers_on_mariadb_serve_without_cryptography(mariadb, tmp_path):
             assert "cryptography" not in mapped, f"worker {pid} loaded cryptography"
     finally:
         server.stop()
+
+
+def test_connections_share_one_default_tls_context(mariadb, tmp_path):
+    """pymysql gives every connection without TLS settings a context of its own, the system's
+    CA certificates loaded into each; the app's connections share one, and still work."""
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path),
+                      "DATABASE_URL": mariadb.create_database("tls_context")})
+    with app.app_context():
+        first, second = db.engine.raw_connection(), db.engine.raw_connection()
+        try:
+            contexts = {id(c.dbapi_connection.ctx) for c in (first, second)}
+            assert len(contexts) == 1
+            for connection in (first, second):
+                cursor = connection.cursor()
+                cursor.execute("SELECT 1")
+                assert cursor.fetchone() == (1,)
+        finally:
+            first.close()
+            second.close()
+        db.engine.dispose()
