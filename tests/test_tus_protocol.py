@@ -6,7 +6,10 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from uploadsvc import create_app
 from uploadsvc.core.extensions import db
@@ -548,12 +551,14 @@ def test_patch_while_another_holds_the_lock_is_423(data_dir, migrated_database):
 
 
 class DatabaseProbingBody(io.RawIOBase):
-    """A PATCH body that, while it is being read, checks that another process could write
-    to the database: a body may take hours, and holding SQLite's write lock meanwhile
-    would stall every other request."""
+    """A PATCH body that, while it is being read, checks that another process could take
+    the locks a write takes: SQLite's write lock, or on MySQL the upload rows' locks. A body
+    may take hours, and a lock held meanwhile would stall every other request (SQLite) or
+    every other request on the upload (MySQL)."""
 
-    def __init__(self, data: bytes, database) -> None:
-        self.data, self.database, self.locked = io.BytesIO(data), database, []
+    def __init__(self, data: bytes, database_url: str) -> None:
+        self.data, self.database_url, self.locked = io.BytesIO(data), database_url, []
+        self.probes = 0
 
     def readable(self) -> bool:
         return True
@@ -568,22 +573,46 @@ class DatabaseProbingBody(io.RawIOBase):
         return self.data.tell()
 
     def readinto(self, buffer) -> int:
-        connection = sqlite3.connect(self.database, timeout=0, isolation_level=None)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("ROLLBACK")
-        except sqlite3.OperationalError:
+        self.probes += 1
+        if self.probe():
             self.locked.append(True)
-        finally:
-            connection.close()
         return self.data.readinto(buffer)
 
+    def probe(self) -> bool:
+        """Whether another connection is kept from taking those locks now."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite":
+            connection = sqlite3.connect(url.database, timeout=0, isolation_level=None)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+                return False
+            except sqlite3.OperationalError:
+                return True
+            finally:
+                connection.close()
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT id FROM uploads FOR UPDATE NOWAIT").all()
+                connection.rollback()
+            return False
+        except OperationalError:
+            return True
+        finally:
+            engine.dispose()
 
-def test_no_database_lock_is_held_while_a_body_streams(client, data_dir):
+
+def test_no_database_lock_is_held_while_a_body_streams(client):
     path = path_of(create(client, 6))
-    body = DatabaseProbingBody(b"abcdef", data_dir / "uploadsvc.sqlite3")
+    url = client.application.config["SQLALCHEMY_DATABASE_URI"]
+    body = DatabaseProbingBody(b"abcdef", url)
+    with client.application.app_context():  # the probe sees a lock that is held
+        db.session.execute(select(Upload).with_for_update())
+        assert body.probe()
+        db.session.rollback()
     response = client.patch(path, input_stream=body, headers={
         **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
         environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 204 and response.headers["Upload-Offset"] == "6"
-    assert body.locked == []
+    assert body.probes > 0 and body.locked == []
