@@ -210,13 +210,14 @@ class BlockStream:
         self.blocks = blocks
         self.block, self.at = b"", 0
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int) -> bytes:
+        """At most size bytes (fewer at a block's end); b"" at the end of the answer."""
         if self.at >= len(self.block):
             with azure_errors("reading bytes"):
                 self.block, self.at = next(self.blocks, b""), 0
-        if size is None or size < 0 or (self.at == 0 and size >= len(self.block)):
-            data, self.at = self.block[self.at:], len(self.block)
-            return data
+        if self.at == 0 and size >= len(self.block):  # the whole block, not a copy
+            self.at = len(self.block)
+            return self.block
         data = self.block[self.at:self.at + size]
         self.at += len(data)
         return data
