@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import LeaseLost, S3Store
+from uploadsvc.storage import LeaseLost, S3Store, StorageError
+from uploadsvc.storage.s3.plan import MIN_PART
 
 from .helpers import finished_bytes, leftovers, random_file, send_chunk
 from .seaweedfs import BUCKET
@@ -201,6 +202,41 @@ def test_creating_an_upload_is_one_put(seaweedfs, tmp_path):
     with Requests(store.client) as sent:
         store.create(KEY)
     assert sent.sent == ["PutObject"]
+
+
+# -- completion --------------------------------------------------------------------------
+
+
+def test_completion_copies_each_segment_once_straight_into_the_finished_file(store):
+    segments = [hashlib.sha256(bytes([i])).digest() * (MIN_PART // 32) for i in range(3)]
+    for i, data in enumerate(segments):
+        store.write(KEY, i * MIN_PART, io.BytesIO(data), len(data))
+    whole = b"".join(segments)
+    with Requests(store.client) as sent:
+        sealed = store.seal(KEY, len(whole), md5=hashlib.md5(whole).hexdigest())
+        store.publish(sealed, "file")
+    # The segments listed, then one join into the file's name: no object joined on the
+    # way, whose copy would have stored every byte twice more.
+    assert sent.sent == ["ListObjectsV2", "CreateMultipartUpload", *["UploadPartCopy"] * 3,
+                         "CompleteMultipartUpload"], sent.sent
+    assert [name for name in objects(store) if not name.startswith("chunks/")] == \
+        ["uploads/file"]
+    with store.open_file("file") as f:
+        assert hashlib.md5(f.read()).hexdigest() == hashlib.md5(whole).hexdigest()
+
+
+def test_a_part_that_fails_stops_the_join_and_leaves_nothing(store):
+    segments = [hashlib.sha256(bytes([i])).digest() * (MIN_PART // 32) for i in range(6)]
+    for i, data in enumerate(segments):
+        store.write(KEY, i * MIN_PART, io.BytesIO(data), len(data))
+    sealed = store.seal(KEY, MIN_PART * len(segments), md5="0" * 32)
+    # A segment gone under the sealed pieces: its copy fails while others are being made.
+    store.client.delete_object(Bucket=BUCKET, Key=store._segment_name(KEY, 3 * MIN_PART))
+    with pytest.raises(StorageError):
+        store.publish(sealed, "file")
+    assert not store.has_file("file")
+    assert store.client.list_multipart_uploads(Bucket=BUCKET, Prefix=store.prefix).get(
+        "Uploads", []) == []
 
 
 # -- through the app ---------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def multipart_uploads(store) -> list[str]:
 
 def chunked(store, parts: list[bytes], chunk_size: int, order, aside=()) -> str:
     """Send parts as chunks in this order (the indices in aside aside), seal and publish
-    them; the ETag of the sealed object (a multipart object's tells its part count)."""
+    them; the ETag of the finished file (a multipart object's tells its part count)."""
     store.create(KEY)
     for index in order:
         offset = None if index in aside else index * chunk_size
@@ -114,8 +114,8 @@ def chunked(store, parts: list[bytes], chunk_size: int, order, aside=()) -> str:
     whole = b"".join(parts)
     sealed = store.seal(KEY, len(whole))
     assert (sealed.size, sealed.md5) == (len(whole), hashlib.md5(whole).hexdigest())
-    tag = store.client.head_object(Bucket=BUCKET, Key=sealed.ref)["ETag"]
     store.publish(sealed, "file")
+    tag = store.client.head_object(Bucket=BUCKET, Key=f"{store.prefix}uploads/file")["ETag"]
     store.delete(KEY)
     with store.open_file("file") as f:
         data = f.read()

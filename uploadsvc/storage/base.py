@@ -158,7 +158,8 @@ class Store(ABC):
              saved: bytes | None = None) -> Sealed:
         """The upload's first size bytes as a finished file, hashed (only past a saved
         prefix state; not at all if md5 is given) and durable; the upload's bytes stay
-        until delete()."""
+        until delete(). A backend may leave the bytes where they are until publish() or
+        discard(): the caller holds the upload's lock, so nothing changes them meanwhile."""
 
     # -- finished files ---------------------------------------------------------------
 

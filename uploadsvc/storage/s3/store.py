@@ -1,11 +1,13 @@
 """S3Store: the storage interface on a bucket of an S3-compatible object store.
 
 An upload's bytes are segment objects (layout.py); a tus PATCH is one segment, streamed
-into parts as it arrives (body.py). Sealing joins the segments into one object under
-``sealed/`` (join.py: UploadPartCopy for pieces of 5 MiB or more, streamed parts for the
-rest), hashing them with ranged GETs past a saved MD5 state; publishing joins that object
-into ``uploads/<name>`` with ``If-None-Match: *``, so a name is never taken twice. Nothing
-about an upload is kept in this process: every call starts from the objects' names.
+into parts as it arrives (body.py). Sealing hashes them, with ranged GETs past a saved MD5
+state, and names the pieces to join; publishing joins them straight into ``uploads/<name>``
+(join.py: UploadPartCopy for pieces of 5 MiB or more, streamed parts for the rest) with
+``If-None-Match: *``, so a name is never taken twice and every byte is copied once.
+Concatenation and a copy of a finished file are joined into an object under ``sealed/``
+first. Nothing about an upload is kept in this process: every call starts from the
+objects' names.
 
 A finished file is served as a stream of ranged GETs (FileServer with no path), or fetched
 by the client itself at a presigned URL (Presigner), and the finished files can be listed
@@ -15,6 +17,7 @@ FileLocker).
 """
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..base import Download, Sealed, Store, Written
@@ -28,6 +31,13 @@ from .chunks import S3ChunkFiles
 from .client import BucketURL, object_reader, s3_errors
 from .join import Piece
 from .temps import S3Temps
+
+
+@dataclass(frozen=True)
+class Joinable(Sealed):
+    """An upload's bytes sealed where they lie: pieces of its segments, joined by publish."""
+
+    pieces: tuple[Piece, ...] = ()
 
 
 class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListing,
@@ -121,9 +131,9 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
             md5 = state.hexdigest()
         elif md5 is None:
             md5 = self._md5(pieces)
-        name = self._sealed_name(key)
-        self.joiner.join(pieces, name)
-        return Sealed(ref=name, size=size, md5=md5)
+        # Joined when published, straight into the finished file: a sealed object between
+        # them would copy every byte twice. The caller holds the upload's lock meanwhile.
+        return Joinable(ref=self.location(key), size=size, md5=md5, pieces=tuple(pieces))
 
     def concatenate(self, keys: list[str]) -> Sealed:
         pieces: list[Piece] = []
@@ -138,11 +148,14 @@ class S3Store(S3ChunkFiles, S3Temps, Store, Concatenation, FileServer, FileListi
 
     def publish(self, sealed: Sealed, name: str, replace: bool = False) -> None:
         dest = self._file_name(name)
-        self.joiner.join([Piece(sealed.ref, 0, sealed.size)], dest, exclusive=not replace)
+        pieces = sealed.pieces if isinstance(sealed, Joinable) else \
+            [Piece(sealed.ref, 0, sealed.size)]
+        self.joiner.join(list(pieces), dest, exclusive=not replace)
         self.discard(sealed)
 
     def discard(self, sealed: Sealed) -> None:
-        self._delete_all([sealed.ref])
+        if not isinstance(sealed, Joinable):  # its pieces are the upload's, until delete()
+            self._delete_all([sealed.ref])
 
     def copy(self, name: str) -> Sealed:
         head = self._head(self._file_name(name))
