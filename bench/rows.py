@@ -16,6 +16,8 @@ class Settings:
     chunk: int
     in_flight: int
     workdir: Path
+    # Runs of each workload that has a target; its figure is their median.
+    repeat: int = 1
 
 
 @dataclass

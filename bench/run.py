@@ -24,6 +24,10 @@ SCALES = {  # size, concurrent size, concurrency, big size, chunk size
     "small": (64 * MiB, 16 * MiB, 8, 128 * MiB, 5 * MiB),
     "tiny": (4 * MiB, 1 * MiB, 4, 8 * MiB, 1 * MiB),
 }
+# Runs of each workload that has a target, whose median is its figure: a virtual machine's
+# speed drifts from one run to the next (by 2x here), and a median of three runs of both
+# servers in one bench keeps a ratio from resting on one lucky or unlucky run.
+REPEAT = {"full": 3, "small": 3, "tiny": 1}
 # Chunks in flight for the "in flight" workloads: what the upload page sends
 # (data-parallel in uploadsvc/http/page_assets/index.html).
 IN_FLIGHT = 3
@@ -51,6 +55,14 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def median_run(s: Settings, run):
+    """run() s.repeat times; the result whose key (a rate, or a Timing's total seconds) is
+    the median."""
+    results = [run() for _ in range(s.repeat)]
+    return sorted(results, key=lambda result: getattr(result, "total", result))[
+        len(results) // 2]
+
+
 def concurrently(jobs: list, work) -> float:
     """Run work(job) for every job at once; the wall-clock seconds of all of them."""
     started = time.perf_counter()
@@ -75,15 +87,22 @@ def measure_references(s: Settings, one, parts, results: Results) -> None:
 
 
 def measure_tus(port: int, s: Settings, one, parts, prefix: str, results: Results) -> None:
-    timing, path = client.tus_upload(port, one, s.chunk, "one.bin")
-    client.tus_delete(port, path)
-    results.add(f"{prefix}_one_mib_s", rate(s.size, timing.total))
-    paths = []
-    wall = concurrently(list(enumerate(parts)), lambda job: paths.append(
-        client.tus_upload(port, job[1], s.chunk, f"part{job[0]}.bin")[1]))
-    for path in paths:
+    def one_stream() -> client.Timing:
+        timing, path = client.tus_upload(port, one, s.chunk, "one.bin")
         client.tus_delete(port, path)
-    results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency, wall))
+        return timing
+
+    def many() -> float:
+        paths = []
+        wall = concurrently(list(enumerate(parts)), lambda job: paths.append(
+            client.tus_upload(port, job[1], s.chunk, f"part{job[0]}.bin")[1]))
+        for path in paths:
+            client.tus_delete(port, path)
+        return wall
+
+    results.add(f"{prefix}_one_mib_s", rate(s.size, median_run(s, one_stream).total))
+    results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency,
+                                             median_run(s, many)))
 
 
 def measure_tus_js(port: int, s: Settings, one, prefix: str, results: Results) -> None:
@@ -145,15 +164,23 @@ def _seed(port: int, s: Settings, data, name: str, **options) -> client.Timing:
 
 def _measure_throughput(port: int, s: Settings, one, parts, prefix: str,
                         results: Results) -> None:
-    timing = _seed(port, s, one, "one.bin")
+    timing = median_run(s, lambda: _seed(port, s, one, "one.bin"))
     results.add(f"{prefix}_one_mib_s", rate(s.size, timing.total))
     results.add(f"{prefix}_complete_in_order_s", timing.last)
-    timing = _seed(port, s, one, "one.bin", in_flight=s.in_flight)
+    timing = median_run(s, lambda: _seed(port, s, one, "one.bin", in_flight=s.in_flight))
     results.add(f"{prefix}_inflight_mib_s", rate(s.size, timing.total))
     results.add(f"{prefix}_complete_inflight_s", timing.last)
-    wall = concurrently(list(enumerate(parts)),
-                        lambda job: _seed(port, s, job[1], f"part{job[0]}.bin"))
-    results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency, wall))
+
+    def many() -> float:
+        # Timed to the last complete-upload's answer; the uploads are removed after.
+        wall = concurrently(list(enumerate(parts)), lambda job: client.seed_upload(
+            port, job[1], s.chunk, f"part{job[0]}.bin"))
+        for i, part in enumerate(parts):
+            client.seed_delete(port, part, f"part{i}.bin")
+        return wall
+
+    results.add(f"{prefix}_many_mib_s", rate(s.concurrent_size * s.concurrency,
+                                             median_run(s, many)))
 
 
 def _measure_seed(port: int, s: Settings, one, parts, big, results: Results) -> None:
@@ -191,7 +218,8 @@ def settings(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     workdir = Path(tempfile.mkdtemp(prefix="uploadsvc-bench-", dir=args.tmp))
     return Settings(env("SIZE", size), env("CONCURRENT_SIZE", concurrent_size),
                     env("CONCURRENCY", concurrency), env("BIG_SIZE", big_size),
-                    env("CHUNK", chunk), env("IN_FLIGHT", IN_FLIGHT), workdir), args
+                    env("CHUNK", chunk), env("IN_FLIGHT", IN_FLIGHT), workdir,
+                    max(1, env("REPEAT", REPEAT[args.scale]))), args
 
 
 def main(argv: list[str] | None = None) -> int:
