@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from uploadsvc.storage import S3Store, StorageUnavailable, UploadGone
-from uploadsvc.storage.s3.client import ProcessClient, make_client
+from uploadsvc.storage.s3.client import PlainJSON, ProcessClient, make_client
 from uploadsvc.storage.s3.join import MAX_COPY, MAX_PARTS, MIN_PART, Piece, plan
 from uploadsvc.storage.spool import SpoolFile
 
@@ -323,6 +323,17 @@ def test_the_object_store_stopped_is_storage_unavailable(s3_env, tmp_path):
 
 def start(tmp_path, url, **env):
     return flask(tmp_path, "db", "upgrade", UPLOADSVC_STORAGE_URL=url, **env)
+
+
+def test_a_client_made_again_in_one_process_reads_no_model_again(s3_env, monkeypatch):
+    make_client()  # the process's first: botocore's models read once
+    read = []
+    original = PlainJSON.load_file
+    monkeypatch.setattr(PlainJSON, "load_file",
+                        lambda self, path: read.append(path) or original(self, path))
+    again = make_client()
+    assert read == []
+    assert again.head_bucket(Bucket=BUCKET)["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
 def test_a_missing_bucket_fails_at_start_in_one_line(tmp_path, s3_env):

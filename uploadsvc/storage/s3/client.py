@@ -9,6 +9,7 @@ all its threads share (boto3's clients are thread-safe), made in that process on
 import gzip
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from botocore.loaders import JSONFileLoader
+from botocore.loaders import JSONFileLoader, Loader, create_loader
 
 from ..errors import StorageError, StorageUnavailable
 from ..objects import ProcessClient, RangeReader, SmallReads, pool_size
@@ -65,7 +66,7 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
     # botocore's session, as boto3's would make it (boto3 itself would cost every worker a
     # few MiB more, for nothing used here).
     session = botocore.session.get_session()
-    session.get_component("data_loader").file_loader = PlainJSON()
+    session.register_component("data_loader", _loader(session.get_config_variable("data_path")))
 
     def client(style: str):
         return session.create_client("s3", config=Config(
@@ -83,6 +84,23 @@ def make_client(addressing_style: str = "", timeout: float = 30.0, attempts: int
     if not addressing_style and not made.meta.endpoint_url.endswith(".amazonaws.com"):
         made = client("path")
     return made
+
+
+def _loader(data_path: str | None) -> Loader:
+    """The process's loader of botocore's models, which keeps what it read: a client made
+    again (an app made again in one process, as tests make them) does not parse the S3
+    model anew (0.2 s). The models are the same whatever the settings; credentials and
+    endpoints are each session's own."""
+    with _loading:
+        loader = _loaders.get(data_path)
+        if loader is None:
+            loader = _loaders[data_path] = create_loader(data_path)
+            loader.file_loader = PlainJSON()
+        return loader
+
+
+_loaders: dict[str | None, Loader] = {}
+_loading = threading.Lock()
 
 
 class PlainJSON(JSONFileLoader):
