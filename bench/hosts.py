@@ -83,6 +83,8 @@ class Workloads:
             wall = _concurrently(jobs, lambda job: done.append(send(*job)))
         for _, remove in done:
             remove()
+        if hasattr(self.store, "reclaim"):  # every run on a store with its removed bytes freed
+            self.store.reclaim()
         return (done[0][0] if len(jobs) == 1 else wall), counted
 
     def one_and_many(self, prefix: str, one: Slice, parts: list[Slice], send: Send,
