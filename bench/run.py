@@ -28,6 +28,8 @@ SCALES = {  # size, concurrent size, concurrency, big size, chunk size
 # speed drifts from one run to the next (by 2x here), and a median of three runs of both
 # servers in one bench keeps a ratio from resting on one lucky or unlucky run.
 REPEAT = {"full": 3, "small": 3, "tiny": 1}
+# Where a failed run leaves its servers' logs (git-ignored, as the results).
+RESULTS = Path(__file__).resolve().parent / "results"
 # Chunks in flight for the "in flight" workloads: what the upload page sends
 # (data-parallel in uploadsvc/http/page_assets/index.html).
 IN_FLIGHT = 3
@@ -198,6 +200,19 @@ def _measure_seed(port: int, s: Settings, one, parts, big, results: Results) -> 
     results.add("seed_chunkmd5_mib_s", rate(s.size, timing.total))
 
 
+def keep_logs(workdir: Path) -> None:
+    """Copy every server's log out of the bench's temp dir, which goes, to bench/results/."""
+    logs = [path for path in workdir.rglob("*.log") if path.is_file()]
+    if not logs:
+        return
+    kept = RESULTS / f"failed-{time.strftime('%Y%m%d-%H%M%S')}"
+    for path in logs:
+        target = kept / path.relative_to(workdir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    print(f"the servers' logs are kept in {kept}", flush=True)
+
+
 def settings(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
@@ -245,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring the object store: uploadsvc on 1 and {hosts.HOSTS} hosts, "
               "@tus/server with @tus/s3-store", flush=True)
         hosts.measure_hosts(s, one, parts, results)
+    except BaseException:
+        keep_logs(s.workdir)
+        raise
     finally:
         shutil.rmtree(s.workdir, ignore_errors=True)
     rows = build_rows(s, results.figures)
