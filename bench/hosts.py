@@ -36,6 +36,9 @@ HOSTS = 3
 WORKERS, THREADS = 2, 4
 # The other object stores measured after S3, each on its emulator (bench/emulators.py).
 OTHER_STORES = ("azure", "gcs")
+# Uploaded bytes after which the store frees what was removed (bench/store.py: reclaim);
+# each upload leaves about twice its size in the store's volumes until then.
+RECLAIM_AFTER = 8 * 1024 ** 3
 # @tus/s3-store names its objects by upload id alone, so it has a bucket of its own.
 PEER_BUCKET = "tus-node"
 
@@ -61,6 +64,7 @@ class Workloads:
         self.s = s
         self.store = store
         self.results = results
+        self.unreclaimed = 0  # bytes uploaded since the store last freed removed ones
 
     def measure(self, key: str, jobs: list[tuple[Slice, str]], send: Send,
                 pieces: Callable[[Slice], int] | None = None, repeat: int = 1) -> Counted:
@@ -83,8 +87,11 @@ class Workloads:
             wall = _concurrently(jobs, lambda job: done.append(send(*job)))
         for _, remove in done:
             remove()
-        if hasattr(self.store, "reclaim"):  # every run on a store with its removed bytes freed
+        # The store's removed bytes freed before they could fill its volumes.
+        self.unreclaimed += sum(data.size for data, _ in jobs)
+        if self.unreclaimed >= RECLAIM_AFTER and hasattr(self.store, "reclaim"):
             self.store.reclaim()
+            self.unreclaimed = 0
         return (done[0][0] if len(jobs) == 1 else wall), counted
 
     def one_and_many(self, prefix: str, one: Slice, parts: list[Slice], send: Send,

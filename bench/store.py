@@ -56,7 +56,8 @@ class MeteredSeaweedFS(SeaweedFS):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            live = self._live_bytes()
+            stored, deleted = self.volume_bytes()
+            live = stored - deleted
             if live == last:
                 break
             last = live
@@ -65,11 +66,13 @@ class MeteredSeaweedFS(SeaweedFS):
         with urllib.request.urlopen(url, timeout=600) as answer:
             answer.read()
 
-    def _live_bytes(self) -> int:
+    def volume_bytes(self) -> tuple[int, int]:
+        """The bytes the store's volumes hold, and how many of them are of deleted objects."""
         url = f"http://127.0.0.1:{self.ports['volume.port']}/status"
         with urllib.request.urlopen(url, timeout=10) as answer:
             volumes = json.load(answer).get("Volumes") or []
-        return sum(volume["Size"] - volume["DeletedByteCount"] for volume in volumes)
+        return (sum(volume["Size"] for volume in volumes),
+                sum(volume["DeletedByteCount"] for volume in volumes))
 
     def settled(self, timeout: float = 10) -> Counter:
         """requests() once two readings 0.1 s apart agree: a server's work after its answer,
