@@ -96,7 +96,8 @@ class Emulated:
 
     def __init__(self, kind: str, base_dir: Path) -> None:
         self.kind = kind
-        self.server = Azurite(base_dir) if kind == "azure" else GCSEmulator(base_dir)
+        self.server = Azurite(base_dir, in_memory=False) if kind == "azure" else \
+            GCSEmulator(base_dir)
         self.proxy: CountingProxy | None = None
 
     def start(self) -> "Emulated":

@@ -21,8 +21,13 @@ BINARY = Path(__file__).parent / "azurite" / "node_modules" / ".bin" / "azurite-
 class Azurite:
     """azurite-blob on 127.0.0.1; its connection string and one container made."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, in_memory: bool = True,
+                 memory_limit_mb: int | None = None) -> None:
         self.base_dir = Path(base_dir)
+        # Blobs in memory (the tests' few MiB), or on disk under base_dir (the bench's tens
+        # of GiB: in memory, Azurite stops at half of the machine's memory).
+        self.in_memory = in_memory
+        self.memory_limit_mb = memory_limit_mb
         self.log_path = self.base_dir / "azurite.log"
         (self.port,) = free_ports(1)
         self.endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
@@ -41,8 +46,11 @@ class Azurite:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry",
-             "--skipApiVersionCheck", "--loose"],
+             *(["--inMemoryPersistence"] if self.in_memory else
+               ["--location", str(self.base_dir / "data")]),
+             *(["--extentMemoryLimit", str(self.memory_limit_mb)]
+               if self.memory_limit_mb else []),
+             "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.base_dir, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout

@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from uploadsvc.storage import AzureStore, StorageUnavailable, UploadGone, open_store
+from uploadsvc.storage import AzureStore, StorageFull, StorageUnavailable, UploadGone, open_store
 from uploadsvc.storage.azure.client import make_client
 
 pytest.register_assert_rewrite("tests.storage_contract")
 
-from .azurite import CONTAINER  # noqa: E402
+from .azurite import CONTAINER, Azurite  # noqa: E402
 from .storage_contract import (  # noqa: E402 - after the rewrite
     NEVER,
     StoreContract,
@@ -223,3 +223,16 @@ def test_a_store_whose_sdk_is_not_installed_fails_at_start_in_one_line(
     line = start_failure(tmp_path, url, monkeypatch)
     assert line.startswith(f"{package} is not installed"), line
     assert f"pip install 'uploadsvc[{extra}]'" in line
+
+
+def test_a_store_out_of_room_is_full_not_an_unexpected_error(tmp_path):
+    """Azurite with 1 MB of memory for blobs: a write past it is StorageFull (507 in the
+    service), and the store's failure is said in one sentence."""
+    full = Azurite(tmp_path / "azurite", memory_limit_mb=1).start()
+    try:
+        store = new_store(full, tmp_path / "data")
+        store.create(KEY)
+        with pytest.raises(StorageFull, match="full"):
+            store.write(KEY, 0, io.BytesIO(b"x" * (4 * 1024 * 1024)), 4 * 1024 * 1024)
+    finally:
+        full.stop()

@@ -34,13 +34,16 @@ from azure.core.exceptions import (  # noqa: E402 - after the line above
 from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 from azure.storage.blob import ContainerClient, ExponentialRetry  # noqa: E402
 
-from ..errors import StorageError, StorageUnavailable  # noqa: E402
+from ..errors import StorageError, StorageFull, StorageUnavailable  # noqa: E402
 from ..objects import pool_size  # noqa: E402
 
 # Azure's rule for container names: 3-63 lowercase letters, digits and single hyphens.
 CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # Answers that say "try again later", as against a request or a setting that is wrong.
 TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+# Answers that say the store has no room for the bytes (Azurite's, when its in-memory
+# store is at its limit).
+FULL_CODES = {"MemoryExtentStoreAtSizeLimit"}
 SETTINGS = ("AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY "
             "or AZURE_STORAGE_SAS_TOKEN")
 
@@ -114,6 +117,8 @@ def azure_errors(what: str) -> Iterator[None]:
     except ClientAuthenticationError as exc:
         raise StorageError(f"Azure refused the credentials ({what})") from exc
     except HttpResponseError as exc:
+        if error_code(exc) in FULL_CODES:
+            raise StorageFull(f"object store full ({what}: {error_code(exc)})") from exc
         if (exc.status_code or 0) in TRANSIENT_STATUSES:
             raise StorageUnavailable(f"object store unavailable ({what}: "
                                      f"{exc.status_code})") from exc
