@@ -42,8 +42,7 @@ class Joiner:
 
     def __init__(self, clients: Callable[[], object], bucket: str, scratch: str,
                  temp_dir: str, part_size: int, buffer_size: int, max_parts: int = MAX_PARTS,
-                 min_part: int = MIN_PART, equal_parts: bool = False,
-                 part_threads: int = PART_THREADS) -> None:
+                 min_part: int = MIN_PART, equal_parts: bool = False) -> None:
         self.clients, self.bucket = clients, bucket
         self.scratch = scratch  # where intermediate objects are made
         self.temp_dir = temp_dir
@@ -52,7 +51,6 @@ class Joiner:
         self.max_parts = max_parts
         self.min_part = min_part
         self.equal_parts = equal_parts
-        self.part_threads = part_threads
 
     @property
     def client(self):
@@ -142,10 +140,10 @@ class Joiner:
     def _parts(self, dest: str, upload_id: str, parts: list[Part]) -> list[str]:
         """Make the parts, a few at once (a part copied takes the store a while); their
         ETags in order. The first failure stops the rest."""
-        if len(parts) == 1 or self.part_threads == 1:
+        if len(parts) == 1:
             return [self._part(dest, upload_id, number, part)
                     for number, part in enumerate(parts, start=1)]
-        pool = ThreadPoolExecutor(min(self.part_threads, len(parts)),
+        pool = ThreadPoolExecutor(min(PART_THREADS, len(parts)),
                                   thread_name_prefix="join")
         try:
             futures = [pool.submit(self._part, dest, upload_id, number, part)
