@@ -13,6 +13,8 @@ from tests.azurite import Azurite
 from tests.gcsemulator import GCSEmulator
 from tests.seaweedfs import free_ports
 
+# Seconds the service waits for an emulator's answer (UPLOADSVC_S3_TIMEOUT).
+EMULATOR_TIMEOUT = 600
 # Headers that belong to one connection, not to the request or answer passed on.
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer",
        "upgrade"}
@@ -118,6 +120,9 @@ class Emulated:
                 f"http://127.0.0.1:{self.server.port}", self.proxy.endpoint)
         else:
             env["STORAGE_EMULATOR_HOST"] = self.proxy.endpoint
+        # An emulator is not the store measured: the GCS one (pure Python, in memory) takes
+        # over a minute to compose a 1 GiB upload, past the 30 s a service waits for a store.
+        env["UPLOADSVC_S3_TIMEOUT"] = str(EMULATOR_TIMEOUT)
         return env
 
     def settled(self) -> Counter:

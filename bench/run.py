@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,17 +201,19 @@ def _measure_seed(port: int, s: Settings, one, parts, big, results: Results) -> 
     results.add("seed_chunkmd5_mib_s", rate(s.size, timing.total))
 
 
-def keep_logs(workdir: Path) -> None:
-    """Copy every server's log out of the bench's temp dir, which goes, to bench/results/."""
+def keep_logs(workdir: Path) -> Path:
+    """Copy every server's log out of the bench's temp dir, which goes, to
+    bench/results/failed-<time>/, which it returns."""
+    kept = RESULTS / f"failed-{time.strftime('%Y%m%d-%H%M%S')}"
     logs = [path for path in workdir.rglob("*.log") if path.is_file()]
     if not logs:
-        return
-    kept = RESULTS / f"failed-{time.strftime('%Y%m%d-%H%M%S')}"
+        return kept
     for path in logs:
         target = kept / path.relative_to(workdir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     print(f"the servers' logs are kept in {kept}", flush=True)
+    return kept
 
 
 def settings(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
@@ -261,16 +264,24 @@ def main(argv: list[str] | None = None) -> int:
               "@tus/server with @tus/s3-store", flush=True)
         hosts.measure_hosts(s, one, parts, results)
     except BaseException:
-        keep_logs(s.workdir)
+        kept = keep_logs(s.workdir)
+        if results.figures:  # what was measured before the failure is not lost with it
+            print("the bench stopped; what it measured before that:", flush=True)
+            report(s, args, results, kept / "partial.json")
         raise
     finally:
         shutil.rmtree(s.workdir, ignore_errors=True)
-    rows = build_rows(s, results.figures)
+    report(s, args, results, Path(args.json) if args.json else None)
+    return 0
+
+
+def report(s: Settings, args: argparse.Namespace, results: Results, out: Path | None) -> None:
+    """Print the table (a figure not measured is n/a) and write it as JSON to out."""
+    figures = defaultdict(lambda: None, results.figures)
+    rows = build_rows(s, figures)
     mode = "a new one per request" if args.new_connections else "one per stream, kept open"
     print(f"connections: {mode}")
-    print(render(rows))
-    if args.json:
-        out = Path(args.json)
+    print(render(rows), flush=True)
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(as_json(s, results.figures, rows, results.store), indent=2))
-    return 0

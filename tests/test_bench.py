@@ -1,5 +1,6 @@
 """The benchmark harness, run end to end at its smallest scale so that it keeps working, and
 its chart, drawn from the JSON it writes."""
+import argparse
 import http.server
 import json
 import os
@@ -288,3 +289,23 @@ def test_the_store_frees_removed_bytes_when_the_bench_asks(tmp_path):
         assert s3.get_object(Bucket=BUCKET, Key="kept")["Body"].read() == b"kept"
     finally:
         store.stop()
+
+
+def test_a_bench_that_stops_reports_what_it_measured_before(tmp_path, capsys):
+    """A failure an hour in keeps the figures measured until then: the table with the rest
+    n/a, and its JSON beside the kept logs."""
+    results = run.Results()
+    results.add("dd_mib_s", 300.0)
+    results.add("seed_one_mib_s", 150.0)
+    results.add("tusnode_one_mib_s", 200.0)
+    args = argparse.Namespace(new_connections=False)
+    out = tmp_path / "failed" / "partial.json"
+    run.report(tiny_settings(tmp_path), args, results, out)
+    table = capsys.readouterr().out
+    assert re.search(r"\| seed API +\| 4 MiB × 1 stream.*\| 150 MiB/s .*\| 0\.75", table)
+    saved = json.loads(out.read_text())
+    assert saved["figures"] == {"dd_mib_s": 300.0, "seed_one_mib_s": 150.0,
+                                "tusnode_one_mib_s": 200.0}
+    (row,) = [r for r in saved["rows"] if r["name"].startswith("4 MiB × 1 stream")]
+    assert row["ratio"] == 0.75
+    assert all(r["value"] is None for r in saved["rows"] if r["section"] == "1 host, S3")
