@@ -53,7 +53,7 @@ def gcs_env(gcs_emulator):
 def s3_app(s3_env, data_dir, migrated_database, app_config):
     """An app on the object store (the session's SeaweedFS, under a prefix of its own) with a
     SQLite copy of the migrated database: what the store's own tests need of an app."""
-    yield from _app_on(f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}", data_dir,
+    yield from app_on(f"s3://{SEAWEEDFS_BUCKET}/app-{uuid.uuid4().hex[:12]}", data_dir,
                        migrated_database, app_config)
 
 
@@ -61,17 +61,17 @@ def s3_app(s3_env, data_dir, migrated_database, app_config):
 def azure_app(azure_env, data_dir, migrated_database, app_config):
     """An app on Azure Blob Storage (the session's Azurite, under a prefix of its own) with
     a SQLite copy of the migrated database: what the store's own tests need of an app."""
-    yield from _app_on(azure_env.url(), data_dir, migrated_database, app_config)
+    yield from app_on(azure_env.url(), data_dir, migrated_database, app_config)
 
 
 @pytest.fixture
 def gcs_app(gcs_env, data_dir, migrated_database, app_config):
     """An app on Google Cloud Storage (the session's emulator, under a prefix of its own)
     with a SQLite copy of the migrated database."""
-    yield from _app_on(gcs_env.url(), data_dir, migrated_database, app_config)
+    yield from app_on(gcs_env.url(), data_dir, migrated_database, app_config)
 
 
-def _app_on(storage_url: str, data_dir, migrated_database, app_config):
+def app_on(storage_url: str, data_dir, migrated_database, app_config):
     database = data_dir / "uploadsvc.sqlite3"
     database.write_bytes(migrated_database.read_bytes())
     app = create_app({"TESTING": True, "DATA_DIR": str(data_dir),

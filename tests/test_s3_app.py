@@ -5,8 +5,15 @@ import hashlib
 import uuid
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
-from .helpers import finished_bytes, leftovers, random_file, send_chunk, upload_all
+from .helpers import (
+    finished_bytes,
+    leftovers,
+    random_file,
+    send_chunk,
+    upload_all,
+)
 from .seaweedfs import BUCKET
 from .tus_helpers import create, head, patch, path_of
 
@@ -124,3 +131,54 @@ def test_the_object_store_stopped_answers_503_with_retry_after(s3_app, s3_env, c
     assert answer.get_json()["error"] == "storage_unavailable"
     assert client.post("/api/check-chunks", json=f.ident()).get_json()["uploadedChunks"] == []
     assert upload_all(client, f).get_json()["success"] is True  # then it completes
+
+
+
+
+
+class Refusal:
+    """The store's answer to every PutObject while on: 403 AccessDenied, as S3 answers a
+    key whose policy denies writes. SeaweedFS cannot be made to refuse one key (it takes
+    any bucket and any key its one identity writes), so this answer alone is made here, at
+    the client's last step: botocore parses it as it would S3's."""
+
+    BODY = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+            b"<Message>Access Denied</Message></Error>")
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def __enter__(self) -> "Refusal":
+        self.client.meta.events.register_first("before-send.s3.PutObject", self.answer)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.client.meta.events.unregister("before-send.s3.PutObject", self.answer)
+
+    def answer(self, request, **kwargs) -> AWSResponse:
+        body = self.BODY
+
+        class Raw:
+            @staticmethod
+            def stream(*args, **kwargs):
+                yield body
+
+        return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, Raw())
+
+
+def test_a_store_that_refuses_answers_503_and_counts_nothing(s3_app, client, caplog):
+    """A refusal the service has no answer of its own for is a part of the service
+    failing: 503 `storage_failed` with Retry-After and the store's answer in the log, not a
+    500. Nothing was counted; once the store takes writes again the upload completes."""
+    f = random_file(300_000, 100_000)
+    with Refusal(s3_app.extensions["store"].client):
+        answer = send_chunk(client, f, 0)
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+    assert answer.headers["Retry-After"] == "30"
+    body = answer.get_json()
+    assert (body["success"], body["error"]) == (False, "storage_failed")
+    assert "Traceback" not in answer.get_data(as_text=True)
+    assert "AccessDenied" in caplog.text  # what the store answered
+    assert client.post("/api/check-chunks", json=f.ident()).get_json()["uploadedChunks"] == []
+    assert upload_all(client, f).get_json()["md5"] == f.md5
+    assert finished_bytes(s3_app, "test.bin") == f.data

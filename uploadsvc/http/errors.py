@@ -14,6 +14,7 @@ from ..services.errors import (
     FileNotFound,
     InsufficientStorage,
     MergeInProgress,
+    StorageFailed,
     StorageUnavailable,
     UploadBusy,
     UploadChanged,
@@ -34,8 +35,10 @@ from .resumable_fields import error_answer
 log = logging.getLogger(__name__)
 
 # The store's errors as answers. A lock held too long means a merge or delete is running on
-# /api (409), and a locked upload on tus (423, as tus servers answer).
+# /api (409), and a locked upload on tus (423, as tus servers answer). Any other failure of
+# the store is a part of the service failing: 503, never a 500.
 STORAGE_ERRORS: dict[type[StorageError], type[UploadError]] = {
+    StorageError: StorageFailed,
     StorageFull: InsufficientStorage,
     PartTooLarge: ChunkTooLarge,
     LockBusy: MergeInProgress,
@@ -60,14 +63,11 @@ def error_response(status: int, code: str, message: str, headers=None, **extra):
     return json.dumps(body), status, {"Content-Type": "application/json", **dict(headers or {})}
 
 
-def answer_for(exc: StorageError, blueprint: str | None) -> UploadError | None:
-    """The answer to a storage error raised while serving this blueprint, if it has one."""
+def answer_for(exc: StorageError, blueprint: str | None) -> UploadError:
+    """The answer to a storage error raised while serving this blueprint."""
     table = {**STORAGE_ERRORS, **(TUS_STORAGE_ERRORS if blueprint == "tus" else {}),
              **(DRAFT_STORAGE_ERRORS if has_request_context() and g.get("interop") else {})}
-    for kind in type(exc).__mro__:
-        if kind in table:
-            return table[kind]()
-    return None
+    return next(table[kind]() for kind in type(exc).__mro__ if kind in table)
 
 
 def _http_code(exc: HTTPException) -> str:
@@ -99,12 +99,12 @@ def _register_handlers(app: Flask) -> None:
     def storage_error(exc: StorageError):
         db.session.rollback()
         answer = answer_for(exc, request.blueprint)
-        if answer is None:
-            return unexpected(exc)
         if isinstance(exc, StorageFull):
             log.error("disk full: %s", exc)
         elif isinstance(exc, StoreUnreachable):
             log.error("%s", exc)
+        elif isinstance(answer, StorageFailed):  # unforeseen: where, for whoever fixes it
+            log.error("the store failed: %s", exc, exc_info=exc)
         return upload_error(answer)
 
     @app.errorhandler(Exception)

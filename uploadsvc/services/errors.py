@@ -174,6 +174,16 @@ class StorageUnavailable(UploadError):
     headers = {"Retry-After": "5"}
 
 
+class StorageFailed(UploadError):
+    """The store refused a request the service made of it (a missing bucket or container,
+    revoked credentials, a refusal nobody expected): nothing was recorded; the log says
+    what the store answered. An operator may need to act, hence the longer wait."""
+    status = 503
+    code = "storage_failed"
+    message = "The store failed this request; it has been logged. Try again later."
+    headers = {"Retry-After": "30"}
+
+
 class DatabaseUnavailable(UploadError):
     status = 503
     code = "database_unavailable"

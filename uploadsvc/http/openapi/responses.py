@@ -12,8 +12,10 @@ UNAVAILABLE = "Unavailable"
 UNAVAILABLE_ANSWER = {
     "description": "A dependency is unavailable for a moment; retry after Retry-After "
                    "seconds: the object store (`storage_unavailable`: unreachable, timed out "
-                   "or busy) or the database (`database_unavailable`: unreachable, or a lock "
-                   "or connection not had in time). Nothing was recorded that was not stored. "
+                   "or busy; `storage_failed`: it refused a request, such as a bucket "
+                   "removed, and the log says what it answered) or the database "
+                   "(`database_unavailable`: unreachable, or a lock or connection not had "
+                   "in time). Nothing was recorded that was not stored. "
                    "No body for HEAD.",
     "headers": {"Retry-After": {"required": True, "description": "seconds to wait",
                                 "schema": {"type": "integer", "minimum": 1}}},
