@@ -13,8 +13,9 @@ from tests.azurite import Azurite
 from tests.gcsemulator import GCSEmulator
 from tests.seaweedfs import free_ports
 
-# Seconds the service waits for an emulator's answer (UPLOADSVC_S3_TIMEOUT).
-EMULATOR_TIMEOUT = 600
+# Seconds the service waits for an emulator's answer (UPLOADSVC_S3_TIMEOUT); the GCS
+# client retries what may pass (a refused connection too) for three times as long.
+EMULATOR_TIMEOUT = 300
 # Headers that belong to one connection, not to the request or answer passed on.
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer",
        "upgrade"}
@@ -99,7 +100,7 @@ class Emulated:
     def __init__(self, kind: str, base_dir: Path) -> None:
         self.kind = kind
         self.server = Azurite(base_dir, in_memory=False) if kind == "azure" else \
-            GCSEmulator(base_dir)
+            GCSEmulator(base_dir, in_memory=False)
         self.proxy: CountingProxy | None = None
 
     def start(self) -> "Emulated":

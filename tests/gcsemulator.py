@@ -23,8 +23,9 @@ PROJECT = "uploadsvc-tests"
 class GCSEmulator:
     """gcp-storage-emulator on 127.0.0.1, its bucket made."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, in_memory: bool = True) -> None:
         self.base_dir = Path(base_dir)
+        self.in_memory = in_memory  # else objects are files under base_dir/.cloudstorage
         self.log_path = self.base_dir / "gcs.log"
         (self.port,) = free_ports(1)
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -35,7 +36,8 @@ class GCSEmulator:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
-             f"--port={self.port}", "--in-memory", "--quiet", f"--default-bucket={BUCKET}"],
+             f"--port={self.port}", *(["--in-memory"] if self.in_memory else []), "--quiet",
+             f"--default-bucket={BUCKET}"],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.base_dir, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -45,6 +47,7 @@ class GCSEmulator:
             try:
                 answer = requests.get(f"{self.endpoint}/storage/v1/b/{BUCKET}", timeout=2)
                 if answer.status_code == 200:
+                    self._no_soft_delete()
                     return self
             except requests.RequestException:
                 pass
@@ -52,6 +55,14 @@ class GCSEmulator:
                 self.stop()
                 raise RuntimeError(f"the GCS emulator did not start: {self.log()[-2000:]}")
             time.sleep(0.2)
+
+    def _no_soft_delete(self) -> None:
+        """Removed objects go at once, as in a bucket without soft delete: the emulator's
+        default keeps each for 7 days, in memory or on disk, and a session or a bench
+        removes many gigabytes."""
+        answer = requests.patch(f"{self.endpoint}/storage/v1/b/{BUCKET}", timeout=10,
+                                json={"softDeletePolicy": {"retentionDurationSeconds": "0"}})
+        answer.raise_for_status()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

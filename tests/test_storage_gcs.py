@@ -6,6 +6,7 @@ import secrets
 import uuid
 
 import pytest
+import requests
 
 from uploadsvc.storage import GCSStore, StorageUnavailable, UploadGone, open_store
 from uploadsvc.storage.gcs.client import Client
@@ -115,6 +116,17 @@ def test_a_segment_cut_short_is_composed_from_a_copy_of_its_part(store):
         assert f.read() == b"0123xyz"
     store.delete(KEY)
     assert objects(store) == ["uploads/cut"]
+
+
+def test_what_the_store_removes_the_emulator_keeps_no_copy_of(store, gcs_env):
+    """The emulator runs as a bucket without soft delete: its default keeps every removed
+    object for 7 days, which filled the bench's memory and then its disk."""
+    store.create(KEY)
+    store.write_chunk(KEY, 0, io.BytesIO(b"x" * 1000), 0)
+    store.delete(KEY)
+    kept = requests.get(f"{gcs_env.endpoint}/storage/v1/b/{BUCKET}/o", timeout=10,
+                        params={"softDeleted": "true", "prefix": store.prefix}).json()
+    assert kept["kind"] == "storage#objects" and kept["items"] == []
 
 
 # -- the store stopped, and at start --------------------------------------------------------
