@@ -121,8 +121,8 @@ class Emulated:
                 f"http://127.0.0.1:{self.server.port}", self.proxy.endpoint)
         else:
             env["STORAGE_EMULATOR_HOST"] = self.proxy.endpoint
-        # An emulator is not the store measured: the GCS one (pure Python, in memory) takes
-        # over a minute to compose a 1 GiB upload, past the 30 s a service waits for a store.
+        # An emulator is not the store measured: the GCS one (pure Python) takes over a
+        # minute to compose a 1 GiB upload, past the 30 s a service waits for a store.
         env["UPLOADSVC_S3_TIMEOUT"] = str(EMULATOR_TIMEOUT)
         return env
 

@@ -7,13 +7,7 @@ import uuid
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from .helpers import (
-    finished_bytes,
-    leftovers,
-    random_file,
-    send_chunk,
-    upload_all,
-)
+from .helpers import finished_bytes, leftovers, random_file, send_chunk, upload_all
 from .seaweedfs import BUCKET
 from .tus_helpers import create, head, patch, path_of
 
@@ -133,9 +127,6 @@ def test_the_object_store_stopped_answers_503_with_retry_after(s3_app, s3_env, c
     assert upload_all(client, f).get_json()["success"] is True  # then it completes
 
 
-
-
-
 class Refusal:
     """The store's answer to every PutObject while on: 403 AccessDenied, as S3 answers a
     key whose policy denies writes. SeaweedFS cannot be made to refuse one key (it takes
@@ -156,14 +147,11 @@ class Refusal:
         self.client.meta.events.unregister("before-send.s3.PutObject", self.answer)
 
     def answer(self, request, **kwargs) -> AWSResponse:
-        body = self.BODY
+        return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, self)
 
-        class Raw:
-            @staticmethod
-            def stream(*args, **kwargs):
-                yield body
-
-        return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, Raw())
+    def stream(self, **kwargs):
+        """The answer's body, as botocore reads it from the raw response."""
+        yield self.BODY
 
 
 def test_a_store_that_refuses_answers_503_and_counts_nothing(s3_app, client, caplog):
